@@ -1,0 +1,149 @@
+"""The ``dcase-fpd`` command.
+
+    dcase-fpd train RECIPE [key.path=value ...] [--resume | --force]
+    dcase-fpd test RECIPE --ckpt CKPT [key.path=value ...] [--out DIR]
+    dcase-fpd infer --ckpt CKPT --audio DIR --out preds.tsv [--force]
+    dcase-fpd demo [key.path=value ...]
+    dcase-fpd synth ...            (see dcase-fpd synth --help)
+
+Errors in the user's input (recipe keys, data files, existing outputs) print one clear
+message naming the file and exit with status 2; nothing is written before the input is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def _print_metrics(metrics: dict, exp_dir: Path) -> None:
+    from .evaluation.report import format_metrics
+
+    print(format_metrics(metrics))
+    print(f"\nOutputs in {exp_dir}/: metrics.json, predictions.tsv, scores/, checkpoints/, recipe.yaml")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+    from .training import train
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    result = train(recipe, resume=args.resume, force=args.force)
+    if result.metrics is not None:
+        _print_metrics(result.metrics, result.exp_dir)
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+    from .training import test
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out = Path(args.out or recipe["training"]["exp_dir"])
+    result = test(recipe, args.ckpt, out_dir=out)
+    _print_metrics(result.metrics, out)
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from .training import infer
+
+    n = infer(args.ckpt, args.audio, args.out, force=args.force, threshold=args.threshold,
+              median_window=args.median_window, scores_dir=args.scores)
+    print(f"{n} events written to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .data.demo import build_demo_dataset
+    from .recipe import load_recipe
+    from .training import train
+
+    recipe_path = Path(args.recipe)
+    recipe = load_recipe(recipe_path, args.overrides)
+    data = recipe["data"]
+    root = Path(data["synth_tsv"]).parent.parent
+    print(f"Building the demo dataset under {root} (5 toy classes, DESED format) ...")
+    build_demo_dataset(root, sample_rate=recipe["feats"]["sample_rate"], clip_s=recipe["feats"]["clip_s"])
+    print(f"Training the weak baseline for {recipe['training']['n_epochs']} epochs "
+          f"(recipe {recipe_path}, experiment folder {recipe['training']['exp_dir']}; a previous demo run "
+          "there is replaced) ...")
+    result = train(recipe, force=True)
+    _print_metrics(result.metrics, result.exp_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dcase-fpd", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a recipe, then test its best checkpoint")
+    t.add_argument("recipe", help="recipe YAML (e.g. recipes/weak.yaml)")
+    t.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. training.seed=3")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt in training.exp_dir")
+    g.add_argument("--force", action="store_true", help="replace an existing run in training.exp_dir")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("test", help="score a checkpoint on the recipe's test (or validation) set")
+    s.add_argument("recipe")
+    s.add_argument("overrides", nargs="*")
+    s.add_argument("--ckpt", required=True, help="checkpoint file (e.g. exp/weak/checkpoints/best.ckpt)")
+    s.add_argument("--out", help="output folder (default: training.exp_dir)")
+    s.set_defaults(func=cmd_test)
+
+    i = sub.add_parser("infer", help="detect events in every audio file of a folder")
+    i.add_argument("--ckpt", required=True)
+    i.add_argument("--audio", required=True, help="folder of audio files (any rate, any channels)")
+    i.add_argument("--out", required=True, help="output TSV in DESED strong format")
+    i.add_argument("--scores", help="also write per-clip score TSVs (sed_scores_eval format) here")
+    i.add_argument("--threshold", type=float, help="decision threshold (default: the recipe's eval.threshold)")
+    i.add_argument("--median-window", type=int, help="median filter in frames (default: eval.median_window)")
+    i.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    i.set_defaults(func=cmd_infer)
+
+    d = sub.add_parser("demo", help="build a tiny toy dataset, train the weak baseline on it, print the metrics")
+    d.add_argument("overrides", nargs="*")
+    d.add_argument("--recipe", default=str(REPO_RECIPES / "demo.yaml"))
+    d.set_defaults(func=cmd_demo)
+
+    try:
+        from .synth.command import add_parser as add_synth_parser
+    except ImportError:  # pragma: no cover - the synth module is optional at import time
+        add_synth_parser = None
+    if add_synth_parser is not None:
+        add_synth_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .compat import quiet_dependencies
+    from .data.tsv import DataError
+    from .recipe import RecipeError
+    from .registry import UnknownPluginError
+
+    quiet_dependencies()
+    args = build_parser().parse_args(argv)
+    user_errors: tuple[type[BaseException], ...] = (RecipeError, DataError, UnknownPluginError,
+                                                    FileNotFoundError, FileExistsError)
+    try:
+        from .training import ExperimentExistsError
+
+        user_errors += (ExperimentExistsError,)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        return int(args.func(args) or 0)
+    except user_errors as exc:
+        print(f"dcase-fpd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Audio loading: any sample rate and channel count -> mono at the recipe's rate, fixed length.
+
+Decoding uses soundfile (WAV, FLAC, OGG, MP3 with libsndfile >= 1.1), resampling librosa
+(soxr). Clips shorter than ``clip_s`` are zero-padded at the end; longer ones are cropped
+to their first ``clip_s`` seconds. The number of real (unpadded) samples is returned
+so that padded frames can be masked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .tsv import DataError
+
+
+def check_readable(path: str | Path) -> None:
+    """Raise DataError naming ``path`` if it is absent or soundfile cannot read its header."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: audio file not found")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises RuntimeError/LibsndfileError/TypeError
+        raise DataError(f"{path}: unreadable audio ({exc})") from None
+    if info.frames == 0:
+        raise DataError(f"{path}: audio file holds no samples")
+
+
+def load_clip(path: str | Path, sample_rate: int, clip_s: float) -> tuple[np.ndarray, int]:
+    """Mono float32 waveform of exactly ``round(clip_s * sample_rate)`` samples.
+
+    Returns:
+        (waveform (N,), n_valid): ``n_valid`` samples at the start are real audio, the rest
+        is zero padding.
+    Raises:
+        DataError: naming the file when it is absent or cannot be decoded.
+    """
+    path = Path(path)
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, channels)
+    except Exception as exc:
+        if not path.is_file():
+            raise DataError(f"{path}: audio file not found") from None
+        raise DataError(f"{path}: unreadable audio ({exc})") from None
+    x = x.mean(axis=1)  # downmix, (N,)
+    if sr != sample_rate:
+        import librosa
+
+        x = librosa.resample(x, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
+    n = int(round(clip_s * sample_rate))
+    n_valid = min(len(x), n)
+    if len(x) >= n:
+        return np.ascontiguousarray(x[:n]), n
+    out = np.zeros(n, dtype=np.float32)
+    out[: len(x)] = x
+    return out, n_valid

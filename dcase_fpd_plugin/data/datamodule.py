@@ -1,0 +1,110 @@
+"""The LightningDataModule: DESED sets from a recipe's ``data`` section, mixed-source batches.
+
+Sources (``training.batch_size`` = clips per batch from each):
+    SS  synth_folder + synth_tsv    strong labels (the weak baseline uses their weak view)
+    RW  weak_folder + weak_tsv      weak labels
+    UL  unlabeled_folder            no labels
+Evaluation: val_folder/val_tsv/val_dur (validation), test_* (test; defaults to validation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import ConcatDataset, DataLoader
+
+from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL
+from .batching import MixedSourceBatchSampler
+from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabeled_records, weak_records
+from .features import FeatureExtractor
+from .labels import LabelEncoder
+from .tsv import list_audio_folder
+
+
+def default_cache_dir(recipe: dict[str, Any]) -> Path:
+    """``data.cache_dir``, else ``.feature_cache`` beside the experiment folder."""
+    if recipe["data"]["cache_dir"]:
+        return Path(recipe["data"]["cache_dir"])
+    return Path(recipe["training"]["exp_dir"]).resolve().parent / ".feature_cache"
+
+
+class SEDDataModule(pl.LightningDataModule):
+    """DESED data for :class:`~dcase_fpd_plugin.task.SEDTask`.
+
+    Args:
+        recipe: the resolved recipe.
+        n_frames: T, the model's output frames per clip.
+        frame_hop_s: seconds per output frame.
+        use_cache: cache log-mel features on disk (``data.cache_dir``).
+    """
+
+    def __init__(self, recipe: dict[str, Any], n_frames: int, frame_hop_s: float, use_cache: bool = True):
+        super().__init__()
+        self.recipe = recipe
+        data = recipe["data"]
+        self.encoder = LabelEncoder(data["classes"], frame_hop_s, n_frames)
+        self.features = FeatureExtractor(recipe["feats"], default_cache_dir(recipe) if use_cache else None)
+        self.train_sets: list[ClipDataset] = []
+        self.val_set: ClipDataset | None = None
+        self.test_set: ClipDataset | None = None
+
+    def _dataset(self, records: list[ClipRecord], source: int) -> ClipDataset:
+        return ClipDataset(records, source, self.features, self.encoder)
+
+    def setup(self, stage: str | None = None) -> None:
+        data, classes = self.recipe["data"], self.recipe["data"]["classes"]
+        miss = data["max_missing_fraction"]
+        bs = self.recipe["training"]["batch_size"]
+        if stage in (None, "fit") and not self.train_sets:
+            sets = []
+            if bs[0] > 0:
+                sets.append(self._dataset(strong_records(data["synth_folder"], data["synth_tsv"], classes,
+                                                         max_missing_fraction=miss), SOURCE_SS))
+            if bs[1] > 0:
+                sets.append(self._dataset(weak_records(data["weak_folder"], data["weak_tsv"], classes, miss),
+                                          SOURCE_RW))
+            if bs[2] > 0:
+                sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss), SOURCE_UL))
+            self.train_sets = sets
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self._dataset(strong_records(data["val_folder"], data["val_tsv"], classes,
+                                                        data["val_dur"], miss), SOURCE_SS)
+        if stage in (None, "test") and self.test_set is None:
+            if data["test_tsv"]:
+                self.test_set = self._dataset(strong_records(data["test_folder"], data["test_tsv"], classes,
+                                                             data["test_dur"], miss), SOURCE_SS)
+            else:
+                self.test_set = self.val_set or self._dataset(
+                    strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss), SOURCE_SS)
+
+    def _loader(self, dataset, **kw) -> DataLoader:
+        nw = self.recipe["data"]["num_workers"]
+        return DataLoader(dataset, collate_fn=collate, num_workers=nw, persistent_workers=nw > 0, **kw)
+
+    def train_dataloader(self) -> DataLoader:
+        sizes = [len(s) for s in self.train_sets]
+        batch_sizes = [b for b in self.recipe["training"]["batch_size"] if b > 0]
+        rank, world = 0, 1
+        if self.trainer is not None:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        sampler = MixedSourceBatchSampler(sizes, batch_sizes, seed=self.recipe["training"]["seed"],
+                                          rank=rank, world_size=world)
+        return self._loader(ConcatDataset(self.train_sets), batch_sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)
+
+
+def folder_loader(folder: str | Path, recipe: dict[str, Any], n_frames: int, frame_hop_s: float,
+                  batch_size: int = 16) -> DataLoader:
+    """Batches of every audio file in ``folder`` (no labels), for ``dcase-fpd infer``."""
+    dm = SEDDataModule(recipe, n_frames, frame_hop_s, use_cache=False)
+    if not list_audio_folder(folder):
+        raise FileNotFoundError(f"{folder}: no audio files (.wav, .flac, ...) found")
+    records = unlabeled_records(folder)  # refuses unreadable files, naming them
+    return dm._loader(dm._dataset(records, SOURCE_UL), batch_size=batch_size, shuffle=False)

@@ -1,0 +1,157 @@
+"""Clip datasets over DESED folders + TSVs, one per source (SS, RW, UL) and for evaluation.
+
+Every dataset item is a dict:
+    feats (F, T_in) float32, strong (T, C) float32, has_strong bool, weak (C,) float32,
+    has_weak bool, source int, n_valid_frames int (output frames holding real audio), filename str.
+
+Construction validates the whole list up front: a listed file that is absent or unreadable is
+reported by name (and count); the dataset goes on without such files only when their fraction
+is at most ``max_missing_fraction``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL, Batch
+from .audio import check_readable
+from .features import FeatureExtractor
+from .labels import Event, LabelEncoder, weak_from_strong
+from .tsv import DataError, list_audio_folder, read_durations_tsv, read_strong_tsv, read_weak_tsv
+
+
+@dataclass
+class ClipRecord:
+    """One clip: its audio path and whatever labels its source carries."""
+
+    path: Path
+    events: list[Event] | None = None  # strong labels (SS, validation, test)
+    tags: list[str] | None = None  # weak labels (RW)
+
+
+def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: float) -> list[ClipRecord]:
+    bad: list[str] = []
+    for r in records:
+        try:
+            check_readable(r.path)
+        except DataError as exc:
+            bad.append(str(exc))
+    if not bad:
+        return records
+    frac = len(bad) / max(len(records), 1)
+    shown = "\n  ".join(bad[:10]) + ("\n  ..." if len(bad) > 10 else "")
+    msg = f"{what}: {len(bad)} of {len(records)} listed audio files are absent or unreadable:\n  {shown}"
+    if frac > max_missing_fraction:
+        raise DataError(
+            msg + f"\n({frac:.1%} missing > data.max_missing_fraction={max_missing_fraction}; "
+            "raise it to go on without these files)"
+        )
+    warnings.warn(msg + f"\n(going on without them: {frac:.1%} <= data.max_missing_fraction)", stacklevel=2)
+    missing = {b.split(":")[0] for b in bad}
+    return [r for r in records if str(r.path) not in missing]
+
+
+def strong_records(folder, tsv, classes, durations_tsv=None, max_missing_fraction=0.0) -> list[ClipRecord]:
+    """Records of a strongly labelled set; clips only in the durations TSV have no events."""
+    events = read_strong_tsv(tsv, classes)
+    names = list(events)
+    if durations_tsv is not None:
+        for name in read_durations_tsv(durations_tsv):
+            if name not in events:
+                events[name] = []
+                names.append(name)
+    recs = [ClipRecord(Path(folder) / n, events=events[n]) for n in names]
+    return _filter_present(recs, str(tsv), max_missing_fraction)
+
+
+def weak_records(folder, tsv, classes, max_missing_fraction=0.0) -> list[ClipRecord]:
+    tags = read_weak_tsv(tsv, classes)
+    recs = [ClipRecord(Path(folder) / n, tags=t) for n, t in tags.items()]
+    return _filter_present(recs, str(tsv), max_missing_fraction)
+
+
+def unlabeled_records(folder, max_missing_fraction=0.0) -> list[ClipRecord]:
+    recs = [ClipRecord(Path(folder) / n) for n in list_audio_folder(folder)]
+    return _filter_present(recs, str(folder), max_missing_fraction)
+
+
+class ClipDataset(Dataset):
+    """Clips of one source, turned into features and label matrices.
+
+    Args:
+        records: the clips.
+        source: SOURCE_SS, SOURCE_RW or SOURCE_UL (evaluation sets use SOURCE_SS: strong labels).
+        features: the (cached) feature extractor.
+        encoder: label encoder at the model's output frame rate.
+    """
+
+    def __init__(self, records: Sequence[ClipRecord], source: int, features: FeatureExtractor,
+                 encoder: LabelEncoder):
+        if not records:
+            raise DataError("a dataset needs at least one clip")
+        self.records = list(records)
+        self.source = source
+        self.features = features
+        self.encoder = encoder
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def filenames(self) -> list[str]:
+        return [r.path.name for r in self.records]
+
+    def __getitem__(self, i: int) -> dict:
+        rec = self.records[i]
+        mel, n_valid = self.features(rec.path)
+        sr = self.features.settings["sample_rate"]
+        n_valid_frames = min(self.encoder.n_frames, math.ceil(n_valid / sr / self.encoder.frame_hop_s))
+        C, T = self.encoder.n_classes, self.encoder.n_frames
+        strong = np.zeros((T, C), np.float32)
+        weak = np.zeros(C, np.float32)
+        has_strong = has_weak = False
+        if rec.events is not None:
+            strong = self.encoder.encode_strong((e.onset, e.offset, e.event_label) for e in rec.events)
+            weak = weak_from_strong(strong)
+            has_strong = has_weak = True
+        elif rec.tags is not None:
+            weak = self.encoder.encode_weak(rec.tags)
+            has_weak = True
+        return {
+            "feats": torch.from_numpy(mel),
+            "strong": torch.from_numpy(strong),
+            "has_strong": has_strong,
+            "weak": torch.from_numpy(weak),
+            "has_weak": has_weak,
+            "source": self.source,
+            "n_valid_frames": n_valid_frames,
+            "filename": rec.path.name,
+        }
+
+
+def collate(items: list[dict]) -> Batch:
+    """Stack dataset items into a :class:`~dcase_fpd_plugin.branch.Batch`."""
+    T = items[0]["strong"].shape[0]
+    n_valid = torch.tensor([it["n_valid_frames"] for it in items])
+    return Batch(
+        feats=torch.stack([it["feats"] for it in items]),  # (B, F, T_in)
+        strong=torch.stack([it["strong"] for it in items]),  # (B, T, C)
+        has_strong=torch.tensor([it["has_strong"] for it in items]),
+        weak=torch.stack([it["weak"] for it in items]),  # (B, C)
+        has_weak=torch.tensor([it["has_weak"] for it in items]),
+        source=torch.tensor([it["source"] for it in items], dtype=torch.long),
+        frame_valid=torch.arange(T)[None, :] < n_valid[:, None],  # (B, T)
+        filenames=[it["filename"] for it in items],
+    )
+
+
+__all__ = ["ClipRecord", "ClipDataset", "collate", "strong_records", "weak_records", "unlabeled_records",
+           "SOURCE_SS", "SOURCE_RW", "SOURCE_UL"]

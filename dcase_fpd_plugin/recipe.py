@@ -1,0 +1,307 @@
+"""Recipe YAML: defaults, validation and command-line overrides.
+
+A recipe has DESED_task-like sections (``data``, ``feats``, ``net``, ``training``, ``opt``,
+``eval``) plus ``branches`` (one sub-section per branch plugin, e.g. ``branches.fpd``).
+Every key has a default here (branches: the plugin's ``default_config()``); a recipe file only
+states what differs. Unknown keys and wrong types are refused with the key path (and the
+file and line where the key was written); overrides ``a.b=value`` are parsed as YAML.
+
+Relative data paths are resolved against the current working directory, as in DESED_task.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from . import DESED_CLASSES, registry
+
+DEFAULTS: dict[str, Any] = {
+    "data": {
+        "classes": list(DESED_CLASSES),
+        "synth_folder": None,  # SS: synthetic strongly-labelled clips
+        "synth_tsv": None,
+        "weak_folder": None,  # RW: real weakly-labelled clips
+        "weak_tsv": None,
+        "unlabeled_folder": None,  # UL: a folder of wavs (optional)
+        "val_folder": None,  # strongly-labelled validation set
+        "val_tsv": None,
+        "val_dur": None,
+        "test_folder": None,  # strongly-labelled test set (defaults to the validation set)
+        "test_tsv": None,
+        "test_dur": None,
+        "max_missing_fraction": 0.0,  # listed-but-absent audio allowed per set (0: none)
+        "cache_dir": None,  # feature cache; default <exp_dir>/../.feature_cache
+        "num_workers": 0,
+    },
+    "feats": {
+        "sample_rate": 16000,
+        "clip_s": 10.0,
+        "n_fft": 2048,
+        "win_length": 2048,
+        "hop_length": 256,
+        "n_mels": 128,
+        "f_min": 0.0,
+        "f_max": 8000.0,
+    },
+    "net": {
+        "name": "cnn3",
+        "channels": [64, 128, 128],
+        "kernel_size": 3,
+        "time_pool": [2, 2, 1],  # output frame hop = hop_length * prod(time_pool) / sample_rate
+        "freq_pool": [4, 4, 8],
+        "dropout": 0.0,
+    },
+    "training": {
+        "exp_dir": "exp/weak",
+        "n_epochs": 12,
+        "batch_size": [24, 24, 0],  # clips per batch from [synthetic, weak, unlabelled]
+        "batch_size_val": 48,
+        "seed": 42,
+        "monitor": "val/obj",  # checkpoint selection: tagging F1 + segment F1 on validation
+        "precision": "32-true",
+        "num_threads": 0,  # torch CPU threads; 0 = torch's default
+        "accelerator": "auto",
+        "devices": 1,
+        "strategy": "auto",
+        "num_nodes": 1,
+        "log_every_n_steps": 10,
+        "progress_bar": True,
+        "val_every_n_epochs": 1,
+        "limit_train_batches": 1.0,
+    },
+    "opt": {"lr": 0.001, "weight_decay": 0.0},
+    "eval": {
+        "median_window": 7,  # frames of the output frame rate
+        "threshold": 0.5,
+        "tagging_threshold": 0.5,
+        "psds": True,
+    },
+    "branches": {},
+}
+
+# Keys whose default is None (or that accept several types): the types allowed.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "data.synth_folder": (str, type(None)),
+    "data.synth_tsv": (str, type(None)),
+    "data.weak_folder": (str, type(None)),
+    "data.weak_tsv": (str, type(None)),
+    "data.unlabeled_folder": (str, type(None)),
+    "data.val_folder": (str, type(None)),
+    "data.val_tsv": (str, type(None)),
+    "data.val_dur": (str, type(None)),
+    "data.test_folder": (str, type(None)),
+    "data.test_tsv": (str, type(None)),
+    "data.test_dur": (str, type(None)),
+    "data.cache_dir": (str, type(None)),
+    "training.precision": (str, int),
+    "training.devices": (int, str, list),
+    "training.limit_train_batches": (int, float),
+}
+
+DATA_KEYS_BY_SET = {
+    "synth": ("synth_folder", "synth_tsv"),
+    "weak": ("weak_folder", "weak_tsv"),
+    "unlabeled": ("unlabeled_folder",),
+    "val": ("val_folder", "val_tsv", "val_dur"),
+    "test": ("test_folder", "test_tsv", "test_dur"),
+}
+
+
+class RecipeError(ValueError):
+    """A recipe key is unknown, of the wrong type, or names a missing path."""
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key (``key path -> line``)."""
+
+
+def _load_with_lines(text: str, source: str) -> tuple[dict, dict[str, int]]:
+    try:
+        root = yaml.compose(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{source}: not valid YAML: {exc}") from exc
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                lines[path] = key_node.start_mark.line + 1
+                walk(value_node, path)
+
+    if root is not None:
+        walk(root, "")
+    data = yaml.load(text, Loader=yaml.SafeLoader) or {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}")
+    return data, lines
+
+
+def _type_ok(value: Any, allowed: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in allowed:
+        return False
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, allowed)
+
+
+def _yaml11_float(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _where(path: str, lines: dict[str, int], source: str) -> str:
+    if path in lines:
+        return f"{source}:{lines[path]}: "
+    return f"{source}: " if source else ""
+
+
+def _merge_checked(
+    base: dict, update: dict, prefix: str, lines: dict[str, int], source: str, open_keys: bool = False
+) -> None:
+    """Merge ``update`` into ``base`` in place, refusing unknown keys and wrong types."""
+    for key, value in update.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in base and not open_keys:
+            hint = difflib.get_close_matches(str(key), [str(k) for k in base], n=1)
+            did = f"; did you mean {prefix + '.' if prefix else ''}{hint[0]!r}?" if hint else ""
+            known = ", ".join(sorted(str(k) for k in base))
+            raise RecipeError(f"{_where(path, lines, source)}unknown key {path!r}{did} (known: {known})")
+        if path == "branches":
+            if not isinstance(value, dict):
+                raise RecipeError(f"{_where(path, lines, source)}'branches' must be a mapping of branch names")
+            for name, section in value.items():
+                bpath = f"branches.{name}"
+                if section is None:
+                    section = {}
+                if not isinstance(section, dict):
+                    raise RecipeError(f"{_where(bpath, lines, source)}{bpath!r} must be a mapping")
+                if name not in base["branches"]:
+                    try:
+                        factory = registry.get("branches", name)
+                    except registry.UnknownPluginError as exc:
+                        raise RecipeError(f"{_where(bpath, lines, source)}{bpath}: {exc}") from None
+                    base["branches"][name] = copy.deepcopy(factory.default_config())
+                    base["branches"][name].setdefault("enabled", False)
+                _merge_checked(base["branches"][name], section, bpath, lines, source)
+            continue
+        current = base.get(key)
+        if isinstance(current, dict) and not open_keys:
+            if not isinstance(value, dict):
+                raise RecipeError(f"{_where(path, lines, source)}{path!r} must be a mapping, got {value!r}")
+            _merge_checked(current, value, path, lines, source)
+            continue
+        allowed = _TYPES.get(path)
+        if allowed is None:
+            allowed = (type(current),) if current is not None else (object,)
+        if float in allowed and isinstance(value, str):
+            value = _yaml11_float(value)  # YAML 1.1 reads "1e-4" (no dot) as a string
+        if not _type_ok(value, allowed):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise RecipeError(
+                f"{_where(path, lines, source)}{path!r} must be {names}, got {value!r} ({type(value).__name__})"
+            )
+        if isinstance(current, float) and isinstance(value, int):
+            value = float(value)
+        base[key] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"training.seed=3"`` -> ``("training.seed", 3)``; the value is parsed as YAML."""
+    if "=" not in text:
+        raise RecipeError(f"override {text!r} must look like key.path=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise RecipeError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"override {text!r}: value is not valid YAML: {exc}") from exc
+    return key, value
+
+
+def _nest(key: str, value: Any) -> dict:
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def load_recipe(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Defaults <- recipe file <- overrides, validated; returns a plain nested dict.
+
+    Raises:
+        RecipeError: unknown key, wrong type or bad YAML, naming the key path and the
+            file and line (or the command-line override) it came from.
+    """
+    recipe = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {path}")
+        data, lines = _load_with_lines(path.read_text(), str(path))
+        _merge_checked(recipe, data, "", lines, str(path))
+    for text in overrides:
+        key, value = parse_override(text)
+        _merge_checked(recipe, _nest(key, value), "", {}, f"override {text!r}")
+    _check_values(recipe)
+    return recipe
+
+
+def _check_values(recipe: dict) -> None:
+    data, training, net = recipe["data"], recipe["training"], recipe["net"]
+    classes = data["classes"]
+    if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
+        raise RecipeError("'data.classes' must be a non-empty list of distinct class names")
+    bs = training["batch_size"]
+    if len(bs) != 3 or not all(isinstance(b, int) and b >= 0 for b in bs) or sum(bs[:2]) == 0:
+        raise RecipeError(
+            f"'training.batch_size' must be [synthetic, weak, unlabelled] clip counts with at least one "
+            f"labelled slice > 0, got {bs}"
+        )
+    if len(net["time_pool"]) != len(net["channels"]) or len(net["freq_pool"]) != len(net["channels"]):
+        raise RecipeError("'net.time_pool' and 'net.freq_pool' need one entry per 'net.channels' block")
+    if training["n_epochs"] < 1:
+        raise RecipeError(f"'training.n_epochs' must be >= 1, got {training['n_epochs']}")
+    if not 0.0 <= data["max_missing_fraction"] <= 1.0:
+        raise RecipeError("'data.max_missing_fraction' must lie in [0, 1]")
+
+
+def check_data_paths(recipe: dict, sets: Iterable[str]) -> None:
+    """Refuse missing data paths of the named sets (``synth``, ``weak``, ``val``, ...).
+
+    A set is required when named; ``synth``/``weak``/``unlabeled`` are skipped when their
+    batch size is 0. Raises RecipeError naming the key and the path.
+    """
+    data = recipe["data"]
+    bs = dict(zip(("synth", "weak", "unlabeled"), recipe["training"]["batch_size"]))
+    for name in sets:
+        if bs.get(name, 1) == 0:
+            continue
+        for key in DATA_KEYS_BY_SET[name]:
+            value = data[key]
+            if value is None:
+                raise RecipeError(f"'data.{key}' is required (the {name} set is used) but not set")
+            p = Path(value)
+            if key.endswith("folder") and not p.is_dir():
+                raise RecipeError(f"'data.{key}': folder not found: {p}")
+            if not key.endswith("folder") and not p.is_file():
+                raise RecipeError(f"'data.{key}': file not found: {p}")
+
+
+def enabled_branches(recipe: dict) -> dict[str, dict]:
+    """``{name: section}`` of the branches whose ``enabled`` flag is true."""
+    return {n: s for n, s in recipe["branches"].items() if s.get("enabled", False)}
+
+
+def dump_recipe(recipe: dict) -> str:
+    """The resolved recipe as YAML text (written to the experiment folder)."""
+    return yaml.safe_dump(recipe, sort_keys=False)

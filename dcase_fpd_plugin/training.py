@@ -1,0 +1,198 @@
+"""Train / test / infer runs: the Lightning Trainer, the experiment folder and its files.
+
+Experiment folder (``training.exp_dir``)::
+
+    recipe.yaml                 the resolved recipe (defaults + file + overrides)
+    checkpoints/best.ckpt       best epoch by ``training.monitor`` on the validation set
+    checkpoints/last.ckpt       end of the last finished epoch (``--resume`` continues from it)
+    logs/version_N/metrics.csv  CSV logs;  tb/version_N/  TensorBoard logs
+    metrics.json  predictions.tsv  scores/<clip>.tsv     test outputs (see evaluation.metrics)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from .data.datamodule import SEDDataModule, folder_loader
+from .data.tsv import write_tsv
+from .recipe import RecipeError, check_data_paths, dump_recipe
+from .task import SEDTask, load_task
+
+
+class ExperimentExistsError(RuntimeError):
+    """The experiment folder already holds a run and neither --resume nor --force was given."""
+
+
+@dataclass
+class RunResult:
+    exp_dir: Path
+    best_ckpt: Path | None
+    last_ckpt: Path | None
+    metrics: dict[str, Any] | None
+    epochs_done: int
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _configure_torch(recipe: dict[str, Any]) -> None:
+    n = recipe["training"]["num_threads"]
+    if n and n > 0:
+        torch.set_num_threads(n)
+
+
+def build_trainer(recipe: dict[str, Any], exp_dir: Path, callbacks: Sequence[pl.Callback] = (),
+                  checkpoints: bool = True, loggers: bool = True) -> pl.Trainer:
+    """A Trainer configured from ``recipe['training']``, writing into ``exp_dir``."""
+    tr = recipe["training"]
+    cbs: list[pl.Callback] = list(callbacks)
+    if checkpoints:
+        cbs.append(ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="best", monitor=tr["monitor"],
+                                   mode="max", save_last=True, save_top_k=1, auto_insert_metric_name=False))
+    if tr["progress_bar"]:
+        cbs.append(TQDMProgressBar(refresh_rate=1))
+    logger: Any = False
+    if loggers:
+        logger = [CSVLogger(exp_dir, name="logs"), TensorBoardLogger(exp_dir, name="tb", default_hp_metric=False)]
+    return pl.Trainer(
+        max_epochs=tr["n_epochs"],
+        accelerator=tr["accelerator"],
+        devices=tr["devices"],
+        strategy=tr["strategy"],
+        num_nodes=tr["num_nodes"],
+        precision=tr["precision"],
+        callbacks=cbs,
+        logger=logger,
+        default_root_dir=exp_dir,
+        log_every_n_steps=tr["log_every_n_steps"],
+        check_val_every_n_epoch=tr["val_every_n_epochs"],
+        limit_train_batches=tr["limit_train_batches"],
+        num_sanity_val_steps=0,
+        enable_progress_bar=tr["progress_bar"],
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # MixedSourceBatchSampler shards by rank itself
+        deterministic=False,
+    )
+
+
+def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool) -> Path | None:
+    last = exp_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise ExperimentExistsError(f"--resume: no checkpoint to resume from at {last}")
+        return last
+    has_run = (exp_dir / "checkpoints").is_dir() or (exp_dir / "metrics.json").is_file()
+    if has_run and not force:
+        raise ExperimentExistsError(
+            f"{exp_dir} already holds a run; pass --resume to continue it or --force to replace it "
+            "(or choose another training.exp_dir)"
+        )
+    if has_run and force:
+        for name in ("checkpoints", "logs", "tb", "scores"):
+            shutil.rmtree(exp_dir / name, ignore_errors=True)
+        for name in ("metrics.json", "predictions.tsv"):
+            (exp_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
+          callbacks: Sequence[pl.Callback] = (), run_test: bool = True, use_cache: bool = True) -> RunResult:
+    """Train (or resume) the recipe, then test the best checkpoint and write the outputs."""
+    exp_dir = Path(recipe["training"]["exp_dir"])
+    check_data_paths(recipe, ["synth", "weak", "unlabeled", "val"])
+    if recipe["data"]["test_tsv"]:
+        check_data_paths(recipe, ["test"])
+    ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    _write_text_atomic(exp_dir / "recipe.yaml", dump_recipe(recipe))
+    _configure_torch(recipe)
+    pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
+    task = SEDTask(recipe)
+    dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
+    trainer = build_trainer(recipe, exp_dir, callbacks)
+    trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    ckpt_dir = exp_dir / "checkpoints"
+    best = ckpt_dir / "best.ckpt"
+    last = ckpt_dir / "last.ckpt"
+    metrics = None
+    if run_test and trainer.is_global_zero:
+        metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir).metrics
+    return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
+                     metrics, trainer.current_epoch)
+
+
+def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = None):
+    """Score ``ckpt`` on the test set (validation set if none) and write the output files.
+
+    Returns the :class:`~dcase_fpd_plugin.evaluation.metrics.EvaluationResult`.
+    """
+    from .evaluation.metrics import write_outputs
+
+    if recipe["data"]["test_tsv"]:
+        check_data_paths(recipe, ["test"])
+    else:
+        check_data_paths(recipe, ["val"])
+    _configure_torch(recipe)
+    task = load_task(ckpt, recipe)
+    out_dir = Path(out_dir or recipe["training"]["exp_dir"])
+    dm = SEDDataModule(task.recipe, task.n_frames, task.frame_hop_s)
+    trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False)
+    trainer.test(task, datamodule=dm, verbose=False)
+    write_outputs(task.eval_result, out_dir)
+    return task.eval_result
+
+
+def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force: bool = False,
+          threshold: float | None = None, median_window: int | None = None, scores_dir: str | Path | None = None) -> int:
+    """Detect events in every audio file of ``audio_dir``; write DESED strong TSV ``out_tsv``.
+
+    Returns the number of events written.
+    """
+    from .data.labels import LabelEncoder
+    from .evaluation.postprocessing import decide, median_filter
+
+    out_tsv = Path(out_tsv)
+    if out_tsv.exists() and not force:
+        raise FileExistsError(f"{out_tsv} exists; pass --force to overwrite it")
+    task = load_task(ckpt)
+    recipe = task.recipe
+    ev = recipe["eval"]
+    threshold = ev["threshold"] if threshold is None else threshold
+    median_window = ev["median_window"] if median_window is None else median_window
+    loader = folder_loader(audio_dir, recipe, task.n_frames, task.frame_hop_s)
+    trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False)
+    outputs = trainer.predict(task, dataloaders=loader)
+    encoder = LabelEncoder(task.classes, task.frame_hop_s, task.n_frames)
+    rows, scores = [], {}
+    clip_s = recipe["feats"]["clip_s"]
+    for batch_out in outputs:
+        for name, probs in batch_out.items():
+            filtered = median_filter(probs["frame"], median_window)
+            scores[name] = filtered
+            for e in encoder.decode_strong(decide(filtered, threshold), name, clip_s):
+                rows.append((e.filename, f"{e.onset:.3f}", f"{e.offset:.3f}", e.event_label))
+    write_tsv(out_tsv, ("filename", "onset", "offset", "event_label"), rows)
+    if scores_dir is not None:
+        from .evaluation.scores import scores_dataframe, write_scores
+
+        write_scores(scores_dir, {Path(n).stem: scores_dataframe(s, task.frame_hop_s, task.classes)
+                                  for n, s in scores.items()})
+    return len(rows)
+
+
+__all__ = ["train", "test", "infer", "build_trainer", "RunResult", "ExperimentExistsError", "RecipeError"]

@@ -1,0 +1,58 @@
+"""Shared fixtures: the real-recording soundbank, a tiny demo dataset, recipe builders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dcase_fpd_plugin.compat import quiet_dependencies
+
+quiet_dependencies()
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def soundbank_path() -> Path | None:
+    """``$DCASE_FPD_SOUNDBANK`` or ``../shared/soundbank`` beside the checkout, if present."""
+    env = os.environ.get("DCASE_FPD_SOUNDBANK")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "soundbank")
+    for c in candidates:
+        if (c / "foreground").is_dir() and (c / "background").is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def soundbank() -> Path:
+    path = soundbank_path()
+    if path is None:
+        pytest.skip("soundbank not found: set DCASE_FPD_SOUNDBANK or place it at ../shared/soundbank")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> dict[str, str]:
+    """A small toy DESED-format dataset (5 classes), built once per test session."""
+    from dcase_fpd_plugin.data.demo import build_demo_dataset
+
+    root = tmp_path_factory.mktemp("demo_data")
+    return build_demo_dataset(root, n_synth=24, n_weak=24, n_val=12, clip_s=4.0)
+
+
+@pytest.fixture
+def demo_overrides(demo_data, tmp_path) -> list[str]:
+    """Overrides turning recipes/demo.yaml into a seconds-long run on the fixture dataset."""
+    ov = [f"data.{k}={v}" for k, v in demo_data.items()]
+    return ov + [
+        "feats.clip_s=4.0",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"training.exp_dir={tmp_path / 'exp'}",
+        "training.n_epochs=1",
+        "training.batch_size=[6, 6, 0]",
+        "training.progress_bar=false",
+        "training.num_threads=1",
+        "eval.psds=false",
+    ]
