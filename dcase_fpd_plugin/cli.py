@@ -22,7 +22,7 @@ REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def _print_metrics(metrics: dict, exp_dir: Path) -> None:
-    from .evaluation.report import format_metrics
+    from .evaluation.report import format_metrics_table as format_metrics
 
     print(format_metrics(metrics))
     print(f"\nOutputs in {exp_dir}/: metrics.json, predictions.tsv, scores/, checkpoints/, recipe.yaml")

@@ -146,11 +146,6 @@ class SEDTask(pl.LightningModule):
         cp = out.clip_probs.float().cpu().numpy()
         return {name: {"frame": fp[i], "clip": cp[i]} for i, name in enumerate(batch.filenames)}
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        if isinstance(batch, Batch):
-            return batch.to(device)
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
 
 def count_sources(batch: Batch) -> dict[str, int]:
     """Clips per source name in a batch (for logs and tests)."""

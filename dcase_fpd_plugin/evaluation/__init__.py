@@ -1,0 +1,25 @@
+"""Evaluation: post-processing, DCASE Task 4 metrics, score and prediction files.
+
+    postprocessing  median filter along time, threshold (pure numpy)
+    scores          sed_scores_eval score frames and their TSV files
+    metrics         evaluate() -> EvaluationResult, write_outputs()
+    report          the metrics table printed in the terminal
+"""
+
+from dcase_fpd_plugin.evaluation.metrics import EvaluationResult, evaluate, write_outputs
+from dcase_fpd_plugin.evaluation.postprocessing import decide, median_filter
+from dcase_fpd_plugin.evaluation.report import format_metrics_table
+from dcase_fpd_plugin.evaluation.scores import audio_id, read_scores, scores_dataframe, write_scores
+
+__all__ = [
+    "EvaluationResult",
+    "audio_id",
+    "decide",
+    "evaluate",
+    "format_metrics_table",
+    "median_filter",
+    "read_scores",
+    "scores_dataframe",
+    "write_outputs",
+    "write_scores",
+]

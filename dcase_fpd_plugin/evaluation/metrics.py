@@ -1,0 +1,595 @@
+"""DCASE Task 4 metrics from frame probabilities, and the output files of an evaluation.
+
+One call, :func:`evaluate`, takes the raw model outputs of a set of clips and returns
+:class:`EvaluationResult`: the metrics (a JSON-ready dict), the predicted events (DESED strong
+format) and the median-filtered score frames; :func:`write_outputs` writes them into an
+experiment folder. The conventions are DESED_task's (the DCASE Task 4 baseline):
+
+* events: median filter (``median_window`` frames) -> frames strictly above ``threshold`` ->
+  runs of active frames decoded with :meth:`LabelEncoder.decode_strong`, clipped to the clip
+  duration. ``event_f1``, ``segment_f1`` and ``intersection_f1`` all score these same events.
+* ``event_f1``: sed_eval ``EventBasedMetrics`` (t_collar 0.2 s, percentage_of_length 0.2,
+  onset and offset evaluated, ``empty_system_output_handling="zero_score"`` as DESED_task),
+  class-wise macro average; ``event_f1_micro`` the overall (micro) F.
+* ``segment_f1``: sed_eval ``SegmentBasedMetrics`` (1 s segments), class-wise macro;
+  ``segment_f1_micro`` the overall F.
+* ``tagging_f1``: clip probability strictly above ``tagging_threshold`` vs the classes of the
+  clip's reference events, F1 per class, macro average.
+* ``intersection_f1``: sed_scores_eval intersection-based F1 at ``threshold``
+  (dtc = gtc = 0.5), macro average.
+* ``psds1`` (dtc = gtc = 0.7, alpha_ct = 0, alpha_st = 1, max_efpr = 100) and ``psds2``
+  (dtc = gtc = 0.1, cttc = 0.3, alpha_ct = 0.5, alpha_st = 1, max_efpr = 100), sed_scores_eval,
+  on the median-filtered scores; None when ``psds=False``.
+
+Which classes count in a macro average (the same rule for every metric): the classes with at
+least one reference event in the evaluated clips. A class without reference events has no
+defined recall; sed_eval gives it F = nan and drops it from its macro (a nanmean), and we drop
+it from the tagging, intersection-based and PSDS macros too (for sed_scores_eval, whose macros
+would count it as 0, by leaving its column out). Such classes are listed in
+``classes_without_reference``, and their per-class values are None; their false alarms count
+nowhere except in the micro F of sed_eval.
+
+The metric trap (DESIGN.md): sed_eval's macro is a nanmean, and a class with reference events
+but no output event gets precision 0/0 = nan, hence F = nan, and silently leaves the macro.
+DESED_task's event-based F1 escapes it through ``empty_system_output_handling="zero_score"``
+(precision 0 -> F 0); its segment-based F1 does not. We keep sed_eval's numbers exactly as
+DESED_task computes them (``event_f1``, ``segment_f1``) and add ``*_zero_filled`` macros in which
+every class with reference events counts, nan as 0 (for events this equals ``event_f1``), plus
+``n_undetected_classes`` / ``undetected_classes``: classes with reference events and no
+predicted event at all.
+
+Clip set: every clip of the durations TSV (which must cover the ground truth's clips), including
+clips with no reference event (their detections are false positives). DESED_task scores only
+the clips named in the ground-truth TSV; the two agree whenever that TSV names every clip
+(empty ones with a blank row).
+
+``metrics`` keys: event_f1, segment_f1, tagging_f1, intersection_f1, psds1, psds2,
+event_f1_micro, segment_f1_micro, event_f1_zero_filled, segment_f1_zero_filled,
+n_undetected_classes, undetected_classes, classes_without_reference,
+per_class {event_f1, segment_f1, tagging_f1, intersection_f1: {class: F}}, n_clips,
+n_missing_clips, n_predicted_events, threshold, median_window (frames), tagging_threshold.
+Undefined values (nan) are None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from dcase_fpd_plugin.data.labels import LabelEncoder
+from dcase_fpd_plugin.data.tsv import read_durations_tsv, read_strong_tsv
+from dcase_fpd_plugin.evaluation.postprocessing import decide, median_filter
+from dcase_fpd_plugin.evaluation.scores import atomic_write, audio_id, scores_dataframe, write_scores
+
+# Imported through the shim in scores.py (pkg_resources trap), which ran above.
+import sed_eval  # noqa: E402
+import sed_scores_eval  # noqa: E402
+
+STRONG_COLUMNS = ["filename", "onset", "offset", "event_label"]
+
+# DCASE Task 4 settings (DESIGN.md, DESED_task).
+EVENT_T_COLLAR_S = 0.2
+EVENT_PERCENTAGE_OF_LENGTH = 0.2
+SEGMENT_RESOLUTION_S = 1.0
+INTERSECTION_F1 = dict(dtc_threshold=0.5, gtc_threshold=0.5)
+PSDS1 = dict(dtc_threshold=0.7, gtc_threshold=0.7, alpha_ct=0.0, alpha_st=1.0, max_efpr=100.0)
+PSDS2 = dict(
+    dtc_threshold=0.1, gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5, alpha_st=1.0, max_efpr=100.0
+)
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        metrics: JSON-serialisable dict (see the module docstring for the keys).
+        predictions: DESED strong-format events (filename, onset, offset, event_label; seconds).
+        scores: median-filtered sed_scores_eval score frames, keyed by audio id.
+        timings_s: wall-clock seconds per evaluation stage (not part of ``metrics``).
+    """
+
+    metrics: dict
+    predictions: pd.DataFrame
+    scores: dict[str, pd.DataFrame]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- reference
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Ground truth of an evaluation set.
+
+    Attributes:
+        events: strong events, columns ``filename, onset, offset, event_label`` (seconds).
+        durations_s: clip file name -> duration in seconds, for every evaluated clip.
+    """
+
+    events: pd.DataFrame
+    durations_s: dict[str, float]
+
+    @property
+    def filenames(self) -> list[str]:
+        return sorted(self.durations_s)
+
+
+def read_reference(
+    ground_truth_tsv: str | os.PathLike | pd.DataFrame,
+    durations_tsv: str | os.PathLike | pd.DataFrame,
+    classes: Sequence[str],
+) -> Reference:
+    """Read a DESED strong TSV and durations TSV (paths, read with the validating readers of
+    :mod:`dcase_fpd_plugin.data.tsv`, or already-read DataFrames with the same columns).
+
+    Rows with an empty ``event_label`` (a clip without events) only name the clip. Every clip
+    of the ground truth must have a duration; clips only in the durations TSV are clips
+    without events. Raises ValueError (``DataError`` for files) naming the file and entries.
+    """
+    clip_names, events = _strong_events(ground_truth_tsv, classes)
+    durations_s = _durations(durations_tsv)
+    without_duration = sorted(set(clip_names) - set(durations_s))
+    if without_duration:
+        raise ValueError(
+            f"{_name(ground_truth_tsv)}: {len(without_duration)} clip(s) have no duration in "
+            f"{_name(durations_tsv)}: {without_duration[:10]}"
+        )
+    return Reference(events, durations_s)
+
+
+def _strong_events(tsv, classes: Sequence[str]) -> tuple[list[str], pd.DataFrame]:
+    """(every clip named, events DataFrame) from a strong TSV path or DataFrame."""
+    if not isinstance(tsv, pd.DataFrame):
+        by_clip = read_strong_tsv(tsv, classes)
+        rows = [(e.filename, e.onset, e.offset, e.event_label) for evs in by_clip.values() for e in evs]
+        return list(by_clip), pd.DataFrame(rows, columns=STRONG_COLUMNS)
+    missing = [c for c in STRONG_COLUMNS if c not in tsv.columns]
+    if missing:
+        raise ValueError(f"ground truth DataFrame: missing column(s) {missing}")
+    events = tsv.loc[tsv["event_label"].notna(), STRONG_COLUMNS].astype(
+        {"filename": str, "onset": float, "offset": float}
+    )
+    unknown = sorted(set(events["event_label"]) - set(classes))
+    if unknown:
+        raise ValueError(f"ground truth DataFrame: unknown class(es) {unknown}; classes are {list(classes)}")
+    return list(tsv["filename"].astype(str).unique()), events.reset_index(drop=True)
+
+
+def _durations(tsv) -> dict[str, float]:
+    """File name -> seconds, from a durations TSV path or DataFrame."""
+    if not isinstance(tsv, pd.DataFrame):
+        return read_durations_tsv(tsv)
+    if not {"filename", "duration"} <= set(tsv.columns):
+        raise ValueError(f"durations DataFrame: needs columns filename, duration; has {list(tsv.columns)}")
+    durations_s = {str(f): float(d) for f, d in zip(tsv["filename"], tsv["duration"])}
+    bad = sorted(f for f, d in durations_s.items() if not d > 0)
+    if bad:
+        raise ValueError(f"durations DataFrame: non-positive duration for {bad[:10]}")
+    return durations_s
+
+
+def _name(tsv) -> str:
+    return "<DataFrame>" if isinstance(tsv, pd.DataFrame) else str(tsv)
+
+
+# --------------------------------------------------------------------------- post-processing
+
+
+def predict_events(
+    frame_probs: Mapping[str, np.ndarray],
+    *,
+    frame_hop_s: float,
+    classes: Sequence[str],
+    durations_s: Mapping[str, float],
+    median_window: int | Sequence[int] = 7,
+    threshold: float | Sequence[float] = 0.5,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Median filter, threshold and decode every clip named in ``durations_s``.
+
+    Args:
+        frame_probs: file name -> (T, C) raw frame probabilities.
+        durations_s: file name -> clip duration (s); events and score frames are clipped to it.
+
+    Returns:
+        (predictions, scores): DESED strong-format events of all clips, and the median-filtered
+        score frames keyed by audio id.
+    """
+    rows: list[tuple] = []
+    scores: dict[str, pd.DataFrame] = {}
+    encoders: dict[int, LabelEncoder] = {}
+    for filename in sorted(durations_s):
+        probs = np.asarray(frame_probs[filename])
+        if probs.ndim != 2 or probs.shape[1] != len(classes):
+            raise ValueError(f"frame_probs[{filename!r}] must be (T, {len(classes)}), got {probs.shape}")
+        filtered = median_filter(probs, median_window)
+        n_frames = filtered.shape[0]
+        encoder = encoders.setdefault(n_frames, LabelEncoder(classes, frame_hop_s, n_frames))
+        duration = durations_s[filename]
+        for e in encoder.decode_strong(decide(filtered, threshold), filename, duration):
+            rows.append((e.filename, e.onset, e.offset, e.event_label))
+        scores[audio_id(filename)] = scores_dataframe(filtered, frame_hop_s, classes, duration_s=duration)
+    if len(scores) != len(durations_s):
+        raise ValueError("two clip file names map to the same audio id (same name, other extension)")
+    return pd.DataFrame(rows, columns=STRONG_COLUMNS), scores
+
+
+# --------------------------------------------------------------------------- sed_eval
+
+
+def _event_lists(events: pd.DataFrame, filenames: Sequence[str]) -> dict[str, list[dict]]:
+    """File name -> list of event dicts, as sed_eval expects (every file, maybe empty)."""
+    lists: dict[str, list[dict]] = {f: [] for f in filenames}
+    for f, on, off, label in events[STRONG_COLUMNS].itertuples(index=False, name=None):
+        if f in lists:
+            lists[f].append({"filename": f, "onset": float(on), "offset": float(off), "event_label": label})
+    return lists
+
+
+def sed_eval_metrics(
+    reference_events: pd.DataFrame,
+    predicted_events: pd.DataFrame,
+    filenames: Sequence[str],
+    classes: Sequence[str],
+) -> tuple["sed_eval.sound_event.EventBasedMetrics", "sed_eval.sound_event.SegmentBasedMetrics"]:
+    """sed_eval event-based and segment-based metrics with DCASE Task 4 settings.
+
+    Args:
+        reference_events, predicted_events: strong-format DataFrames (seconds).
+        filenames: every clip to evaluate (clips without events included).
+        classes: class list given to sed_eval.
+
+    Returns:
+        The two sed_eval metric objects, all clips evaluated.
+    """
+    event_metrics = sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=list(classes),
+        t_collar=EVENT_T_COLLAR_S,
+        percentage_of_length=EVENT_PERCENTAGE_OF_LENGTH,
+        evaluate_onset=True,
+        evaluate_offset=True,
+        empty_system_output_handling="zero_score",
+    )
+    segment_metrics = sed_eval.sound_event.SegmentBasedMetrics(
+        event_label_list=list(classes), time_resolution=SEGMENT_RESOLUTION_S
+    )
+    ref = _event_lists(reference_events, filenames)
+    est = _event_lists(predicted_events, filenames)
+    for f in filenames:
+        event_metrics.evaluate(reference_event_list=ref[f], estimated_event_list=est[f])
+        segment_metrics.evaluate(reference_event_list=ref[f], estimated_event_list=est[f])
+    return event_metrics, segment_metrics
+
+
+def _sed_eval_summary(metrics, classes: Sequence[str], evaluated: Sequence[str]) -> dict:
+    """Macro, micro, zero-filled macro and per-class F from a sed_eval metrics object."""
+    with warnings.catch_warnings():
+        # all classes nan (nothing detected): sed_eval's nanmean warns and returns nan (-> None)
+        warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
+        results = metrics.results()
+    per_class = {c: results["class_wise"][c]["f_measure"]["f_measure"] for c in classes}
+    zero_filled = [0.0 if _is_nan(per_class[c]) else per_class[c] for c in evaluated]
+    return {
+        "macro": results["class_wise_average"]["f_measure"]["f_measure"],
+        "micro": results["overall"]["f_measure"]["f_measure"],
+        "zero_filled": float(np.mean(zero_filled)) if zero_filled else math.nan,
+        "per_class": {c: (per_class[c] if c in evaluated else math.nan) for c in classes},
+    }
+
+
+# --------------------------------------------------------------------------- tagging
+
+
+def tagging_f1(
+    clip_probs: Mapping[str, np.ndarray],
+    reference_events: pd.DataFrame,
+    filenames: Sequence[str],
+    classes: Sequence[str],
+    *,
+    tagging_threshold: float = 0.5,
+) -> tuple[float, dict[str, float]]:
+    """Audio tagging F1: a class is tagged when its (C,) clip probability is strictly above
+    ``tagging_threshold``; the truth is the set of classes of the clip's reference events.
+
+    Returns:
+        (macro F1 over classes with at least one positive clip, per-class F1; nan for classes
+        without positive clips, as sed_eval does for classes without references).
+    """
+    c_index = {c: i for i, c in enumerate(classes)}
+    truth = np.zeros((len(filenames), len(classes)), dtype=bool)
+    row = {f: i for i, f in enumerate(filenames)}
+    for f, label in zip(reference_events["filename"], reference_events["event_label"]):
+        if f in row:
+            truth[row[f], c_index[label]] = True
+    probs = np.stack([np.asarray(clip_probs[f], dtype=float).reshape(-1) for f in filenames])
+    if probs.shape[1] != len(classes):
+        raise ValueError(f"clip_probs must be ({len(classes)},) per clip, got {probs.shape[1]} values")
+    tagged = probs > tagging_threshold
+    tp = (tagged & truth).sum(0)
+    fp = (tagged & ~truth).sum(0)
+    fn = (~tagged & truth).sum(0)
+    per_class = {
+        c: (2.0 * tp[i] / (2 * tp[i] + fp[i] + fn[i]) if truth[:, i].any() else math.nan)
+        for i, c in enumerate(classes)
+    }
+    values = [v for v in per_class.values() if not _is_nan(v)]
+    return (float(np.mean(values)) if values else math.nan), per_class
+
+
+# --------------------------------------------------------------------------- sed_scores_eval
+
+
+def _ground_truth_by_audio_id(reference: Reference) -> dict[str, list[tuple[float, float, str]]]:
+    """sed_scores_eval ground truth: audio id -> [(onset_s, offset_s, label)], every clip.
+
+    sed_scores_eval refuses overlapping or touching events of one class in a clip (an
+    assertion); such events describe one stretch of activity, so they are merged here (the
+    intersection-based criteria only see activity). sed_eval gets the events unmerged.
+    """
+    by_clip_class: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for f, on, off, label in reference.events[STRONG_COLUMNS].itertuples(index=False, name=None):
+        by_clip_class.setdefault((audio_id(f), label), []).append((float(on), float(off)))
+    gt: dict[str, list] = {audio_id(f): [] for f in reference.filenames}
+    for (key, label), spans in by_clip_class.items():
+        merged: list[list[float]] = []
+        for on, off in sorted(spans):
+            if merged and on <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], off)
+            else:
+                merged.append([on, off])
+        gt[key] += [(on, off, label) for on, off in merged]
+    return gt
+
+
+def _restrict(scores: Mapping[str, pd.DataFrame], classes: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Score frames with only the given class columns (new frames; inputs untouched)."""
+    columns = ["onset", "offset", *classes]
+    return {key: frame[columns] for key, frame in scores.items()}
+
+
+def _select_clips(
+    reference: Reference,
+    frame_probs: Mapping[str, np.ndarray],
+    clip_probs: Mapping[str, np.ndarray],
+    allow_missing: bool,
+) -> tuple[Reference, list[str]]:
+    """The reference restricted to the clips that have outputs, and the missing clip names.
+
+    Raises ValueError for ground-truth clips without frame probabilities (unless
+    ``allow_missing``), for outputs of clips not in the ground truth, and for clips without
+    clip probabilities.
+    """
+    missing = sorted(set(reference.durations_s) - set(frame_probs))
+    if missing and not allow_missing:
+        raise ValueError(f"{len(missing)} ground-truth clip(s) missing from frame_probs: {missing[:20]}")
+    extra = sorted(set(frame_probs) - set(reference.durations_s))
+    if extra:
+        raise ValueError(f"{len(extra)} clip(s) in frame_probs are not in the ground truth: {extra[:20]}")
+    if missing:
+        reference = Reference(
+            reference.events[~reference.events["filename"].isin(missing)].reset_index(drop=True),
+            {f: d for f, d in reference.durations_s.items() if f not in missing},
+        )
+    no_clip_probs = sorted(set(reference.durations_s) - set(clip_probs))
+    if no_clip_probs:
+        raise ValueError(f"{len(no_clip_probs)} clip(s) missing from clip_probs: {no_clip_probs[:20]}")
+    return reference, missing
+
+
+def _sed_scores_eval_metrics(
+    scores: Mapping[str, pd.DataFrame],
+    reference: Reference,
+    classes: Sequence[str],
+    evaluated: Sequence[str],
+    *,
+    threshold: float | Sequence[float],
+    psds: bool,
+    timings: dict[str, float],
+) -> tuple[float, dict[str, float], float | None, float | None]:
+    """(intersection F1 macro, per class, PSDS1, PSDS2) on the classes in ``evaluated``.
+
+    PSDS values are None when ``psds`` is False, nan when no class has reference events.
+    Stage times are added to ``timings``.
+    """
+    per_class = {c: math.nan for c in classes}
+    if not evaluated:
+        return math.nan, per_class, (math.nan if psds else None), (math.nan if psds else None)
+    t = time.perf_counter()
+    gt = _ground_truth_by_audio_id(reference)
+    evaluated_scores = _restrict(scores, evaluated)
+    if np.isscalar(threshold):
+        th = float(threshold)
+    else:
+        th = {c: float(x) for c, x in zip(classes, threshold) if c in evaluated}
+    f, *_ = sed_scores_eval.intersection_based.fscore(evaluated_scores, gt, th, **INTERSECTION_F1)
+    per_class.update({c: f[c] for c in evaluated})
+    timings["intersection_f1"] = time.perf_counter() - t
+    if not psds:
+        return f["macro_average"], per_class, None, None
+
+    durations = {audio_id(k): v for k, v in reference.durations_s.items()}
+    values = []
+    for name, settings in (("psds1", PSDS1), ("psds2", PSDS2)):
+        if len(evaluated) == 1 and "cttc_threshold" in settings:
+            # One class has no other class to cross-trigger; sed_scores_eval 0.0.4 crashes on
+            # the empty cross-trigger statistics, so leave the (empty) term out.
+            settings = {**settings, "cttc_threshold": None, "alpha_ct": 0.0}
+        t = time.perf_counter()
+        value, *_ = sed_scores_eval.intersection_based.psds(evaluated_scores, gt, durations, **settings)
+        timings[name] = time.perf_counter() - t
+        values.append(value)
+    return f["macro_average"], per_class, values[0], values[1]
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    frame_probs: Mapping[str, np.ndarray],
+    clip_probs: Mapping[str, np.ndarray],
+    *,
+    frame_hop_s: float,
+    classes: Sequence[str],
+    ground_truth_tsv: str | os.PathLike | pd.DataFrame,
+    durations_tsv: str | os.PathLike | pd.DataFrame,
+    median_window: int | Sequence[int] = 7,
+    threshold: float | Sequence[float] = 0.5,
+    tagging_threshold: float = 0.5,
+    psds: bool = True,
+    allow_missing: bool = False,
+) -> EvaluationResult:
+    """All DCASE Task 4 metrics of one set of clips.
+
+    Args:
+        frame_probs: clip file name (as in the TSVs, e.g. ``Y00aB_0.000_10.000.wav``) ->
+            (T, C) raw frame probabilities, before the median filter.
+        clip_probs: clip file name -> (C,) clip probabilities.
+        frame_hop_s: seconds between output frames.
+        classes: class names, column order of the probabilities.
+        ground_truth_tsv: DESED strong TSV (path or DataFrame).
+        durations_tsv: DESED durations TSV (path or DataFrame); lists every clip.
+        median_window: median filter length in frames (odd; 1 = off), or one per class.
+        threshold: frame decision threshold (scalar or one per class), events and
+            intersection-based F1.
+        tagging_threshold: clip decision threshold for tagging F1.
+        psds: compute PSDS1/PSDS2 (the slow part); None in the metrics when False.
+        allow_missing: when True, ground-truth clips absent from ``frame_probs`` are left out
+            of the evaluation and counted in ``n_missing_clips``; when False they are an error.
+
+    Raises:
+        ValueError: ground-truth clips missing from ``frame_probs`` (named), clips of
+            ``frame_probs`` not in the ground truth, bad shapes or TSVs.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    classes = list(classes)
+    reference, missing = _select_clips(
+        read_reference(ground_truth_tsv, durations_tsv, classes), frame_probs, clip_probs, allow_missing
+    )
+    filenames = reference.filenames
+    referenced = set(reference.events["event_label"])
+    evaluated = [c for c in classes if c in referenced]
+
+    predictions, scores = predict_events(
+        frame_probs,
+        frame_hop_s=frame_hop_s,
+        classes=classes,
+        durations_s=reference.durations_s,
+        median_window=median_window,
+        threshold=threshold,
+    )
+    timings["postprocessing"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    event_metrics, segment_metrics = sed_eval_metrics(reference.events, predictions, filenames, classes)
+    event = _sed_eval_summary(event_metrics, classes, evaluated)
+    segment = _sed_eval_summary(segment_metrics, classes, evaluated)
+    timings["sed_eval"] = time.perf_counter() - t
+
+    tag_macro, tag_per_class = tagging_f1(
+        clip_probs, reference.events, filenames, classes, tagging_threshold=tagging_threshold
+    )
+    inter_macro, inter_per_class, psds1, psds2 = _sed_scores_eval_metrics(
+        scores, reference, classes, evaluated, threshold=threshold, psds=psds, timings=timings
+    )
+
+    predicted_classes = set(predictions["event_label"])
+    undetected = [c for c in evaluated if c not in predicted_classes]
+    metrics = {
+        "event_f1": event["macro"],
+        "segment_f1": segment["macro"],
+        "tagging_f1": tag_macro,
+        "intersection_f1": inter_macro,
+        "psds1": psds1,
+        "psds2": psds2,
+        "event_f1_micro": event["micro"],
+        "segment_f1_micro": segment["micro"],
+        "event_f1_zero_filled": event["zero_filled"],
+        "segment_f1_zero_filled": segment["zero_filled"],
+        "n_undetected_classes": len(undetected),
+        "undetected_classes": undetected,
+        "classes_without_reference": [c for c in classes if c not in evaluated],
+        "per_class": {
+            "event_f1": event["per_class"],
+            "segment_f1": segment["per_class"],
+            "tagging_f1": tag_per_class,
+            "intersection_f1": inter_per_class,
+        },
+        "n_clips": len(filenames),
+        "n_missing_clips": len(missing),
+        "n_predicted_events": int(len(predictions)),
+        "threshold": threshold if np.isscalar(threshold) else [float(x) for x in threshold],
+        "median_window": median_window if np.isscalar(median_window) else [int(w) for w in median_window],
+        "tagging_threshold": tagging_threshold,
+    }
+    timings["total"] = time.perf_counter() - t0
+    return EvaluationResult(_jsonable(metrics), predictions, scores, timings)
+
+
+def _is_nan(x) -> bool:
+    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
+
+
+def _jsonable(x):
+    """Plain Python types for JSON: numpy scalars -> float/int, nan -> None (recursively)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) else float(x)
+    return x
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_outputs(result: EvaluationResult, exp_folder: str | os.PathLike) -> None:
+    """Write ``metrics.json``, ``predictions.tsv`` and ``scores/<audio_id>.tsv`` into
+    ``exp_folder`` (created if needed).
+
+    Each file is written atomically (temporary file + ``os.replace``). The ``scores`` folder is
+    written beside the old one and swapped in whole, so it never mixes clips of two runs.
+    """
+    exp = Path(exp_folder)
+    exp.mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        exp / "metrics.json",
+        lambda tmp: tmp.write_text(json.dumps(result.metrics, indent=2, allow_nan=False) + "\n"),
+    )
+    atomic_write(
+        exp / "predictions.tsv",
+        lambda tmp: result.predictions[STRONG_COLUMNS].to_csv(tmp, sep="\t", index=False),
+    )
+    _replace_scores_folder(exp / "scores", result.scores)
+
+
+def _replace_scores_folder(folder: Path, scores: Mapping[str, pd.DataFrame]) -> None:
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        write_scores(staging, dict(scores))
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+            os.replace(folder, old / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,75 @@
+"""Post-processing of frame probabilities: median filter along time, then a threshold.
+
+Both functions are pure numpy: ``(T, C)`` in, ``(T, C)`` out, where ``T`` counts output
+frames (see :mod:`dcase_fpd_plugin.data.labels` for the frame grid) and ``C`` classes.
+Decoding decisions into events (seconds) is :meth:`LabelEncoder.decode_strong`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.ndimage import median_filter as _ndimage_median_filter
+
+
+def median_filter(frame_probs: np.ndarray, window: int | Sequence[int]) -> np.ndarray:
+    """Median-filter each class along time.
+
+    Args:
+        frame_probs: (T, C) frame probabilities.
+        window: filter length in **frames**, odd, >= 1 (1 = no filtering); or a sequence of
+            C such lengths, one per class (DESED_task style per-class windows).
+
+    Returns:
+        (T, C) float array, a new array (the input is never modified).
+
+    The window is centred on each frame (odd lengths only: an even window would shift
+    every event by half a frame). Edges are padded by reflection (scipy's default
+    ``mode="reflect"``, as DESED_task), not with zeros, so an event touching the start or end
+    of the clip is not shortened by the padding.
+    """
+    x = np.asarray(frame_probs)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"frame_probs must be (T, C), got shape {x.shape}")
+    windows = _per_class_windows(window, x.shape[1])
+    out = np.empty_like(x)
+    for w in sorted(set(windows)):
+        cols = [c for c, wc in enumerate(windows) if wc == w]
+        if w == 1:
+            out[:, cols] = x[:, cols]
+        else:
+            out[:, cols] = _ndimage_median_filter(x[:, cols], size=(w, 1), mode="reflect")
+    return out
+
+
+def _per_class_windows(window: int | Sequence[int], n_classes: int) -> list[int]:
+    """Validated list of C odd window lengths (frames)."""
+    if np.isscalar(window):
+        windows = [window] * n_classes
+    else:
+        windows = list(window)
+        if len(windows) != n_classes:
+            raise ValueError(f"got {len(windows)} median windows for {n_classes} classes")
+    for w in windows:
+        if int(w) != w or w < 1 or w % 2 == 0:
+            raise ValueError(f"median window must be an odd number of frames >= 1, got {w}")
+    return [int(w) for w in windows]
+
+
+def decide(frame_probs: np.ndarray, threshold: float | Sequence[float]) -> np.ndarray:
+    """(T, C) boolean decisions: a frame is active when its probability is **strictly above**
+    ``threshold`` (a scalar, or C per-class values).
+
+    Strictly above, as in sed_scores_eval (``scores > threshold``) and DESED_task, so the
+    events we decode are exactly the ones sed_scores_eval's intersection-based F1 scores.
+    """
+    x = np.asarray(frame_probs)
+    if x.ndim != 2:
+        raise ValueError(f"frame_probs must be (T, C), got shape {x.shape}")
+    th = np.asarray(threshold, dtype=float)
+    if th.ndim not in (0, 1) or (th.ndim == 1 and th.shape[0] != x.shape[1]):
+        raise ValueError(f"threshold must be a scalar or ({x.shape[1]},), got shape {th.shape}")
+    return x > th

@@ -1,0 +1,108 @@
+"""End-to-end runs of the weak-baseline recipe on the tiny toy dataset (seconds each)."""
+
+import json
+
+import pandas as pd
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from dcase_fpd_plugin.cli import main
+from dcase_fpd_plugin.recipe import load_recipe
+from dcase_fpd_plugin.training import ExperimentExistsError, infer, train
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptAtEpoch(pl.Callback):
+    """Simulates a crash / kill at the start of an epoch (after the previous one was saved)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise Interrupt()
+
+
+def test_train_writes_outputs_and_metrics(demo_overrides):
+    recipe = load_recipe(DEMO, demo_overrides)
+    res = train(recipe)
+    exp = res.exp_dir
+    for name in ("metrics.json", "predictions.tsv", "recipe.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (exp / name).is_file(), name
+    m = json.loads((exp / "metrics.json").read_text())
+    for k in ("event_f1", "segment_f1", "tagging_f1", "intersection_f1", "psds1", "psds2"):
+        assert k in m
+    assert 0.0 <= m["segment_f1"] <= 1.0
+    assert list(pd.read_csv(exp / "predictions.tsv", sep="\t").columns) == ["filename", "onset", "offset",
+                                                                          "event_label"]
+    assert len(list((exp / "scores").glob("*.tsv"))) == 12
+    assert list((exp / "logs").rglob("metrics.csv")) and list((exp / "tb").rglob("events.out.tfevents*"))
+    # a second train into the same folder is refused (nothing overwritten) ...
+    with pytest.raises(ExperimentExistsError, match="--resume.*--force"):
+        train(recipe)
+    # ... and the resolved recipe there reloads
+    assert load_recipe(exp / "recipe.yaml")["training"]["exp_dir"] == recipe["training"]["exp_dir"]
+
+
+def test_resume_continues_after_interruption(demo_overrides):
+    recipe = load_recipe(DEMO, demo_overrides + ["training.n_epochs=3"])
+    with pytest.raises(Interrupt):
+        train(recipe, callbacks=[InterruptAtEpoch(2)])
+    exp = Path(recipe["training"]["exp_dir"])
+    last = exp / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 1  # epochs 0 and 1 finished
+    res = train(recipe, resume=True)
+    assert res.epochs_done == 3
+    state = torch.load(last, weights_only=False)
+    assert state["epoch"] == 2  # the counter went on from 2, not from 0
+    logs = sorted((exp / "logs").glob("version_*/metrics.csv"))
+    assert len(logs) == 2
+    resumed_epochs = set(pd.read_csv(logs[1])["epoch"].dropna().astype(int))
+    assert resumed_epochs == {2}
+    m = json.loads((exp / "metrics.json").read_text())
+    assert m["n_clips"] == 12 and 0 <= m["tagging_f1"] <= 1
+
+
+def test_resume_without_checkpoint_refused(demo_overrides):
+    recipe = load_recipe(DEMO, demo_overrides)
+    with pytest.raises(ExperimentExistsError, match="no checkpoint"):
+        train(recipe, resume=True)
+
+
+def test_cli_train_test_infer(demo_overrides, demo_data, tmp_path, capsys):
+    assert main(["train", str(DEMO), *demo_overrides]) == 0
+    out = capsys.readouterr().out
+    assert "event" in out.lower() and "psds" in out.lower()
+    exp = Path(load_recipe(DEMO, demo_overrides)["training"]["exp_dir"])
+    ckpt = exp / "checkpoints" / "best.ckpt"
+    # test into another folder, with another median filter
+    assert main(["test", str(DEMO), *demo_overrides, "eval.median_window=1", "--ckpt", str(ckpt),
+                 "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["median_window"] == 1
+    # infer on any folder
+    preds = tmp_path / "preds.tsv"
+    assert main(["infer", "--ckpt", str(ckpt), "--audio", demo_data["val_folder"], "--out", str(preds),
+                 "--threshold", "0.3"]) == 0
+    df = pd.read_csv(preds, sep="\t")
+    assert list(df.columns) == ["filename", "onset", "offset", "event_label"]
+    assert (df.offset > df.onset).all()
+    # an existing output is not overwritten without --force
+    assert main(["infer", "--ckpt", str(ckpt), "--audio", demo_data["val_folder"], "--out", str(preds)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_cli_reports_bad_input_and_exits_2(tmp_path, capsys):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("training:\n  n_epoch: 3\n")
+    assert main(["train", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "r.yaml:2" in err and "training.n_epoch" in err
+    assert main(["train", str(DEMO), f"data.synth_folder={tmp_path / 'none'}"]) == 2
+    assert "'data.synth_folder': folder not found" in capsys.readouterr().err
