@@ -13,7 +13,6 @@ message naming the file and exit with status 2; nothing is written before the in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence

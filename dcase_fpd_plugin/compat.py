@@ -23,3 +23,27 @@ def quiet_dependencies() -> None:
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
                  "lightning_fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def import_sed_libraries() -> None:
+    """Import sed_scores_eval and sed_eval: the one shim for their dependency traps.
+
+    ``import sed_scores_eval`` also imports sed_eval -> dcase_util -> ``pkg_resources``, which
+    setuptools >= 81 no longer ships (we pin ``setuptools<81``). Here we silence its deprecation
+    warning and turn a missing ``pkg_resources`` into an error that says the fix. The other trap,
+    sed_scores_eval writing into pandas-3 read-only arrays, cannot be shimmed from outside
+    (``pandas<3`` is pinned); our own code never writes into arrays it gets from pandas.
+    evaluation/scores.py calls this before importing them; metrics.py imports scores.py first.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        try:
+            import sed_eval  # noqa: F401
+            import sed_scores_eval  # noqa: F401
+        except ModuleNotFoundError as e:
+            if e.name == "pkg_resources":
+                raise ImportError(
+                    "sed_eval/dcase_util need pkg_resources, removed in setuptools 81: "
+                    "pip install 'setuptools<81'"
+                ) from e
+            raise

@@ -11,7 +11,6 @@ Experiment folder (``training.exp_dir``)::
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+from .atomic import atomic_write_text
 from .data.datamodule import SEDDataModule, folder_loader
 from .data.tsv import write_tsv
 from .recipe import RecipeError, check_data_paths, dump_recipe
@@ -40,14 +40,6 @@ class RunResult:
     last_ckpt: Path | None
     metrics: dict[str, Any] | None
     epochs_done: int
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _configure_torch(recipe: dict[str, Any]) -> None:
@@ -119,7 +111,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
         check_data_paths(recipe, ["test"])
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
     exp_dir.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(exp_dir / "recipe.yaml", dump_recipe(recipe))
+    atomic_write_text(exp_dir / "recipe.yaml", dump_recipe(recipe))
     _configure_torch(recipe)
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
     task = SEDTask(recipe)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from .audio import load_clip
 
 FEATURE_KEYS = ("sample_rate", "clip_s", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max")
@@ -120,14 +119,9 @@ class FeatureExtractor:
                 pass  # corrupt or partial entry: recompute below
         self.misses += 1
         mel, n_valid = self.compute(path)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=entry.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
                 np.savez(f, mel=mel, n_valid=np.int64(n_valid))
-            os.replace(tmp, entry)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        atomic_write(entry, write)
         return mel, n_valid

@@ -129,20 +129,12 @@ def list_audio_folder(folder: str | Path) -> list[str]:
 
 def write_tsv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence]) -> None:
     """Write a TSV atomically (temp file in the same folder, then rename)."""
-    import os
-    import tempfile
+    from ..atomic import atomic_write
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, delimiter="\t", lineterminator="\n")
             w.writerow(header)
-            for r in rows:
-                w.writerow(r)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+            w.writerows(rows)
+
+    atomic_write(path, write)

@@ -11,41 +11,17 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-
-def _import_sed_libraries() -> None:
-    """Import sed_scores_eval and sed_eval: the one shim for their dependency traps.
-
-    ``import sed_scores_eval`` also imports sed_eval -> dcase_util -> ``pkg_resources``, which
-    setuptools >= 81 no longer ships (we pin ``setuptools<81``). Here we silence its deprecation
-    warning and turn a missing ``pkg_resources`` into an error that says the fix. The other trap,
-    sed_scores_eval writing into pandas-3 read-only arrays, cannot be shimmed from outside
-    (``pandas<3`` is pinned); our own code never writes into arrays it gets from pandas.
-    Every module of this package imports these libraries through here (metrics.py imports
-    this module first).
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-        try:
-            import sed_eval  # noqa: F401
-            import sed_scores_eval  # noqa: F401
-        except ModuleNotFoundError as e:
-            if e.name == "pkg_resources":
-                raise ImportError(
-                    "sed_eval/dcase_util need pkg_resources, removed in setuptools 81: "
-                    "pip install 'setuptools<81'"
-                ) from e
-            raise
+from ..atomic import atomic_write  # noqa: F401  (re-exported for metrics.py)
+from ..compat import import_sed_libraries
 
 
-_import_sed_libraries()
+import_sed_libraries()
 
 from sed_scores_eval.base_modules.scores import create_score_dataframe  # noqa: E402
 from sed_scores_eval.base_modules.io import read_sed_scores, write_sed_scores  # noqa: E402
@@ -99,22 +75,6 @@ def scores_dataframe(
     return create_score_dataframe(
         np.asarray(x, dtype=np.float64), timestamps, list(classes)
     )
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """Write ``path`` all-or-nothing: ``write(tmp)`` fills a hidden temporary file beside it,
-    which then replaces ``path`` in one ``os.replace``. On any error the temporary file is
-    removed and ``path`` is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_scores(folder: str | os.PathLike, scores: dict[str, pd.DataFrame]) -> None:
