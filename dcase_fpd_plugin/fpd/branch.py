@@ -1,0 +1,202 @@
+"""The FPD branch ``fpd`` (entry point): projection -> labeller -> pair sampler -> FPD loss.
+
+Recipe section ``branches.fpd`` (every key and its default: :meth:`FPDBranch.default_config`).
+The labeller and the pair sampler are plugins looked up by name in the registry
+(groups ``labellers`` and ``pair_samplers``). A plugin factory is built with
+``factory.from_config(config)`` when it has that classmethod, else ``factory(config)``, where
+``config`` is this branch's whole config dict. The built objects are called as
+
+* labeller: ``labeller(output, batch, epoch) -> (frame_labels (B, T, C), valid (B, T) bool)``
+* sampler:  ``sampler(frame_labels, valid, source) -> (positive, negative)``, each (T, B, B) bool.
+
+``gather_distributed: true`` (under ``torch.distributed``, e.g. Lightning DDP) gathers the
+projected embeddings, frame labels, validity and sources of all ranks before pairing, so pairs
+span the global batch. Gradients flow only into the local part (the own slot of the gathered
+list is the local tensor itself). Every rank then computes the same global-batch loss; its
+gradient is multiplied by the world size (its value is not), so that DDP's averaging of
+parameter gradients over ranks yields exactly the gradient of the global-batch loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from dcase_fpd_plugin import registry
+from dcase_fpd_plugin.branch import Batch, Branch, BranchOutput, ModelOutput
+from dcase_fpd_plugin.fpd.distances import SIMILARITIES
+from dcase_fpd_plugin.fpd.loss import FORMULATIONS, REDUCTIONS, fpd_loss
+from dcase_fpd_plugin.fpd.sampler import BACKGROUND_PAIRS, SOURCE_PAIRS
+
+
+def build_plugin(group: str, name: str, config: dict[str, Any]) -> Callable[..., Any]:
+    """Look ``name`` up in the registry ``group`` and build it from the branch config."""
+    factory = registry.get(group, name)
+    from_config = getattr(factory, "from_config", None)
+    return from_config(config) if callable(from_config) else factory(config)
+
+
+def world_info() -> tuple[int, int]:
+    """(rank, world size) under an initialised ``torch.distributed``; (0, 1) otherwise."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_gather(tensor: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """Every rank's ``tensor`` (batch sizes ``sizes`` along dim 0, other dims equal), no grad."""
+    import torch.distributed as dist
+
+    max_b = max(sizes)
+    padded = tensor.new_zeros((max_b, *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor.detach()
+    pieces = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(pieces, padded.contiguous())
+    return [piece[:n] for piece, n in zip(pieces, sizes)]
+
+
+def gather_across_ranks(
+    embeddings: torch.Tensor,
+    frame_labels: torch.Tensor,
+    valid: torch.Tensor,
+    source: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Concatenate the inputs of all ranks along the batch, in rank order.
+
+    Args:
+        embeddings: (B_r, T, E) this rank's embeddings; the result keeps its autograd
+            connection (the other ranks' parts are constants).
+        frame_labels: (B_r, T, C); valid: (B_r, T) bool; source: (B_r,) long.
+    Returns:
+        the same four, with B = sum of B_r over ranks. Unchanged outside torch.distributed.
+    """
+    import torch.distributed as dist
+
+    rank, world = world_info()
+    if world == 1:
+        return embeddings, frame_labels, valid, source
+    shape = torch.tensor(
+        [embeddings.shape[0], embeddings.shape[1], embeddings.shape[2], frame_labels.shape[2]],
+        device=embeddings.device,
+    )
+    shapes = [torch.empty_like(shape) for _ in range(world)]
+    dist.all_gather(shapes, shape)
+    shapes_list = [tuple(int(v) for v in s) for s in shapes]
+    if len({s[1:] for s in shapes_list}) != 1:
+        raise ValueError(
+            "gather_distributed needs equal (T, E, C) on every rank, got (B, T, E, C) = "
+            f"{shapes_list}"
+        )
+    sizes = [s[0] for s in shapes_list]
+
+    emb_parts = _all_gather(embeddings, sizes)
+    emb_parts[rank] = embeddings  # own slot: the local tensor, so gradients reach it
+    labels = torch.cat(_all_gather(frame_labels, sizes))
+    valid_all = torch.cat(_all_gather(valid.to(torch.uint8), sizes)).bool()
+    source_all = torch.cat(_all_gather(source, sizes))
+    return torch.cat(emb_parts), labels, valid_all, source_all
+
+
+def scale_gradient(loss: torch.Tensor, factor: float) -> torch.Tensor:
+    """``loss`` with its value unchanged and its gradient multiplied by ``factor``."""
+    if factor == 1:
+        return loss
+    return loss * factor - (loss * (factor - 1)).detach()
+
+
+class FPDBranch(Branch):
+    """The Frame Pairwise Distance branch (paper, Fig. 1, right).
+
+    Args:
+        config: the ``branches.fpd`` section (missing keys take :meth:`default_config`).
+        embed_dim: D, the width of ``ModelOutput.embeddings``.
+        classes: class names in index order.
+
+    ``forward(output, batch, epoch)`` returns ``BranchOutput(weight * loss, logs)`` with logs
+    ``fpd/loss`` (unweighted), ``fpd/n_positive_pairs`` and ``fpd/n_negative_pairs``.
+    """
+
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        return {
+            "enabled": False,  # the one flag that turns FPD on (handled by the host)
+            "distance": "ip",  # ip (cosine, eq. 4) | euc (1 / (1 + d), eq. 1-2)
+            "alpha": 0.1,  # margin, paper default
+            "weight": 1.0,  # weight of the FPD loss against the classification loss
+            "formulation": "consistent",  # consistent | literal (paper's equations as printed)
+            "reduction": "mean",  # mean over used pairs | sum (paper)
+            "sampler": "same_time",  # pair-sampler entry-point name
+            "labeller": "wps",  # labeller entry-point name
+            "background_pairs": "ignore",  # ignore | positive
+            "source_pairs": list(SOURCE_PAIRS),  # any of SS-SS, RW-RW, SS-RW
+            "projection_dim": 128,  # width of the dense projection before the loss
+            "wps_high": 0.7,  # tagged class active where frame probability >= this
+            "wps_low": 0.3,  # ... inactive below this; frame ignored in between
+            "wps_start_epoch": 5,  # RW frames join pairs from this (0-based) epoch on
+            "gather_distributed": False,  # pair across all ranks under torch.distributed
+        }
+
+    def __init__(self, config: dict[str, Any], embed_dim: int, classes: list[str]):
+        full = {**self.default_config(), **dict(config)}
+        _check_config(full)
+        super().__init__(full, embed_dim, classes)
+        self.projection = nn.Linear(embed_dim, int(full["projection_dim"]))
+        self.labeller = build_plugin("labellers", full["labeller"], full)
+        self.sampler = build_plugin("pair_samplers", full["sampler"], full)
+
+    def forward(self, output: ModelOutput, batch: Batch, epoch: int) -> BranchOutput:
+        cfg = self.config
+        embeddings = self.projection(output.embeddings)  # (B, T, P)
+        frame_labels, valid = self.labeller(output, batch, epoch)  # (B, T, C), (B, T)
+        source = batch.source
+        world = 1
+        if cfg["gather_distributed"]:
+            _, world = world_info()
+            embeddings, frame_labels, valid, source = gather_across_ranks(
+                embeddings, frame_labels, valid, source
+            )
+        positive, negative = self.sampler(frame_labels, valid, source)  # (T, B, B) each
+        loss = fpd_loss(
+            embeddings,
+            positive,
+            negative,
+            distance=cfg["distance"],
+            alpha=cfg["alpha"],
+            formulation=cfg["formulation"],
+            reduction=cfg["reduction"],
+        )
+        logs = {
+            "fpd/loss": loss.detach(),
+            "fpd/n_positive_pairs": positive.sum().float(),
+            "fpd/n_negative_pairs": negative.sum().float(),
+        }
+        return BranchOutput(loss=float(cfg["weight"]) * scale_gradient(loss, world), logs=logs)
+
+
+def _check_config(cfg: dict[str, Any]) -> None:
+    """Refuse bad values early, naming the recipe key."""
+
+    def choice(key: str, allowed: Any) -> None:
+        if cfg[key] not in allowed:
+            raise ValueError(f"branches.fpd.{key}: {cfg[key]!r} is not one of {sorted(allowed)}")
+
+    choice("distance", SIMILARITIES)
+    choice("formulation", FORMULATIONS)
+    choice("reduction", REDUCTIONS)
+    choice("background_pairs", BACKGROUND_PAIRS)
+    if not 0.0 <= float(cfg["alpha"]) <= 1.0:
+        raise ValueError(f"branches.fpd.alpha must lie in [0, 1], got {cfg['alpha']}")
+    if isinstance(cfg["projection_dim"], bool) or int(cfg["projection_dim"]) < 1:
+        raise ValueError(f"branches.fpd.projection_dim must be an integer >= 1, got {cfg['projection_dim']!r}")
+    bad = [s for s in cfg["source_pairs"] if s not in SOURCE_PAIRS and "-".join(s.split("-")[::-1]) not in SOURCE_PAIRS]
+    if isinstance(cfg["source_pairs"], str) or bad:
+        raise ValueError(
+            f"branches.fpd.source_pairs must be a list of {list(SOURCE_PAIRS)}, got {cfg['source_pairs']!r}"
+        )
+
+
+__all__ = ["FPDBranch", "gather_across_ranks", "scale_gradient", "build_plugin"]

@@ -1,0 +1,188 @@
+"""The Frame Pairwise Distance (FPD) loss (paper, section 2.4).
+
+Three swappable parts, as in metric-learning libraries:
+
+1. a similarity (``distances.py``): embeddings (B, T, E) -> D (T, B, B);
+2. per-pair terms (this module): D -> loss of each positive and each negative pair;
+3. a reduction (this module): per-pair losses -> one scalar (``"mean"`` or ``"sum"``).
+
+The pair masks come from a pair sampler (``sampler.py``).
+
+Formulations (D is a *similarity*; alpha the margin, 0 <= alpha <= 1):
+
+``literal``: the paper's equations exactly as printed.
+    euc (eq. 3):    positive: D^2                       negative: [alpha - D]_+
+    ip  (eq. 5-6):  positive: [D + alpha]_+ + (D + 1)^2 negative: [alpha - D]_+ + (D + 1)^2
+    (the L_norm term (D + 1)^2 of eq. 6 is added once for every positive and negative pair).
+    Read with D a similarity, these push positives apart and pull negatives together.
+
+``consistent`` (default): the same shapes with the signs that pull positives together and
+push negatives apart.
+    euc:  positive: (1 - D)^2                      negative: [D - alpha]_+
+          Positives are pulled to D = 1 (d = 0) by a square, as D_pos^2 pulls to 0 in eq. 3;
+          negatives pay a linear hinge while their similarity exceeds the margin alpha, i.e.
+          until d >= (1 - alpha) / alpha (= 9 embedding units at alpha = 0.1).
+          Each term lies in [0, 1].
+    ip:   positive: [alpha - D]_+ + (1 - D)^2      negative: [D + alpha]_+ + (1 + D)^2
+          Eq. 5 with the roles of the two hinges mirrored (D -> -D): positives must reach
+          cosine >= alpha, negatives cosine <= -alpha, keeping the printed 2 * alpha gap between
+          the two hinges; and L_norm measured from each pair's own target: (1 - D)^2 pulls
+          positives to cosine 1, (1 + D)^2 = eq. 6 pushes negatives to cosine -1.
+          Each term lies in [0, 4 + 1 + alpha], the range of the literal terms.
+
+Reductions: ``sum`` adds every used pair's loss (the paper's sum over all pairs);
+``mean`` divides that sum by the number of used pairs (positives + negatives), a single mean
+(balancing the positive and negative means separately made training collapse in our runs).
+With no pair at all the loss is 0, still connected to the graph, with zero gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from dcase_fpd_plugin.fpd.distances import SIMILARITIES, get_similarity
+
+PairTerm = Callable[[torch.Tensor, float], torch.Tensor]
+FORMULATIONS = ("consistent", "literal")
+REDUCTIONS = ("mean", "sum")
+
+
+def _hinge(x: torch.Tensor) -> torch.Tensor:
+    """[x]_+ = max(0, x)."""
+    return torch.relu(x)
+
+
+# --- literal: eq. 3 (euc) and eq. 5-6 (ip) as printed ---------------------------------------
+def literal_euc_positive(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return d * d
+
+
+def literal_euc_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return _hinge(alpha - d)
+
+
+def literal_ip_positive(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return _hinge(d + alpha) + (d + 1.0) ** 2
+
+
+def literal_ip_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return _hinge(alpha - d) + (d + 1.0) ** 2
+
+
+# --- consistent: same shapes, signs that pull positives together, push negatives apart ------
+def consistent_euc_positive(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (1.0 - d) ** 2
+
+
+def consistent_euc_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return _hinge(d - alpha)
+
+
+def consistent_ip_positive(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return _hinge(alpha - d) + (1.0 - d) ** 2
+
+
+def consistent_ip_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return _hinge(d + alpha) + (1.0 + d) ** 2
+
+
+#: (formulation, distance) -> (positive-pair term, negative-pair term), each D -> loss.
+PAIR_TERMS: dict[tuple[str, str], tuple[PairTerm, PairTerm]] = {
+    ("literal", "euc"): (literal_euc_positive, literal_euc_negative),
+    ("literal", "ip"): (literal_ip_positive, literal_ip_negative),
+    ("consistent", "euc"): (consistent_euc_positive, consistent_euc_negative),
+    ("consistent", "ip"): (consistent_ip_positive, consistent_ip_negative),
+}
+
+
+def get_pair_terms(formulation: str, distance: str) -> tuple[PairTerm, PairTerm]:
+    """The (positive, negative) pair-term functions of a formulation and distance."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"unknown formulation {formulation!r}; choose one of {list(FORMULATIONS)}")
+    if distance not in SIMILARITIES:
+        raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(SIMILARITIES)}")
+    return PAIR_TERMS[(formulation, distance)]
+
+
+def pair_losses(
+    similarity: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    distance: str = "ip",
+    alpha: float = 0.1,
+    formulation: str = "consistent",
+) -> torch.Tensor:
+    """Loss of every used pair; 0 (gradient 0) for pairs in neither mask.
+
+    Args:
+        similarity: (T, B, B) D of the chosen distance.
+        positive, negative: (T, B, B) bool pair masks.
+    Returns:
+        (T, B, B) per-pair loss (a pair in both masks pays both terms).
+    """
+    _check_alpha(alpha)
+    for name, mask in (("positive", positive), ("negative", negative)):
+        if mask.shape != similarity.shape:
+            raise ValueError(
+                f"{name} must be (T, B, B) = {tuple(similarity.shape)}, got shape {tuple(mask.shape)}"
+            )
+    pos_term, neg_term = get_pair_terms(formulation, distance)
+    zero = torch.zeros((), dtype=similarity.dtype, device=similarity.device)
+    return torch.where(positive.bool(), pos_term(similarity, alpha), zero) + torch.where(
+        negative.bool(), neg_term(similarity, alpha), zero
+    )
+
+
+def reduce_pair_losses(
+    losses: torch.Tensor, n_pairs: torch.Tensor | int, reduction: str = "mean"
+) -> torch.Tensor:
+    """Sum of the per-pair losses, divided by the number of used pairs for ``"mean"``.
+
+    Args:
+        losses: (T, B, B) per-pair loss, 0 for unused pairs.
+        n_pairs: number of used pairs (positives + negatives); 0 gives a loss of 0.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    total = losses.sum()
+    if reduction == "sum":
+        return total
+    n = torch.as_tensor(n_pairs, device=losses.device, dtype=losses.dtype)
+    return total / n.clamp_min(1.0)
+
+
+def fpd_loss(
+    embeddings: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    distance: str = "ip",
+    alpha: float = 0.1,
+    formulation: str = "consistent",
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """The FPD loss over same-time frame pairs (formulas in the module docstring).
+
+    Args:
+        embeddings: (B, T, E) frame embeddings (the FPD branch's projection).
+        positive, negative: (T, B, B) bool pair masks, e.g. from :func:`pair_masks`.
+        distance: ``"ip"`` (cosine, eq. 4) or ``"euc"`` (1 / (1 + d), eq. 1-2).
+        alpha: the margin, in [0, 1] (paper: 0.1).
+        formulation: ``"consistent"`` (default) or ``"literal"`` (the printed equations).
+        reduction: ``"mean"`` over used pairs (default) or ``"sum"`` (the paper's sum).
+    Returns:
+        scalar loss tensor.
+    """
+    get_pair_terms(formulation, distance)  # validate names before any computation
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    similarity = get_similarity(distance)(embeddings)  # (T, B, B)
+    losses = pair_losses(similarity, positive, negative, distance, alpha, formulation)
+    n_pairs = positive.sum() + negative.sum()
+    return reduce_pair_losses(losses, n_pairs, reduction)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1] (the paper's margin), got {alpha}")
