@@ -131,6 +131,16 @@ def check_third_party_branch(ep_name: str, module: str) -> None:
     result = use_branch_like_a_recipe(ep_name, {"enabled": True, "weight": 2.0})
     assert result.loss.item() == pytest.approx(2.0)
     assert result.logs["energy"].item() == pytest.approx(1.0)
+    # a recipe names it, the host builds it (its keys validated against its default_config)
+    from dcase_fpd_plugin.recipe import load_recipe
+    from dcase_fpd_plugin.task import SEDTask
+
+    recipe = load_recipe(None, [f"branches.{ep_name}.enabled=true", f"branches.{ep_name}.weight=2.0",
+                                "feats.n_mels=32", "feats.clip_s=2.0", "net.channels=[8, 8, 8]",
+                                "net.freq_pool=[2, 2, 8]"])
+    task = SEDTask(recipe)
+    assert type(task.branches[ep_name]).__name__ == "EnergyBranch"
+    assert task.branches[ep_name].config["weight"] == 2.0
 
 
 def test_third_party_package_installed_with_pip_adds_a_branch(tmp_path):
