@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml scripts/setup_system.sh
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/dcase-fpd demo --out exp/demo
+	$(VENV)/bin/dcase-fpd demo
 
 test: setup
 	$(PY) -m pytest -q -rs
