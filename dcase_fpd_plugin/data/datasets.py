@@ -38,12 +38,14 @@ class ClipRecord:
 
 
 def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: float) -> list[ClipRecord]:
-    bad: list[str] = []
+    bad: list[str] = []  # messages
+    bad_paths: set[Path] = set()
     for r in records:
         try:
             check_readable(r.path)
         except DataError as exc:
             bad.append(str(exc))
+            bad_paths.add(r.path)
     if not bad:
         return records
     frac = len(bad) / max(len(records), 1)
@@ -55,8 +57,7 @@ def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: 
             "raise it to go on without these files)"
         )
     warnings.warn(msg + f"\n(going on without them: {frac:.1%} <= data.max_missing_fraction)", stacklevel=2)
-    missing = {b.split(":")[0] for b in bad}
-    return [r for r in records if str(r.path) not in missing]
+    return [r for r in records if r.path not in bad_paths]
 
 
 def strong_records(folder, tsv, classes, durations_tsv=None, max_missing_fraction=0.0) -> list[ClipRecord]:
