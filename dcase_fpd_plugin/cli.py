@@ -5,6 +5,8 @@
     dcase-fpd infer --ckpt CKPT --audio DIR --out preds.tsv [--force]
     dcase-fpd demo [key.path=value ...]
     dcase-fpd synth ...            (see dcase-fpd synth --help)
+    dcase-fpd compare RECIPE [RECIPE ...] --seeds N --out DIR [key.path=value ...]
+    dcase-fpd report EXP_DIR
 
 Errors in the user's input (recipe keys, data files, existing outputs) print one clear
 message naming the file and exit with status 2; nothing is written before the input is valid.
@@ -112,12 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recipe", default=str(REPO_RECIPES / "demo.yaml"))
     d.set_defaults(func=cmd_demo)
 
-    try:
-        from .synth.command import add_parser as add_synth_parser
-    except ImportError:  # pragma: no cover - the synth module is optional at import time
-        add_synth_parser = None
-    if add_synth_parser is not None:
-        add_synth_parser(sub)
+    # Sub-commands that live beside their concept: each module has add_parser(subparsers).
+    import importlib
+
+    for module in ("synth.command", "experiments", "submission_report"):
+        try:
+            mod = importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:  # pragma: no cover - a module not written yet
+            if exc.name != f"{__package__}.{module}":
+                raise
+            continue
+        mod.add_parser(sub)
     return p
 
 
