@@ -11,6 +11,7 @@ Experiment folder (``training.exp_dir``)::
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -49,13 +50,24 @@ def _configure_torch(recipe: dict[str, Any]) -> None:
 
 
 def build_trainer(recipe: dict[str, Any], exp_dir: Path, callbacks: Sequence[pl.Callback] = (),
-                  checkpoints: bool = True, loggers: bool = True) -> pl.Trainer:
-    """A Trainer configured from ``recipe['training']``, writing into ``exp_dir``."""
-    tr = recipe["training"]
+                  checkpoints: bool = True, loggers: bool = True, single_device: bool = False) -> pl.Trainer:
+    """A Trainer configured from ``recipe['training']``, writing into ``exp_dir``.
+
+    ``training.strategy`` / ``devices`` / ``num_nodes`` pass through to Lightning (e.g. ``ddp``);
+    ``single_device`` overrides them with one device (scoring and inference run on one process).
+    """
+    tr = dict(recipe["training"])
+    if single_device:
+        tr.update(devices=1, strategy="auto", num_nodes=1)
     cbs: list[pl.Callback] = list(callbacks)
     if checkpoints:
-        cbs.append(ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="best", monitor=tr["monitor"],
-                                   mode="max", save_last=True, save_top_k=1, auto_insert_metric_name=False))
+        # Two callbacks: Lightning >= 2.6 writes ``save_last`` only when the monitored checkpoint was
+        # saved too, so "last" would not be the last epoch after an epoch without improvement.
+        ckpt_dir = exp_dir / "checkpoints"
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=tr["monitor"], mode="max",
+                                   save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False))
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                   every_n_epochs=1, auto_insert_metric_name=False, enable_version_counter=False))
     if tr["progress_bar"]:
         cbs.append(TQDMProgressBar(refresh_rate=1))
     logger: Any = False
@@ -82,8 +94,15 @@ def build_trainer(recipe: dict[str, Any], exp_dir: Path, callbacks: Sequence[pl.
     )
 
 
+def _is_ddp_child() -> bool:
+    """True in the processes Lightning's DDP launcher starts for ranks > 0 (they rerun the command)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+
+
 def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool) -> Path | None:
     last = exp_dir / "checkpoints" / "last.ckpt"
+    if _is_ddp_child():  # rank 0 has prepared the folder; never delete anything from here
+        return last if resume else None
     if resume:
         if not last.is_file():
             raise ExperimentExistsError(f"--resume: no checkpoint to resume from at {last}")
@@ -111,7 +130,8 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
         check_data_paths(recipe, ["test"])
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
     exp_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(exp_dir / "recipe.yaml", dump_recipe(recipe))
+    if not _is_ddp_child():
+        atomic_write_text(exp_dir / "recipe.yaml", dump_recipe(recipe))
     _configure_torch(recipe)
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
     task = SEDTask(recipe)
@@ -143,7 +163,7 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     task = load_task(ckpt, recipe)
     out_dir = Path(out_dir or recipe["training"]["exp_dir"])
     dm = SEDDataModule(task.recipe, task.n_frames, task.frame_hop_s)
-    trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False)
+    trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False, single_device=True)
     trainer.test(task, datamodule=dm, verbose=False)
     write_outputs(task.eval_result, out_dir)
     return task.eval_result
@@ -167,7 +187,8 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     threshold = ev["threshold"] if threshold is None else threshold
     median_window = ev["median_window"] if median_window is None else median_window
     loader = folder_loader(audio_dir, recipe, task.n_frames, task.frame_hop_s)
-    trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False)
+    trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False,
+                            single_device=True)
     outputs = trainer.predict(task, dataloaders=loader)
     encoder = LabelEncoder(task.classes, task.frame_hop_s, task.n_frames)
     rows, scores = [], {}

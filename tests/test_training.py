@@ -106,3 +106,19 @@ def test_cli_reports_bad_input_and_exits_2(tmp_path, capsys):
     assert "r.yaml:2" in err and "training.n_epoch" in err
     assert main(["train", str(DEMO), f"data.synth_folder={tmp_path / 'none'}"]) == 2
     assert "'data.synth_folder': folder not found" in capsys.readouterr().err
+
+
+class WorseEveryEpoch(pl.Callback):
+    """Makes the monitored validation score fall every epoch (runs before the checkpoint callbacks)."""
+
+    def on_validation_end(self, trainer, pl_module):
+        trainer.callback_metrics["val/obj"] = torch.tensor(1.0 - trainer.current_epoch)
+
+
+def test_last_checkpoint_is_the_last_epoch_even_without_improvement(demo_overrides):
+    recipe = load_recipe(DEMO, demo_overrides + ["training.n_epochs=2"])
+    train(recipe, run_test=False, callbacks=[WorseEveryEpoch()])
+    ckpts = Path(recipe["training"]["exp_dir"]) / "checkpoints"
+    assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 1
+    assert torch.load(ckpts / "best.ckpt", weights_only=False)["epoch"] == 0
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best.ckpt", "last.ckpt"]
