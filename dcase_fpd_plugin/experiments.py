@@ -1,0 +1,853 @@
+"""N-seed comparisons of recipes: ``dcase-fpd compare``, its tables and plots.
+
+    dcase-fpd compare recipes/weak.yaml recipes/weak_fpd_ip.yaml --seeds 20 --out exp/cmp \\
+        training.n_epochs=30
+
+Each recipe is trained and tested once per seed (``--seed-start`` .. ``--seed-start + N - 1``);
+the command-line overrides apply to every recipe, and compare itself sets ``training.seed`` and
+``training.exp_dir``. Output folder::
+
+    OUT/<recipe stem>/seed_<s>/     one experiment folder per run (see training.py), plus
+                                    compare_run.json (wall time of the run, written by compare)
+    OUT/summary.csv                 one row per recipe x metric (see summarise())
+    OUT/summary.md                  the paper's Tables 1-3 layout, plus intersection F1, PSDS1,
+                                    PSDS2 and the mean energy per recipe
+    OUT/runs.csv                    one row per run: recipe, seed, every scalar metric, energy, wall time
+    OUT/per_class_f1.csv            mean / std per-class event F1 per recipe (the bar chart's numbers)
+    OUT/event_f1_sorted.png         each recipe's event F1 over the seeds, sorted (the paper's Fig. 3)
+    OUT/per_class_f1.png            mean per-class event F1 per recipe, std error bars
+
+Resuming: a run folder that already holds ``metrics.json`` is skipped when its ``recipe.yaml``
+is the same resolved recipe (its location and display-only keys aside, see ``IDENTITY_IGNORED``);
+a folder holding ``checkpoints/last.ckpt`` but no ``metrics.json`` continues with
+``train(..., resume=True)``. A folder made by a different recipe is refused (before anything is
+trained) unless ``--force``, which redoes every run. The reports are rebuilt from the run folders
+each time (cheap; no training).
+
+Statistics: mean, *sample* standard deviation (ddof = 1; undefined, written empty / "n/a", with one
+seed), best (maximum; minimum for energy) over the seeds whose value is defined (a metric that was
+not computed, e.g. PSDS with ``eval.psds=false``, is None in metrics.json and left out). The gain
+is the difference of the means, recipe minus the first recipe given, in the metric's own units.
+
+The aggregation (``summarise``, ``runs_table``, ``per_class_table``, ``energy_table``,
+``format_summary_markdown``) is pure: it takes :class:`RunRecord` values and needs no training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .atomic import atomic_write, atomic_write_text
+
+# (metrics.json key, table title, column label) in the order of summary.md.
+HEADLINE_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("event_f1", "Event-based F1 score", "F1"),
+    ("segment_f1", "Segment-based F1 score", "F1"),
+    ("tagging_f1", "Audio tagging F1 score", "F1"),
+    ("intersection_f1", "Intersection-based F1 score", "F1"),
+    ("psds1", "PSDS1", "PSDS1"),
+    ("psds2", "PSDS2", "PSDS2"),
+)
+# Further scalar metrics aggregated into summary.csv (not tabulated in summary.md).
+EXTRA_METRICS: tuple[str, ...] = (
+    "event_f1_micro",
+    "segment_f1_micro",
+    "event_f1_zero_filled",
+    "segment_f1_zero_filled",
+    "n_undetected_classes",
+)
+ENERGY_METRIC = "energy_kwh"  # total over phases; per phase: energy_kwh_<phase>
+LOWER_IS_BETTER_PREFIX = "energy_kwh"
+
+# Resolved-recipe keys that do not change what a run computes; ignored when a run folder's
+# recipe.yaml is compared with the recipe about to run there.
+IDENTITY_IGNORED: frozenset[str] = frozenset(
+    {
+        "training.exp_dir",
+        "training.progress_bar",
+        "training.num_threads",
+        "training.log_every_n_steps",
+        "data.num_workers",
+        "data.cache_dir",
+    }
+)
+RUN_INFO_FILE = "compare_run.json"
+
+
+class CompareError(ValueError):
+    """The comparison's input is unusable (recipes, seeds, overrides), nothing was trained."""
+
+
+class RecipeMismatchError(RuntimeError):
+    """A run folder holds a run of a different recipe than the one about to run there."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class EnergyRecord:
+    """Energy of one run, read from its ``energy.json``.
+
+    Attributes:
+        phases: phase name (training, devtest, eval, ...) -> kWh.
+        kind: ``"measured"``, ``"estimated"``, ``"mixed"`` or ``"unknown"`` (the file did not say).
+    """
+
+    phases: Mapping[str, float]
+    kind: str = "unknown"
+
+    @property
+    def total_kwh(self) -> float:
+        return float(sum(self.phases.values()))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run of a comparison: what the aggregation needs.
+
+    Attributes:
+        recipe: the recipe's name (its file stem).
+        seed: ``training.seed`` of the run.
+        metrics: the run's metrics.json content.
+        energy: its energy.json figures, or None when the run has none.
+        wall_s: seconds the run took (the last invocation that trained it), None if unknown.
+        exp_dir: the run folder, None for hand-made records.
+    """
+
+    recipe: str
+    seed: int
+    metrics: Mapping[str, Any]
+    energy: EnergyRecord | None = None
+    wall_s: float | None = None
+    exp_dir: Path | None = None
+
+
+@dataclass
+class PlannedRun:
+    """One (recipe, seed) of a comparison, resolved and placed.
+
+    ``action``: ``"skip"`` (complete), ``"resume"`` (checkpoint, no metrics), ``"restart"`` (a
+    partial folder without a checkpoint), ``"new"``, or ``"redo"`` (``--force``).
+    """
+
+    name: str
+    recipe_path: Path
+    seed: int
+    exp_dir: Path
+    recipe: dict[str, Any]
+    action: str = "new"
+
+
+@dataclass
+class ComparisonResult:
+    """What :func:`run_comparison` returns: the runs and the report files written."""
+
+    runs: list[RunRecord]
+    files: dict[str, Path] = field(default_factory=dict)
+    n_trained: int = 0
+
+
+# --------------------------------------------------------------------------- reading run folders
+
+
+def _float_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _kind_of(entry: Mapping[str, Any]) -> str | None:
+    """'measured' / 'estimated' from the flags an energy.json entry may carry, else None."""
+    if isinstance(entry.get("measured"), bool):
+        return "measured" if entry["measured"] else "estimated"
+    if isinstance(entry.get("estimated"), bool):
+        return "estimated" if entry["estimated"] else "measured"
+    for key in ("kind", "method", "mode", "source", "status", "measurement", "energy_source"):
+        text = entry.get(key)
+        if isinstance(text, str):
+            low = text.lower()
+            if "estimat" in low:
+                return "estimated"
+            if "measur" in low:
+                return "measured"
+    return None
+
+
+def parse_energy(data: Any) -> EnergyRecord | None:
+    """Energy figures from a parsed ``energy.json``; None when it holds no kWh at all.
+
+    Read defensively (the file is written by :mod:`dcase_fpd_plugin.energy`): ``phases`` maps a
+    phase name to ``{"kwh": x, ...}`` (or to a number); the measured/estimated flag may sit on
+    each phase or at the top level (``measured: bool``, ``estimated: bool`` or a ``kind`` /
+    ``method`` string). Without ``phases``, a top-level ``total_kwh`` / ``kwh`` counts as one
+    phase ``total``.
+    """
+    if not isinstance(data, Mapping):
+        return None
+    phases: dict[str, float] = {}
+    kinds: list[str] = []
+    raw = data.get("phases")
+    if isinstance(raw, Mapping):
+        for name, entry in raw.items():
+            if isinstance(entry, Mapping):
+                kwh = _float_or_none(entry.get("kwh", entry.get("energy_kwh")))
+                kind = _kind_of(entry)
+                if kind:
+                    kinds.append(kind)
+            else:
+                kwh = _float_or_none(entry)
+            if kwh is not None:
+                phases[str(name)] = kwh
+    if not phases:
+        total = _float_or_none(data.get("total_kwh", data.get("kwh")))
+        if total is None:
+            return None
+        phases = {"total": total}
+    top = _kind_of(data)
+    if top and not kinds:
+        kinds = [top]
+    kind = "unknown" if not kinds else kinds[0] if len(set(kinds)) == 1 else "mixed"
+    return EnergyRecord(phases, kind)
+
+
+def read_energy(exp_dir: Path) -> EnergyRecord | None:
+    """The run's ``energy.json`` figures, None if the file is absent, unreadable or empty."""
+    path = Path(exp_dir) / "energy.json"
+    if not path.is_file():
+        return None
+    try:
+        return parse_energy(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{path}: unreadable energy file ({exc}); its run counts as not measured", stacklevel=2)
+        return None
+
+
+def load_run_record(exp_dir: Path, recipe: str, seed: int) -> RunRecord:
+    """Read a finished run folder (metrics.json, energy.json, compare_run.json)."""
+    exp_dir = Path(exp_dir)
+    metrics = json.loads((exp_dir / "metrics.json").read_text())
+    wall_s = None
+    info = exp_dir / RUN_INFO_FILE
+    if info.is_file():
+        try:
+            wall_s = _float_or_none(json.loads(info.read_text()).get("wall_s"))
+        except (OSError, ValueError, AttributeError):
+            wall_s = None
+    return RunRecord(recipe, seed, metrics, read_energy(exp_dir), wall_s, exp_dir)
+
+
+# --------------------------------------------------------------------------- pure aggregation
+
+
+def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """The numeric top-level entries of a metrics dict (lists, dicts and strings left out)."""
+    return {k: _float_or_none(v) if v is not None else None
+            for k, v in metrics.items()
+            if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
+
+
+def _recipe_order(runs: Sequence[RunRecord]) -> list[str]:
+    return list(dict.fromkeys(r.recipe for r in runs))
+
+
+def _run_values(run: RunRecord) -> dict[str, float | None]:
+    """Scalar metrics of a run plus its energy (total and per phase)."""
+    values = scalar_metrics(run.metrics)
+    if run.energy is not None:
+        values[ENERGY_METRIC] = run.energy.total_kwh
+        for phase, kwh in run.energy.phases.items():
+            values[f"{ENERGY_METRIC}_{phase}"] = kwh
+    return values
+
+
+def describe(values: Iterable[float | None], lower_is_better: bool = False) -> dict[str, float]:
+    """mean, std (sample, ddof=1; NaN with fewer than 2 values), best, n of the defined values."""
+    arr = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    n = int(arr.size)
+    if n == 0:
+        return {"mean": math.nan, "std": math.nan, "best": math.nan, "n_seeds": 0}
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if n > 1 else math.nan,
+        "best": float(arr.min() if lower_is_better else arr.max()),
+        "n_seeds": n,
+    }
+
+
+def summarise(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per recipe x metric: ``recipe, metric, mean, std, best, n_seeds, gain``.
+
+    ``std`` is the sample standard deviation (ddof = 1), NaN with one seed; ``best`` the maximum
+    (the minimum for energy); ``gain`` the recipe's mean minus the first recipe's mean (recipes
+    in the order they first appear in ``runs``). ``metrics`` defaults to the headline metrics,
+    :data:`EXTRA_METRICS` and, when any run has energy figures, ``energy_kwh`` and
+    ``energy_kwh_<phase>``. Values that are None (not computed) are left out of the statistics.
+    """
+    if not runs:
+        raise ValueError("summarise: no runs to summarise")
+    order = _recipe_order(runs)
+    values = [(_run_values(r), r) for r in runs]
+    if metrics is None:
+        metrics = [m for m, _, _ in HEADLINE_METRICS] + list(EXTRA_METRICS)
+        energy_keys = sorted({k for v, _ in values for k in v if k.startswith(ENERGY_METRIC)},
+                             key=lambda k: (k != ENERGY_METRIC, k))
+        metrics += energy_keys
+    rows = []
+    for name in order:
+        for metric in metrics:
+            stats = describe((v.get(metric) for v, r in values if r.recipe == name),
+                             lower_is_better=metric.startswith(LOWER_IS_BETTER_PREFIX))
+            rows.append({"recipe": name, "metric": metric, **stats})
+    table = pd.DataFrame(rows, columns=["recipe", "metric", "mean", "std", "best", "n_seeds"])
+    first = table[table["recipe"] == order[0]].set_index("metric")["mean"]
+    table["gain"] = table["mean"] - table["metric"].map(first)
+    return table
+
+
+def runs_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per run: recipe, seed, every scalar metric, energy (kWh, kind), wall_s, exp_dir."""
+    rows = []
+    for r in runs:
+        row: dict[str, Any] = {"recipe": r.recipe, "seed": r.seed}
+        row.update(_run_values(r))
+        row["energy_kind"] = r.energy.kind if r.energy is not None else "not measured"
+        row["wall_s"] = r.wall_s
+        row["exp_dir"] = str(r.exp_dir) if r.exp_dir is not None else None
+        rows.append(row)
+    rank = {name: i for i, name in enumerate(_recipe_order(runs))}
+    rows.sort(key=lambda row: (rank[row["recipe"]], row["seed"]))
+    table = pd.DataFrame(rows)
+    tail = ["energy_kind", "wall_s", "exp_dir"]
+    energy_cols = [c for c in table.columns if c.startswith(ENERGY_METRIC)]
+    head = [c for c in table.columns if c not in tail and c not in energy_cols]
+    return table[head + energy_cols + tail]
+
+
+def per_class_table(runs: Sequence[RunRecord], metric: str = "event_f1") -> pd.DataFrame:
+    """Mean and sample std (ddof=1) of ``per_class[metric][class]`` per recipe and class.
+
+    Columns ``recipe, class, mean, std, n_seeds``; classes in the order they first appear.
+    A class whose value is None (no reference events) in a run is left out for that run.
+    """
+    classes: list[str] = []
+    for r in runs:
+        for c in (r.metrics.get("per_class") or {}).get(metric, {}) or {}:
+            if c not in classes:
+                classes.append(c)
+    rows = []
+    for name in _recipe_order(runs):
+        mine = [r for r in runs if r.recipe == name]
+        for c in classes:
+            stats = describe(((r.metrics.get("per_class") or {}).get(metric, {}) or {}).get(c) for r in mine)
+            rows.append({"recipe": name, "class": c, "mean": stats["mean"], "std": stats["std"],
+                         "n_seeds": stats["n_seeds"]})
+    return pd.DataFrame(rows, columns=["recipe", "class", "mean", "std", "n_seeds"])
+
+
+def energy_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """Per recipe: mean kWh (total and per phase) over the runs with energy figures.
+
+    Columns ``recipe, n_runs, n_with_energy, kind, mean_kwh, <phase>_kwh ...``; ``kind`` is
+    measured / estimated / mixed / unknown over the recipe's runs, or ``not measured`` (then
+    every kWh is NaN).
+    """
+    phases: list[str] = []
+    for r in runs:
+        for p in (r.energy.phases if r.energy else {}):
+            if p not in phases:
+                phases.append(p)
+    rows = []
+    for name in _recipe_order(runs):
+        mine = [r for r in runs if r.recipe == name]
+        with_energy = [r.energy for r in mine if r.energy is not None]
+        kinds = {e.kind for e in with_energy}
+        kind = "not measured" if not with_energy else kinds.pop() if len(kinds) == 1 else "mixed"
+        row: dict[str, Any] = {"recipe": name, "n_runs": len(mine), "n_with_energy": len(with_energy),
+                               "kind": kind,
+                               "mean_kwh": describe(e.total_kwh for e in with_energy)["mean"]}
+        for p in phases:
+            row[f"{p}_kwh"] = describe(e.phases.get(p) for e in with_energy)["mean"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _num(x: float, digits: int) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _mean_std(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f} ± {_num(std, 4)}"
+
+
+def _gain(gain: float, is_first: bool) -> str:
+    if is_first:
+        return "(reference)"
+    return "n/a" if math.isnan(gain) else f"{gain:+.3f}"
+
+
+def _bold_if(text: str, flag: bool) -> str:
+    return f"**{text}**" if flag else text
+
+
+def format_metric_table(summary: pd.DataFrame, metric: str, label: str) -> str:
+    """Markdown table ``Model | Average <label> | Best <label> | Gain over <first>`` for a metric,
+    the best mean and the best single run in bold (as in the paper)."""
+    rows = summary[summary["metric"] == metric].reset_index(drop=True)
+    first = rows["recipe"].iloc[0]
+    # bold only where it singles something out: several recipes that do not all tie
+    bold_mean, bold_best = rows["mean"].nunique() > 1, rows["best"].nunique() > 1
+    top_mean = rows["mean"].max() if rows["mean"].notna().any() else math.nan
+    top_best = rows["best"].max() if rows["best"].notna().any() else math.nan
+    lines = [f"| Model | Average {label} | Best {label} | Gain over {first} (mean) |", "|---|---|---|---|"]
+    for i, row in rows.iterrows():
+        mean_cell = _bold_if(_mean_std(row["mean"], row["std"]), bold_mean and row["mean"] == top_mean)
+        best_cell = _bold_if(_num(row["best"], 3), bold_best and row["best"] == top_best)
+        lines.append(f"| {row['recipe']} | {mean_cell} | {best_cell} | {_gain(row['gain'], i == 0)} |")
+    return "\n".join(lines)
+
+
+def format_energy_section(energy: pd.DataFrame) -> str:
+    """Markdown table of the mean energy per recipe, each figure marked estimated / measured."""
+    phases = [c[: -len("_kwh")] for c in energy.columns if c.endswith("_kwh") and c != "mean_kwh"]
+    head = "| Model | Mean energy per run (kWh) | " + "".join(f"{p} (kWh) | " for p in phases) + "Runs with figures |"
+    lines = [head, "|---|---|" + "---|" * len(phases) + "---|"]
+    for _, row in energy.iterrows():
+        if row["kind"] == "not measured":
+            total = "not measured"
+        else:
+            total = f"{_num(row['mean_kwh'], 6)} ({row['kind']})"
+        cells = "".join(f"{_num(row[f'{p}_kwh'], 6)} | " for p in phases)
+        lines.append(f"| {row['recipe']} | {total} | {cells}{row['n_with_energy']} of {row['n_runs']} |")
+    note = ("Energy from each run's energy.json (codecarbon). \"estimated\": codecarbon had no power "
+            "counters (RAPL / NVML) and modelled power x duration; \"measured\": read from the counters.")
+    return note + "\n\n" + "\n".join(lines)
+
+
+def format_summary_markdown(summary: pd.DataFrame, energy: pd.DataFrame | None,
+                            runs: Sequence[RunRecord], title: str = "Comparison") -> str:
+    """summary.md: one table per headline metric (the paper's Tables 1-3 layout), then energy."""
+    order = _recipe_order(runs)
+    seeds = {name: sorted(r.seed for r in runs if r.recipe == name) for name in order}
+    lines = [f"# {title}", ""]
+    lines.append("Recipes (in order; the first is the reference for the gain): "
+                 + ", ".join(f"{n} ({len(seeds[n])} seeds: {_seed_span(seeds[n])})" for n in order) + ".")
+    lines.append("")
+    lines.append("Average = mean ± sample standard deviation (ddof = 1; n/a with one seed) over the seeds; "
+                 "Best = the best single seed; Gain = difference of the means, recipe minus "
+                 f"{order[0]}. Bold: the highest average and the highest best.")
+    for i, (metric, title_text, label) in enumerate(HEADLINE_METRICS, start=1):
+        lines += ["", f"## Table {i}: {title_text} (`{metric}`)", ""]
+        rows = summary[summary["metric"] == metric]
+        if rows.empty or rows["n_seeds"].sum() == 0:
+            lines.append(f"Not computed in these runs (`{metric}` is null in metrics.json"
+                         + (", e.g. eval.psds=false)." if metric.startswith("psds") else ")."))
+            continue
+        lines.append(format_metric_table(summary, metric, label))
+    lines += ["", "## Energy", ""]
+    if energy is None or energy.empty:
+        lines.append("not measured")
+    else:
+        lines.append(format_energy_section(energy))
+    lines += ["", "Files: summary.csv (all statistics), runs.csv (one row per run), per_class_f1.csv, "
+              "event_f1_sorted.png, per_class_f1.png.", ""]
+    return "\n".join(lines)
+
+
+def _seed_span(seeds: Sequence[int]) -> str:
+    if seeds and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_sorted_event_f1(runs: Sequence[RunRecord], path: Path, metric: str = "event_f1") -> None:
+    """Each recipe's ``metric`` over its seeds, sorted ascending: one line with markers per
+    recipe (the paper's Fig. 3). Written atomically as PNG."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    n_max = 1
+    for name in _recipe_order(runs):
+        vals = sorted(v for v in (_float_or_none(r.metrics.get(metric)) for r in runs if r.recipe == name)
+                      if v is not None)
+        if vals:
+            ax.plot(range(1, len(vals) + 1), vals, marker="o", label=name)
+            n_max = max(n_max, len(vals))
+    ax.set_xlabel("run (sorted by event-based F1)")
+    ax.set_ylabel("event-based F1" if metric == "event_f1" else metric)
+    ax.set_title("All sorted event-based F1 results" if metric == "event_f1" else f"Sorted {metric}")
+    ax.set_xticks(range(1, n_max + 1) if n_max <= 25 else ax.get_xticks())
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_per_class(per_class: pd.DataFrame, path: Path, metric_label: str = "event-based F1") -> None:
+    """Grouped bars: mean per-class ``metric_label`` per recipe, sample-std error bars."""
+    plt = _pyplot()
+    classes = list(dict.fromkeys(per_class["class"]))
+    recipes = list(dict.fromkeys(per_class["recipe"]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(classes) * max(1, len(recipes)) ** 0.5 + 2), 4.5))
+    width = 0.8 / max(1, len(recipes))
+    x = np.arange(len(classes))
+    for i, name in enumerate(recipes):
+        rows = per_class[per_class["recipe"] == name].set_index("class").reindex(classes)
+        ax.bar(x + (i - (len(recipes) - 1) / 2) * width, rows["mean"].fillna(0.0), width,
+               yerr=rows["std"].fillna(0.0), capsize=2, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(classes, rotation=30, ha="right")
+    ax.set_ylabel(f"mean {metric_label}")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Per-class {metric_label} (mean ± std over seeds)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    plt = _pyplot()
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- writing reports
+
+
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+
+
+def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison") -> dict[str, Path]:
+    """Write summary.csv, summary.md, runs.csv, per_class_f1.csv and both plots into ``out``."""
+    out = Path(out)
+    summary = summarise(runs)
+    energy = energy_table(runs)
+    per_class = per_class_table(runs, "event_f1")
+    files = {name: out / name for name in ("summary.csv", "summary.md", "runs.csv", "per_class_f1.csv",
+                                            "event_f1_sorted.png", "per_class_f1.png")}
+    _write_csv(files["summary.csv"], summary)
+    _write_csv(files["runs.csv"], runs_table(runs))
+    _write_csv(files["per_class_f1.csv"], per_class)
+    atomic_write_text(files["summary.md"], format_summary_markdown(summary, energy, runs, title))
+    plot_sorted_event_f1(runs, files["event_f1_sorted.png"])
+    plot_per_class(per_class, files["per_class_f1.png"])
+    return files
+
+
+# --------------------------------------------------------------------------- planning and running
+
+
+def _normalised(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe as recipe.yaml stores it (YAML round trip), for comparisons."""
+    from .recipe import dump_recipe
+
+    return yaml.safe_load(dump_recipe(dict(recipe)))
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        path = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping) and v:
+            flat.update(_flatten(v, path))
+        else:
+            flat[path] = v
+    return flat
+
+
+def recipe_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any],
+                       ignored: Iterable[str] = IDENTITY_IGNORED) -> list[str]:
+    """Key paths whose values differ between two resolved recipes, as ``key: old -> new``."""
+    a, b = _flatten(_normalised(stored)), _flatten(_normalised(wanted))
+    ignored = set(ignored)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key in ignored:
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            out.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+    return out
+
+
+def run_action(planned: PlannedRun, force: bool = False) -> str:
+    """What to do with a run folder: skip / resume / restart / new / redo (see PlannedRun).
+
+    Raises:
+        RecipeMismatchError: the folder holds a run of another recipe (or one whose recipe
+            cannot be told) and ``force`` is false.
+    """
+    exp = planned.exp_dir
+    has_metrics = (exp / "metrics.json").is_file()
+    has_last = (exp / "checkpoints" / "last.ckpt").is_file()
+    has_any = has_metrics or has_last or (exp / "checkpoints").is_dir() or (exp / "recipe.yaml").is_file()
+    if not has_any:
+        return "new"
+    if force:
+        return "redo"
+    stored_path = exp / "recipe.yaml"
+    if not stored_path.is_file():
+        raise RecipeMismatchError(
+            f"{exp} holds a run but no recipe.yaml, so it cannot be told whether it is a run of "
+            f"{planned.recipe_path} (seed {planned.seed}); move it away or pass --force to redo it"
+        )
+    try:
+        stored = yaml.safe_load(stored_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeMismatchError(f"{stored_path}: not valid YAML ({exc}); pass --force to redo the run") from None
+    diffs = recipe_differences(stored, planned.recipe)
+    if diffs:
+        shown = "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} keys in all)" if len(diffs) > 8 else "")
+        raise RecipeMismatchError(
+            f"{exp} holds a run of a different recipe than {planned.recipe_path} with these overrides "
+            f"(seed {planned.seed}): {shown}. Use another --out, or pass --force to redo every run"
+        )
+    if has_metrics:
+        return "skip"
+    return "resume" if has_last else "restart"
+
+
+def recipe_name(path: Path) -> str:
+    """A recipe's name in the reports and its folder under OUT: the file stem."""
+    return Path(path).stem
+
+
+def plan_runs(recipe_paths: Sequence[str | Path], seeds: Sequence[int], out: str | Path,
+              overrides: Sequence[str] = (), force: bool = False) -> list[PlannedRun]:
+    """Resolve and validate every (recipe, seed) run before anything is trained.
+
+    Checks: at least one recipe and seed, distinct recipe names (file stems), no override of
+    ``training.seed`` / ``training.exp_dir`` (compare sets them), every recipe loads with the
+    overrides, its data paths exist, and every existing run folder matches (see run_action).
+
+    Raises:
+        CompareError, RecipeError, RecipeMismatchError: with the recipe and key named.
+    """
+    from .recipe import RecipeError, check_data_paths, load_recipe, parse_override
+
+    if not recipe_paths:
+        raise CompareError("compare needs at least one recipe")
+    if not seeds:
+        raise CompareError("compare needs --seeds >= 1")
+    for text in overrides:
+        key, _ = parse_override(text)
+        if key in ("training.seed", "training.exp_dir"):
+            raise CompareError(f"override {text!r}: compare sets {key} itself "
+                               "(use --seeds / --seed-start and --out)")
+    paths = [Path(p) for p in recipe_paths]
+    names = [recipe_name(p) for p in paths]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise CompareError(f"recipes must have distinct file names (they name the run folders and the "
+                           f"table rows); given twice: {', '.join(dupes)}")
+    out = Path(out)
+    planned: list[PlannedRun] = []
+    for path, name in zip(paths, names):
+        for seed in seeds:
+            run_ov = list(overrides) + [f"training.seed={seed}", f"training.exp_dir={out / name / f'seed_{seed}'}"]
+            try:
+                recipe = load_recipe(path, run_ov)
+            except RecipeError as exc:
+                msg = str(exc)
+                raise RecipeError(msg if str(path) in msg else f"{path}: {msg}") from None
+            if seed == seeds[0]:
+                check_data_paths(recipe, ["synth", "weak", "unlabeled", "val"])
+                if recipe["data"]["test_tsv"]:
+                    check_data_paths(recipe, ["test"])
+            planned.append(PlannedRun(name, path, seed, Path(recipe["training"]["exp_dir"]), recipe))
+    for p in planned:
+        p.action = run_action(p, force)
+    return planned
+
+
+def _silent(_: str) -> None:
+    """A log that prints nothing."""
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress_line(index: int, total: int, planned: PlannedRun, elapsed_s: float,
+                  trained_s: Sequence[float], to_train_left: int) -> str:
+    """``[3/8] weak seed 1: training (elapsed 0:01:05, ~0:02:10 left)``; the estimate is the mean
+    time of the runs trained so far x the runs still to train (unknown before the first)."""
+    verb = {"skip": "complete, skipped", "resume": "resuming from its last checkpoint",
+            "restart": "restarting (partial run without a checkpoint)", "new": "training",
+            "redo": "redoing (--force)"}[planned.action]
+    if trained_s:
+        left = f"~{_clock(float(np.mean(trained_s)) * to_train_left)} left"
+    else:
+        left = "time left unknown yet" if to_train_left else "nothing left to train"
+    return f"[{index}/{total}] {planned.name} seed {planned.seed}: {verb} (elapsed {_clock(elapsed_s)}, {left})"
+
+
+def _is_rank_zero() -> bool:
+    """False in the extra processes of a multi-process (DDP) run, which only help train: the
+    process of global rank 0 tests, writes metrics.json and the reports."""
+    import os
+
+    return all(int(os.environ.get(var, "0") or 0) == 0 for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | Path,
+                   overrides: Sequence[str] = (), *, seed_start: int = 0, force: bool = False,
+                   log: Callable[[str], None] = print) -> ComparisonResult:
+    """Train and test every recipe with ``n_seeds`` seeds, then write the reports into ``out``.
+
+    Everything is validated first (:func:`plan_runs`); complete runs are skipped, interrupted
+    ones resumed. Returns the run records and the report files.
+    """
+    from . import training
+
+    if n_seeds < 1:
+        raise CompareError(f"--seeds must be >= 1, got {n_seeds}")
+    if seed_start < 0:
+        raise CompareError(f"--seed-start must be >= 0, got {seed_start}")
+    out = Path(out)
+    seeds = list(range(seed_start, seed_start + n_seeds))
+    planned = plan_runs(recipe_paths, seeds, out, overrides, force)
+    rank_zero = _is_rank_zero()
+    if not rank_zero:
+        log = _silent
+    to_train = sum(p.action != "skip" for p in planned)
+    log(f"compare: {len(planned)} runs ({len(set(p.name for p in planned))} recipes x {n_seeds} seeds), "
+        f"{len(planned) - to_train} already complete, {to_train} to train; output in {out}")
+    start = time.monotonic()
+    trained_s: list[float] = []
+    records: list[RunRecord] = []
+    for i, p in enumerate(planned, start=1):
+        left = to_train - len(trained_s)
+        log(progress_line(i, len(planned), p, time.monotonic() - start, trained_s, left))
+        if p.action != "skip":
+            t0 = time.monotonic()
+            training.train(p.recipe, resume=p.action == "resume", force=p.action in ("restart", "redo"))
+            wall = time.monotonic() - t0
+            trained_s.append(wall)
+            info = {"recipe": str(p.recipe_path), "name": p.name, "seed": p.seed, "wall_s": round(wall, 3),
+                    "action": p.action}
+            if rank_zero:
+                atomic_write_text(p.exp_dir / RUN_INFO_FILE, json.dumps(info, indent=2) + "\n")
+        if not rank_zero:
+            continue
+        if not (p.exp_dir / "metrics.json").is_file():
+            raise RuntimeError(f"{p.exp_dir}: training finished but wrote no metrics.json")
+        records.append(load_run_record(p.exp_dir, p.name, p.seed))
+    if not rank_zero:
+        return ComparisonResult([], {}, len(trained_s))
+    files = write_reports(records, out, title=f"Comparison of {', '.join(dict.fromkeys(p.name for p in planned))}")
+    log(f"compare: done in {_clock(time.monotonic() - start)} ({len(trained_s)} runs trained); "
+        f"{files['summary.md']}, {files['summary.csv']}, {files['runs.csv']}, plots in {out}")
+    return ComparisonResult(records, files, len(trained_s))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+class _IntermixedArgumentParser(argparse.ArgumentParser):
+    """Lets overrides follow the options (``RECIPE ... --seeds N --out DIR key=value``): plain
+    argparse only takes positionals in the first run before an option."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def split_recipes_and_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Positional words: ``key.path=value`` overrides vs recipe files (an existing file whose name
+    holds '=' counts as a recipe)."""
+    recipes, overrides = [], []
+    for item in items:
+        (overrides if "=" in item and not Path(item).is_file() else recipes).append(item)
+    return recipes, overrides
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    recipes, overrides = split_recipes_and_overrides(args.items)
+    if not recipes:
+        raise CompareError("compare needs at least one recipe file before the key=value overrides")
+    result = run_comparison(recipes, args.seeds, args.out, overrides, seed_start=args.seed_start,
+                            force=args.force)
+    if "summary.md" in result.files:  # absent in the helper processes of a DDP run
+        print()
+        print(result.files["summary.md"].read_text())
+    return 0
+
+
+def _compare_main(args: argparse.Namespace) -> int:
+    """cmd_compare, with the comparison's own refusals reported as user errors (exit 2)."""
+    import sys
+
+    try:
+        return cmd_compare(args)
+    except (CompareError, RecipeMismatchError) as exc:
+        print(f"dcase-fpd compare: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``dcase-fpd compare`` on the ``dcase-fpd`` sub-command parsers."""
+    p = subparsers.add_parser(
+        "compare",
+        help="train and test several recipes with N seeds each; write the paper's tables and plots",
+        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.__class__ = _IntermixedArgumentParser
+    p.add_argument("items", nargs="+", metavar="RECIPE|key=value",
+                   help="recipe YAML files, then key.path=value overrides applied to every recipe")
+    p.add_argument("--seeds", type=int, required=True, metavar="N", help="seeds per recipe")
+    p.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed (default 0): seeds S .. S+N-1")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (run folders, summary.md, ...)")
+    p.add_argument("--force", action="store_true",
+                   help="redo every run, even complete ones or ones made by a different recipe")
+    p.set_defaults(func=_compare_main)
+    return p
+
+
+__all__ = [
+    "RunRecord", "EnergyRecord", "PlannedRun", "ComparisonResult", "CompareError", "RecipeMismatchError",
+    "summarise", "runs_table", "per_class_table", "energy_table", "describe", "parse_energy", "read_energy",
+    "format_summary_markdown", "format_metric_table", "format_energy_section", "write_reports",
+    "plot_sorted_event_f1", "plot_per_class", "plan_runs", "run_action", "run_comparison",
+    "recipe_differences", "load_run_record", "add_parser",
+]
