@@ -49,12 +49,24 @@ DEFAULTS: dict[str, Any] = {
         "f_max": 8000.0,
     },
     "net": {
-        "name": "cnn3",
+        "name": "cnn3",  # cnn3: the paper's weak baseline | crnn: the DCASE 2023 baseline CRNN
+        # cnn3 (models/encoder.py, weak_sed.py)
         "channels": [64, 128, 128],
         "kernel_size": 3,
         "time_pool": [2, 2, 1],  # output frame hop = hop_length * prod(time_pool) / sample_rate
         "freq_pool": [4, 4, 8],
         "dropout": 0.0,
+        # crnn (models/crnn.py; DESED_task's confs/default.yaml values)
+        "crnn_filters": [16, 32, 64, 128, 128, 128, 128],
+        "crnn_pooling": [[2, 2], [2, 2], [1, 2], [1, 2], [1, 2], [1, 2], [1, 2]],  # [time, freq] per block
+        "crnn_kernel_size": 3,
+        "crnn_dropout": 0.5,  # after each conv block and after the GRU
+        "crnn_attention": "classes",  # softmax axis of the attention pooling: classes (DESED_task) | time
+        "crnn_input_norm": "minmax",  # per-clip log-mel normalisation: minmax to [-1, 1] (DESED_task) | standard
+        "crnn_bn_momentum": 0.99,  # BatchNorm momentum, PyTorch meaning (DESED_task's value)
+        "rnn_hidden": 128,  # GRU units per direction: embeddings D = 2 * rnn_hidden
+        "rnn_layers": 2,
+        "rnn_dropout": 0.0,  # between GRU layers
     },
     "training": {
         "exp_dir": "exp/weak",
@@ -73,13 +85,38 @@ DEFAULTS: dict[str, Any] = {
         "progress_bar": True,
         "val_every_n_epochs": 1,
         "limit_train_batches": 1.0,
+        # DCASE 2023 baseline training scheme (all off by default: the weak baseline)
+        "strong_loss": False,  # BCE on SS frame probabilities + weak BCE on RW clips only (DESED_task)
+        "mean_teacher": False,  # EMA teacher + consistency loss on all clips (dcase_fpd_plugin/mean_teacher.py)
+        "ema_factor": 0.999,  # teacher decay
+        "const_max": 2.0,  # consistency weight after the ramp-up
+        "n_epochs_warmup": 50,  # epochs of the exp(-5 (1 - t)^2) ramp-up (consistency weight, opt.lr_warmup)
+        "self_sup_loss": "mse",  # consistency loss: mse | bce
+        "eval_model": "student",  # model validated, tested and used for inference: student | teacher
+        "mixup": False,  # mixup within the SS and the RW slice (dcase_fpd_plugin/data/mixup.py)
+        "mixup_prob": 0.5,  # probability per batch
+        "mixup_alpha": 0.2,  # mixing weight ~ Beta(alpha, alpha)
+        "mixup_label_type": "soft",  # soft: labels mixed like the features | hard: union of the labels
+        "mixup_domain": "amplitude",  # mix mel amplitudes (DESED_task) | feature: mix the dB features
     },
-    "opt": {"lr": 0.001, "weight_decay": 0.0},
+    "opt": {
+        "lr": 0.001,
+        "weight_decay": 0.0,
+        "lr_warmup": False,  # lr ramped up by exp(-5 (1 - t)^2) over training.n_epochs_warmup (DESED_task)
+        "gradient_clip": 0.0,  # max gradient norm; 0 = no clipping (DESED_task's default)
+    },
     "eval": {
         "median_window": 7,  # frames of the output frame rate
         "threshold": 0.5,
         "tagging_threshold": 0.5,
         "psds": True,
+    },
+    "energy": {  # codecarbon energy tracking (dcase_fpd_plugin.energy): kWh per phase in <exp_dir>/energy.json
+        "enabled": True,
+        "country_iso_code": "FRA",  # ISO 3166-1 alpha-3; sets the carbon intensity (kWh do not depend on it)
+        "output_subdir": "energy",  # codecarbon's CSVs go to <exp_dir>/<output_subdir>/<phase>.csv
+        "measure_power_secs": 15.0,  # seconds between codecarbon's power readings
+        "tracking_mode": "machine",  # machine: the whole computer | process: this process only
     },
     "branches": {},
 }
@@ -273,6 +310,42 @@ def _check_values(recipe: dict) -> None:
         raise RecipeError(f"'training.n_epochs' must be >= 1, got {training['n_epochs']}")
     if not 0.0 <= data["max_missing_fraction"] <= 1.0:
         raise RecipeError("'data.max_missing_fraction' must lie in [0, 1]")
+    _check_training_scheme(recipe)
+
+
+_CHOICES = {
+    "net.name": ("cnn3", "crnn"),
+    "net.crnn_attention": ("classes", "time"),
+    "net.crnn_input_norm": ("minmax", "standard"),
+    "training.self_sup_loss": ("mse", "bce"),
+    "training.eval_model": ("student", "teacher"),
+    "training.mixup_label_type": ("soft", "hard"),
+    "training.mixup_domain": ("amplitude", "feature"),
+}
+
+
+def _check_training_scheme(recipe: dict) -> None:
+    """Values of the CRNN / mean-teacher / mixup keys (types are checked by the merge)."""
+    for path, choices in _CHOICES.items():
+        section, key = path.split(".")
+        if recipe[section][key] not in choices:
+            raise RecipeError(f"{path!r} must be one of {', '.join(choices)}, got {recipe[section][key]!r}")
+    net, training, opt = recipe["net"], recipe["training"], recipe["opt"]
+    pooling = net["crnn_pooling"]
+    if len(pooling) != len(net["crnn_filters"]) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and v >= 1 for v in p) for p in pooling):
+        raise RecipeError(f"'net.crnn_pooling' needs one [time, freq] pair of positive integers per "
+                          f"'net.crnn_filters' block, got {pooling}")
+    if not 0.0 <= training["ema_factor"] < 1.0:
+        raise RecipeError(f"'training.ema_factor' must lie in [0, 1), got {training['ema_factor']}")
+    if not 0.0 <= training["mixup_prob"] <= 1.0:
+        raise RecipeError(f"'training.mixup_prob' must lie in [0, 1], got {training['mixup_prob']}")
+    if training["mixup_alpha"] <= 0:
+        raise RecipeError(f"'training.mixup_alpha' must be > 0, got {training['mixup_alpha']}")
+    if training["n_epochs_warmup"] < 0 or training["const_max"] < 0 or opt["gradient_clip"] < 0:
+        raise RecipeError("'training.n_epochs_warmup', 'training.const_max' and 'opt.gradient_clip' must be >= 0")
+    if training["eval_model"] == "teacher" and not training["mean_teacher"]:
+        raise RecipeError("'training.eval_model: teacher' needs 'training.mean_teacher: true'")
 
 
 def check_data_paths(recipe: dict, sets: Iterable[str]) -> None:

@@ -1,8 +1,23 @@
 """The LightningModule: the SED model, its training branches, validation and test.
 
-Training loss = BCE(clip probabilities, weak labels) over clips with weak labels (RW weak
-labels, and weak labels derived from SS strong labels; the weak baseline uses no strong
-label) + the sum of the enabled branches' (weighted) losses, e.g. FPD.
+Training loss (recipe keys under ``training``):
+
+* the weak baseline (defaults): BCE(clip probabilities, weak labels) over clips with weak labels
+  (RW weak labels, and weak labels derived from SS strong labels; no strong label is used);
+* ``strong_loss: true`` (DCASE 2023 baseline): BCE(frame probabilities, strong labels) over the
+  (valid frames of the) SS clips + BCE(clip probabilities, weak labels) over the RW clips only;
+* ``mean_teacher: true``: + ``const_max x ramp_up(step) x`` consistency(student, EMA teacher) on
+  all clips, unlabelled ones included (:mod:`dcase_fpd_plugin.mean_teacher`); the teacher is a
+  non-trained submodule (``mean_teacher.teacher.*`` in the state dict), updated after every
+  optimiser step; validation, test and inference use ``eval_model`` (the student by default) and
+  validation also logs the other model's metrics under ``val/<student|teacher>/``;
+* ``mixup: true``: the SS and RW slices are mixed within themselves before the forward pass
+  (:mod:`dcase_fpd_plugin.data.mixup`); losses and branches see the mixed batch;
+* + the sum of the enabled branches' (weighted) losses, e.g. FPD, computed on the student's output.
+
+Optimiser: Adam (``opt.lr``, ``opt.weight_decay``); ``opt.lr_warmup: true`` ramps the learning rate
+up by ``exp(-5 (1 - t)^2)`` over ``training.n_epochs_warmup`` epochs, per step, as DESED_task;
+``opt.gradient_clip > 0`` clips the gradient norm.
 
 Validation and test gather frame and clip probabilities per clip and score them with
 :mod:`dcase_fpd_plugin.evaluation` in DCASE conventions; the test writes the output files.
@@ -10,6 +25,9 @@ Validation and test gather frame and clip probabilities per clip and score them 
 
 from __future__ import annotations
 
+import copy
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +38,30 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import registry
-from .branch import SOURCE_NAMES, Batch, Branch
+from .branch import SOURCE_NAMES, Batch, Branch, ModelOutput
 from .data.features import n_stft_frames
+from .data.mixup import mixup_batch
+from .mean_teacher import MeanTeacher, consistency_loss, sigmoid_rampup
 from .models import build_model
-from .recipe import enabled_branches
+from .recipe import DEFAULTS, enabled_branches
+
+EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
+
+
+def with_default_sections(recipe: dict[str, Any]) -> dict[str, Any]:
+    """``recipe`` with keys missing from its ``net``/``training``/``opt`` sections filled from DEFAULTS
+    (recipes stored in checkpoints written before those keys existed)."""
+    out = dict(recipe)
+    for section in ("net", "training", "opt"):
+        out[section] = {**copy.deepcopy(DEFAULTS[section]), **recipe.get(section, {})}
+    return out
+
+
+def bce(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Element-wise binary cross-entropy as ``F.binary_cross_entropy`` (log clamped at -100), in fp32
+    and safe under autocast."""
+    p, y = probs.float(), target.float()
+    return -(y * torch.log(p).clamp_min(-100.0) + (1.0 - y) * torch.log1p(-p).clamp_min(-100.0))
 
 
 class SEDTask(pl.LightningModule):
@@ -31,6 +69,7 @@ class SEDTask(pl.LightningModule):
 
     def __init__(self, recipe: dict[str, Any]):
         super().__init__()
+        recipe = with_default_sections(recipe)
         self.save_hyperparameters({"recipe": recipe})
         self.recipe = recipe
         self.classes = list(recipe["data"]["classes"])
@@ -47,26 +86,92 @@ class SEDTask(pl.LightningModule):
                 raise TypeError(f"branch plugin {name!r} returned {type(branch).__name__}, not a Branch")
             branches[name] = branch
         self.branches = nn.ModuleDict(branches)
+        training = recipe["training"]
+        self.mean_teacher: MeanTeacher | None = None
+        if training["mean_teacher"]:
+            self.mean_teacher = MeanTeacher(self.model, training["ema_factor"])
+        elif training["eval_model"] == "teacher":
+            raise ValueError("training.eval_model: teacher needs training.mean_teacher: true")
+        elif training["batch_size"][2] > 0:
+            warnings.warn("training.batch_size[2] > 0 but training.mean_teacher is false: the unlabelled "
+                          "clips take part in no loss", stacklevel=2)
         self._eval_store: dict[str, dict[str, np.ndarray]] = {}
+        self._other_store: dict[str, dict[str, np.ndarray]] = {}  # the model that is not eval_model
+        self._steps_per_epoch: int | None = None
+        self._ema_step = -1  # global step of the last teacher update
         self.eval_result = None  # the last test's EvaluationResult
 
     # ------------------------------------------------------------------ training
     def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None):
         return self.model(feats, frame_valid)
 
-    def weak_loss(self, clip_probs: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """BCE between (B, C) clip probabilities and weak labels, over clips that have them."""
-        mask = batch.has_weak
+    def weak_loss(self, clip_probs: torch.Tensor, batch: Batch, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """BCE between (B, C) clip probabilities and weak labels, over clips that have them
+        (and are in ``mask``, (B,) bool, when given)."""
+        mask = batch.has_weak if mask is None else batch.has_weak & mask
         if not bool(mask.any()):
             return clip_probs.sum() * 0.0
         return F.binary_cross_entropy(clip_probs[mask].float(), batch.weak[mask])
 
+    def strong_loss(self, frame_probs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """BCE between (B, T, C) frame probabilities and strong labels, over the valid frames of
+        clips with strong labels (the SS slice)."""
+        mask = batch.has_strong[:, None] & batch.frame_valid  # (B, T)
+        if not bool(mask.any()):
+            return frame_probs.sum() * 0.0
+        return bce(frame_probs[mask], batch.strong[mask]).mean()
+
+    # -- the DCASE training scheme
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch (the ramp-ups' unit), from the trainer."""
+        if self._steps_per_epoch is None:
+            trainer = self.trainer
+            n = trainer.num_training_batches
+            if not isinstance(n, int) or n <= 0 or math.isinf(n):
+                n = trainer.estimated_stepping_batches / max(trainer.max_epochs or 1, 1)
+            self._steps_per_epoch = max(1, int(n))
+        return self._steps_per_epoch
+
+    def rampup_steps(self) -> int:
+        """``training.n_epochs_warmup`` x steps per epoch: the length of the exp(-5 (1-t)^2) ramp-ups."""
+        return int(self.recipe["training"]["n_epochs_warmup"] * self.steps_per_epoch())
+
+    def consistency_weight(self, step: int | None = None) -> float:
+        """``training.const_max x exp(-5 (1 - t)^2)`` at optimiser step ``step`` (counted from 1 as
+        DESED_task's scheduler; default: the current step)."""
+        step = self.global_step + 1 if step is None else step
+        return float(self.recipe["training"]["const_max"]) * sigmoid_rampup(step, self.rampup_steps())
+
+    def _mixup(self, batch: Batch) -> Batch:
+        tr = self.recipe["training"]
+        if not tr["mixup"]:
+            return batch
+        return mixup_batch(batch, prob=tr["mixup_prob"], alpha=tr["mixup_alpha"], label_type=tr["mixup_label_type"],
+                           domain=tr["mixup_domain"])
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        tr = self.recipe["training"]
+        mixed = self._mixup(batch)
+        logs: dict[str, Any] = {"train/mixup": float(mixed is not batch)} if tr["mixup"] else {}
+        batch = mixed
         out = self.model(batch.feats, batch.frame_valid)
-        loss_cls = self.weak_loss(out.clip_probs, batch)
-        loss = loss_cls
         bs = len(batch)
-        logs: dict[str, Any] = {"train/loss_weak": loss_cls}
+        if tr["strong_loss"]:  # DCASE: frame BCE on SS, clip BCE on the weakly-labelled clips only
+            loss_strong = self.strong_loss(out.frame_probs, batch)
+            loss_cls = self.weak_loss(out.clip_probs, batch, mask=~batch.has_strong)
+            logs["train/loss_strong"] = loss_strong
+            loss = loss_strong + loss_cls
+        else:
+            loss_cls = self.weak_loss(out.clip_probs, batch)
+            loss = loss_cls
+        logs["train/loss_weak"] = loss_cls
+        if self.mean_teacher is not None:
+            teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
+            loss_cons = consistency_loss(out, teacher_out, batch.frame_valid, tr["self_sup_loss"])
+            weight = self.consistency_weight()
+            loss = loss + weight * loss_cons
+            logs["train/loss_consistency"] = loss_cons
+            logs["train/consistency_weight"] = weight
         for name, branch in self.branches.items():
             res = branch(out, batch, self.current_epoch)
             loss = loss + res.loss
@@ -78,31 +183,80 @@ class SEDTask(pl.LightningModule):
         self.log("loss", loss, batch_size=bs, prog_bar=True, logger=False)
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """EMA update of the teacher after each optimiser step (once per global step)."""
+        if self.mean_teacher is None or self.global_step == self._ema_step or self.global_step == 0:
+            return
+        self._ema_step = self.global_step
+        alpha = self.mean_teacher.update(self.model, self.global_step)
+        self.log("train/ema_factor", alpha, on_step=True, on_epoch=False, batch_size=len(batch))
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """The parameters given to the optimiser: everything but the mean teacher."""
+        return [p for n, p in self.named_parameters() if not n.startswith("mean_teacher.")]
+
     def configure_optimizers(self):
         opt = self.recipe["opt"]
-        return torch.optim.Adam(self.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
+        optimizer = torch.optim.Adam(self.trained_parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
+        if not opt["lr_warmup"]:
+            return optimizer
+        # DESED_task's ExponentialWarmup: the lr of step k (0-based) is lr x exp(-5 (1 - (k+1)/L)^2)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda k: sigmoid_rampup(k + 1, self.rampup_steps()))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clip = self.recipe["opt"]["gradient_clip"]
+        if clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        else:
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # ------------------------------------------------------------------ evaluation
-    def _store(self, batch: Batch) -> None:
-        out = self.model(batch.feats, batch.frame_valid)
-        fp = out.frame_probs.float().cpu().numpy()
-        cp = out.clip_probs.float().cpu().numpy()
+    def eval_model(self) -> nn.Module:
+        """The model validated, tested and used for inference (``training.eval_model``)."""
+        if self.recipe["training"]["eval_model"] == "teacher":
+            if self.mean_teacher is None:
+                raise ValueError("training.eval_model: teacher needs training.mean_teacher: true")
+            return self.mean_teacher.teacher
+        return self.model
+
+    def _other_model(self) -> tuple[str, nn.Module] | None:
+        """The mean-teacher model that is not ``eval_model`` (validated too), or None."""
+        if self.mean_teacher is None:
+            return None
+        if self.recipe["training"]["eval_model"] == "teacher":
+            return "student", self.model
+        return "teacher", self.mean_teacher.teacher
+
+    @staticmethod
+    def _probs(model: nn.Module, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        out: ModelOutput = model(batch.feats, batch.frame_valid)
+        return out.frame_probs.float().cpu().numpy(), out.clip_probs.float().cpu().numpy()
+
+    def _store(self, batch: Batch, store: dict | None = None, model: nn.Module | None = None) -> None:
+        store = self._eval_store if store is None else store
+        fp, cp = self._probs(model if model is not None else self.eval_model(), batch)
         for i, name in enumerate(batch.filenames):
-            self._eval_store[name] = {"frame": fp[i], "clip": cp[i]}
+            store[name] = {"frame": fp[i], "clip": cp[i]}
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_store = {}
+        self._eval_store, self._other_store = {}, {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._store(batch)
+        other = self._other_model()
+        if other is not None:
+            self._store(batch, self._other_store, other[1])
 
-    def _evaluate(self, tsv: str, dur: str | None, psds: bool):
+    def _evaluate(self, tsv: str, dur: str | None, psds: bool, store: dict | None = None):
         from .evaluation.metrics import evaluate
 
         ev = self.recipe["eval"]
+        store = self._eval_store if store is None else store
         return evaluate(
-            {k: v["frame"] for k, v in self._eval_store.items()},
-            {k: v["clip"] for k, v in self._eval_store.items()},
+            {k: v["frame"] for k, v in store.items()},
+            {k: v["clip"] for k, v in store.items()},
             frame_hop_s=self.frame_hop_s,
             classes=self.classes,
             ground_truth_tsv=tsv,
@@ -119,11 +273,16 @@ class SEDTask(pl.LightningModule):
         data = self.recipe["data"]
         res = self._evaluate(data["val_tsv"], data["val_dur"], psds=False)
         m = res.metrics
-        logs = {f"val/{k}": float(m[k]) for k in ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")}
+        logs = {f"val/{k}": float(m[k]) for k in EVAL_METRICS}
         logs["val/obj"] = logs["val/tagging_f1"] + logs["val/intersection_f1"]
+        other = self._other_model()
+        if other is not None and self._other_store:
+            mo = self._evaluate(data["val_tsv"], data["val_dur"], psds=False, store=self._other_store).metrics
+            logs.update({f"val/{other[0]}/{k}": float(mo[k]) for k in EVAL_METRICS})
+            logs[f"val/{other[0]}/obj"] = logs[f"val/{other[0]}/tagging_f1"] + logs[f"val/{other[0]}/intersection_f1"]
         self.log_dict(logs, prog_bar=False, sync_dist=False)
         self.log("val_obj", logs["val/obj"], prog_bar=True, logger=False)
-        self._eval_store = {}
+        self._eval_store, self._other_store = {}, {}
 
     def on_test_epoch_start(self) -> None:
         self._eval_store = {}
@@ -141,9 +300,7 @@ class SEDTask(pl.LightningModule):
                                                           "intersection_f1") if m.get(k) is not None})
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, dict[str, np.ndarray]]:
-        out = self.model(batch.feats, batch.frame_valid)
-        fp = out.frame_probs.float().cpu().numpy()
-        cp = out.clip_probs.float().cpu().numpy()
+        fp, cp = self._probs(self.eval_model(), batch)
         return {name: {"frame": fp[i], "clip": cp[i]} for i, name in enumerate(batch.filenames)}
 
 
@@ -156,7 +313,8 @@ def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask
     """A task from a checkpoint.
 
     ``recipe`` (e.g. with other data paths or post-processing) replaces the stored recipe,
-    except ``feats``, ``net``, ``branches`` and ``data.classes``, which must match the weights.
+    except ``feats``, ``net``, ``branches``, ``data.classes`` and ``training.mean_teacher``, which
+    must match the weights.
     """
     ckpt = Path(ckpt)
     if not ckpt.is_file():
@@ -169,6 +327,8 @@ def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask
     for section in ("feats", "net", "branches"):  # what the weights were trained with wins
         merged[section] = stored[section]
     merged["data"] = {**merged["data"], "classes": stored["data"]["classes"]}
+    merged["training"] = {**merged.get("training", {}),
+                          "mean_teacher": stored.get("training", {}).get("mean_teacher", False)}
     task = SEDTask(merged)
     task.load_state_dict(state["state_dict"])
     return task

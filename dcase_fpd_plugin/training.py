@@ -25,6 +25,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from .atomic import atomic_write_text
 from .data.datamodule import SEDDataModule, folder_loader
+from .energy import EnergyCallback, experiment_dir_of, track_energy
 from .data.tsv import write_tsv
 from .recipe import RecipeError, check_data_paths, dump_recipe
 from .task import SEDTask, load_task
@@ -128,6 +129,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     check_data_paths(recipe, ["synth", "weak", "unlabeled", "val"])
     if recipe["data"]["test_tsv"]:
         check_data_paths(recipe, ["test"])
+    energy_cb = EnergyCallback(exp_dir, recipe)  # validates energy.* before anything is written
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
     exp_dir.mkdir(parents=True, exist_ok=True)
     if not _is_ddp_child():
@@ -136,7 +138,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
     task = SEDTask(recipe)
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
-    trainer = build_trainer(recipe, exp_dir, callbacks)
+    trainer = build_trainer(recipe, exp_dir, [*callbacks, energy_cb])
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     ckpt_dir = exp_dir / "checkpoints"
     best = ckpt_dir / "best.ckpt"
@@ -164,7 +166,8 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     out_dir = Path(out_dir or recipe["training"]["exp_dir"])
     dm = SEDDataModule(task.recipe, task.n_frames, task.frame_hop_s)
     trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False, single_device=True)
-    trainer.test(task, datamodule=dm, verbose=False)
+    with track_energy("devtest", out_dir, task.recipe):
+        trainer.test(task, datamodule=dm, verbose=False)
     write_outputs(task.eval_result, out_dir)
     return task.eval_result
 
@@ -189,7 +192,8 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     loader = folder_loader(audio_dir, recipe, task.n_frames, task.frame_hop_s)
     trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False,
                             single_device=True)
-    outputs = trainer.predict(task, dataloaders=loader)
+    with track_energy("evaluation", experiment_dir_of(ckpt, out_tsv.parent), recipe):
+        outputs = trainer.predict(task, dataloaders=loader)
     encoder = LabelEncoder(task.classes, task.frame_hop_s, task.n_frames)
     rows, scores = [], {}
     clip_s = recipe["feats"]["clip_s"]

@@ -1,0 +1,108 @@
+"""The paper's comparison (Tables 1-3, Fig. 3) at small scale on real recordings.
+
+1. Builds a DESED-format mini dataset from the soundbank with our synth module, keeping the
+   paper's roles apart (``dcase_fpd_plugin.synth.mini_desed``): a synthetic-strong set (SS), a
+   "real-weak" set (RW: other recordings and backgrounds, lower SNRs, only its weak labels used)
+   and a strongly labelled validation set from recordings disjoint from both.
+2. Runs ``dcase-fpd compare`` on the weak baseline, weak + FPD-IP and weak + FPD-Euc
+   (``recipes/weak.yaml``, ``weak_fpd_ip.yaml``, ``weak_fpd_euc.yaml``) for ``--seeds`` seeds,
+   ``--jobs`` processes in parallel (each takes a block of seeds, 1 torch thread each), then
+   once more over all seeds, which trains nothing and writes the tables.
+3. Prints ``summary.md`` (mean ± std and best per recipe, as the paper's tables) and the wall time;
+   ``event_f1_sorted.png`` is the paper's Fig. 3.
+
+    python benchmarks/paper_tables.py --out exp/paper_tables [--seeds 5] [--jobs 2] [key=value ...]
+
+Everything is resumable: rerunning the same command skips finished runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = [REPO / "recipes" / n for n in ("weak.yaml", "weak_fpd_ip.yaml", "weak_fpd_euc.yaml")]
+
+# Sized for about an hour on 2 CPU cores (see the README's results log).
+DEFAULT_OVERRIDES = [
+    "feats.n_mels=64",
+    "net.channels=[32, 64, 128]",
+    "net.freq_pool=[4, 4, 4]",
+    "training.n_epochs=12",
+    "training.batch_size=[24, 24, 0]",
+    "training.precision=bf16-mixed",
+    "training.num_threads=1",
+    "training.progress_bar=false",
+    "branches.fpd.wps_start_epoch=4",
+]
+
+
+def soundbank_default() -> Path:
+    env = os.environ.get("DCASE_FPD_SOUNDBANK")
+    return Path(env) if env else REPO.parent / "shared" / "soundbank"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="exp/paper_tables")
+    ap.add_argument("--soundbank", type=Path, default=soundbank_default())
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2, help="compare processes in parallel (1 torch thread each)")
+    ap.add_argument("--n-ss", type=int, default=480)
+    ap.add_argument("--n-rw", type=int, default=480)
+    ap.add_argument("--n-val", type=int, default=240)
+    ap.add_argument("--data-seed", type=int, default=0)
+    ap.add_argument("overrides", nargs="*", help="key.path=value, applied to every recipe after the defaults")
+    args = ap.parse_args()
+
+    from dcase_fpd_plugin.compat import quiet_dependencies
+    from dcase_fpd_plugin.synth.mini_desed import build_mini_desed
+
+    quiet_dependencies()
+    out = Path(args.out)
+    t0 = time.time()
+    data = build_mini_desed(args.soundbank, out / "data", n_ss=args.n_ss, n_rw=args.n_rw, n_val=args.n_val,
+                            seed=args.data_seed, workers=2, progress=True)
+    classes = data.pop("classes")
+    print(f"mini DESED ready in {time.time() - t0:.0f} s: {args.n_ss} SS, {args.n_rw} RW, {args.n_val} validation "
+          f"clips, classes {classes}")
+    overrides = [f"data.{k}={v}" for k, v in data.items()] + [
+        f"data.classes=[{', '.join(classes)}]", f"data.cache_dir={out / 'feature_cache'}", "data.max_missing_fraction=0",
+        *DEFAULT_OVERRIDES, *args.overrides]
+    compare = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", *map(str, RECIPES), "--out", str(out / "runs")]
+    jobs = max(1, min(args.jobs, args.seeds))
+    blocks = [list(range(args.seeds))[j::jobs] for j in range(jobs)]
+    t1 = time.time()
+    procs = []
+    out.mkdir(parents=True, exist_ok=True)
+    for j, block in enumerate(blocks):  # job j runs seeds j, j + jobs, ... one `compare --seeds 1` each
+        log = open(out / f"compare_job{j}.log", "a")
+        procs.append((subprocess.Popen(
+            [sys.executable, "-c",
+             "import subprocess, sys; seeds = %r\n"
+             "for s in seeds:\n"
+             "    r = subprocess.run(%r + ['--seeds', '1', '--seed-start', str(s)] + %r)\n"
+             "    if r.returncode: sys.exit(r.returncode)" % (block, compare, overrides)],
+            stdout=log, stderr=subprocess.STDOUT), log))
+    failed = False
+    for p, log in procs:
+        failed |= p.wait() != 0
+        log.close()
+    if failed:
+        raise SystemExit(f"a compare job failed; see {out}/compare_job*.log (rerun to resume)")
+    subprocess.run(compare + ["--seeds", str(args.seeds), *overrides], check=True, stdout=subprocess.DEVNULL)
+    wall = time.time() - t1
+    print((out / "runs" / "summary.md").read_text())
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {jobs} parallel jobs; "
+          f"training + testing wall time {wall / 60:.1f} min ({args.seeds} seeds x {len(RECIPES)} recipes)")
+    print("command: python benchmarks/paper_tables.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

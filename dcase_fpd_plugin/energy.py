@@ -1,0 +1,521 @@
+"""Energy per phase with codecarbon: training, devtest inference, evaluation inference.
+
+DCASE submissions report the energy (kWh) of training and of inference. We measure it with
+codecarbon's :class:`OfflineEmissionsTracker` (no network), one tracker per phase:
+
+* ``training``   -- Lightning ``fit`` start to ``fit`` end (:class:`EnergyCallback`);
+* ``devtest``    -- a ``trainer.test`` run on the test (or validation) set (:func:`track_energy`);
+* ``evaluation`` -- ``infer`` on a folder of audio (:func:`track_energy`).
+
+Files, in the experiment folder ``EXP_DIR``::
+
+    energy.json                 kWh per phase (segments + totals), see below
+    energy/<phase>.csv          codecarbon's own CSV, one row per tracked segment
+
+**Measured or estimated.** codecarbon reads power counters where the machine exposes them
+(CPU: Intel RAPL, Intel Power Gadget, Windows EMI, Apple powermetrics; GPU: NVML / AMD SMI).
+Without them (as on most VMs and containers) it falls back to a *model*: CPU power = TDP x load
+(or a constant), so the kWh are then duration x modelled power. RAM power is always codecarbon's
+model. Every figure therefore carries ``method``: ``"measured"`` when the CPU -- and the GPU, if
+one is tracked -- are read from power counters, else ``"estimated"``; ``sources`` says what each
+component used. Print a kWh figure only together with its method (see :func:`format_kwh`).
+
+``energy.json`` (``format`` 1)::
+
+    {"format": 1, "unit": "kWh",
+     "phases": {"training": {"energy_kwh": 0.0123, "duration_s": 3600.0, "method": "estimated",
+                             "n_segments": 2, "segments": [SEGMENT, SEGMENT]},
+                "devtest": {...}, "evaluation": {...}},
+     "total_kwh": 0.0150, "method": "estimated", "updated": "2026-...Z"}
+
+    SEGMENT = {"started": ISO time (UTC), "duration_s": s, "energy_kwh": kWh,
+               "cpu_kwh", "gpu_kwh", "ram_kwh": kWh, "emissions_kg_co2eq": kg,
+               "method": "measured" | "estimated", "sources": {"cpu": ..., "gpu": ..., "ram": ...},
+               "tracking_mode": "machine" | "process", "country_iso_code": "FRA",
+               "hardware": {cpu_model, cpu_count, ram_total_gib, gpu_model, gpu_count, torch, ...},
+               "codecarbon_version": "3.x", "csv": "energy/training.csv", "interrupted": false}
+
+A resumed training adds a segment to ``training`` (the phase total is the sum of its segments);
+a fresh training (``fit`` without a checkpoint to resume) starts a new ``energy.json``. Inference
+phases keep only their latest segment unless ``accumulate=True`` (e.g. an evaluation set inferred
+folder by folder). Only the global-zero process tracks (``tracking_mode: machine`` measures the
+whole computer; on several nodes only node 0 is measured).
+
+A tracker that cannot start or stop (codecarbon missing, an exception inside it) warns with
+:class:`EnergyWarning` and the run goes on without that figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pytorch_lightning as pl
+
+from .atomic import atomic_write_text
+
+PHASES = ("training", "devtest", "evaluation")
+ENERGY_JSON = "energy.json"
+FORMAT_VERSION = 1
+ACCUMULATE_BY_DEFAULT = {"training": True, "devtest": False, "evaluation": False}
+TRACKING_MODES = ("machine", "process")
+
+# codecarbon power sources read from hardware counters (everything else is a model)
+_MEASURED_CPU_MODES = {"intel_rapl": "RAPL", "intel_power_gadget": "Intel Power Gadget",
+                       "windows_emi": "Windows EMI"}
+
+
+class EnergyWarning(UserWarning):
+    """Energy tracking failed or was skipped; the run itself goes on."""
+
+
+# (experiment folder, phase) pairs being tracked in this process: a nested tracker of the same pair
+# (two EnergyCallbacks, track_energy inside track_energy) is a no-op instead of counting twice.
+_ACTIVE: set[tuple[str, str]] = set()
+
+
+# --------------------------------------------------------------------------- configuration
+def energy_config(recipe_or_section: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``energy`` settings: recipe defaults <- ``recipe['energy']`` (or the section itself).
+
+    Accepts a whole recipe, its ``energy`` section, or None (defaults). A checkpoint trained
+    before the section existed gets the defaults.
+    """
+    from .recipe import DEFAULTS, RecipeError
+
+    cfg = dict(DEFAULTS["energy"])
+    if recipe_or_section:
+        section = recipe_or_section["energy"] if "energy" in recipe_or_section else recipe_or_section
+        cfg.update({k: v for k, v in (section or {}).items() if k in cfg})  # a recipe's other sections: ignored
+    if cfg["tracking_mode"] not in TRACKING_MODES:
+        raise RecipeError(f"'energy.tracking_mode' must be one of {TRACKING_MODES}, got {cfg['tracking_mode']!r}")
+    if not cfg["measure_power_secs"] > 0:
+        raise RecipeError(f"'energy.measure_power_secs' must be > 0 seconds, got {cfg['measure_power_secs']!r}")
+    return cfg
+
+
+def quiet_codecarbon() -> None:
+    """The one place that silences codecarbon's INFO/WARNING log lines (its real errors still show).
+
+    codecarbon sets its logger's level when imported and again in every tracker's ``__init__``
+    (from ``log_level``); we import it, then set ERROR, and pass ``log_level="error"`` to trackers.
+    """
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+
+
+def _is_global_zero() -> bool:
+    try:
+        from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+        return int(getattr(rank_zero_only, "rank", 0) or 0) == 0
+    except Exception:  # pragma: no cover
+        return True
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _warn(msg: str) -> None:
+    warnings.warn(msg, EnergyWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- one tracker
+def _component_sources(tracker: Any) -> dict[str, str]:
+    """What codecarbon used per component: ``{"cpu": "measured (RAPL)", "ram": "estimated (...)"}``."""
+    sources: dict[str, str] = {}
+    for hw in getattr(tracker, "_hardware", None) or []:
+        kind = type(hw).__name__
+        mode = getattr(hw, "_mode", None)
+        if kind == "CPU":
+            if mode in _MEASURED_CPU_MODES:
+                sources["cpu"] = f"measured ({_MEASURED_CPU_MODES[mode]})"
+            elif mode == "cpu_load":
+                sources["cpu"] = "estimated (TDP x CPU load model)"
+            else:
+                sources["cpu"] = f"estimated (constant power model, mode {mode})"
+        elif kind == "GPU":
+            sources["gpu"] = "measured (NVML / AMD SMI)"
+        elif kind == "AppleSiliconChip":
+            part = str(getattr(hw, "chip_part", "CPU")).lower()
+            sources[part] = "measured (Apple powermetrics)"
+        elif kind == "RAM":
+            forced = getattr(hw, "_force_ram_power", None)
+            sources["ram"] = f"estimated (forced {forced} W)" if forced is not None else "estimated (RAM power model)"
+        elif kind == "Raspberry":
+            part = str(getattr(hw, "chip_part", "CPU")).lower()
+            sources[part] = "measured (Raspberry Pi PMIC)"
+        else:  # pragma: no cover - a hardware class added by a later codecarbon
+            sources[kind.lower()] = f"unknown ({hw!r})"
+    return sources
+
+
+def _method(sources: Mapping[str, str]) -> str:
+    """``"measured"`` if the CPU (and the GPU, when tracked) read power counters, else ``"estimated"``."""
+    cpu = sources.get("cpu", "")
+    gpu = sources.get("gpu", "measured")
+    return "measured" if cpu.startswith("measured") and gpu.startswith("measured") else "estimated"
+
+
+def _torch_hardware() -> dict[str, Any]:
+    try:
+        import torch
+
+        out: dict[str, Any] = {"torch": torch.__version__}
+        if torch.cuda.is_available():
+            out["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return out
+    except Exception:  # pragma: no cover
+        return {}
+
+
+def _make_tracker(phase: str, out_dir: Path, cfg: Mapping[str, Any]):
+    """A started :class:`OfflineEmissionsTracker` writing ``out_dir/<phase>.csv`` (may raise)."""
+    from codecarbon import OfflineEmissionsTracker
+
+    quiet_codecarbon()
+    out_dir.mkdir(parents=True, exist_ok=True)  # codecarbon needs it to exist
+    tracker = OfflineEmissionsTracker(
+        country_iso_code=cfg["country_iso_code"],
+        output_dir=str(out_dir),
+        output_file=f"{phase}.csv",
+        project_name="dcase-fpd",
+        experiment_name=phase,
+        measure_power_secs=float(cfg["measure_power_secs"]),
+        tracking_mode=cfg["tracking_mode"],
+        log_level="error",
+        allow_multiple_runs=True,
+    )
+    tracker.start()
+    if getattr(tracker, "_start_time", None) is None:  # codecarbon swallows its own exceptions
+        raise RuntimeError("codecarbon's tracker did not start (an error inside codecarbon)")
+    return tracker
+
+
+@dataclass
+class PhaseTracker:
+    """Tracks one segment of one phase; :meth:`start`/:meth:`stop` never raise, they warn.
+
+    ``stop`` returns the segment dict (see the module docstring) or None if tracking failed.
+    """
+
+    phase: str
+    exp_dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    _tracker: Any = None
+    _started: str | None = None
+    _key: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.exp_dir = Path(self.exp_dir)
+        self.config = energy_config(self.config)
+
+    @property
+    def out_dir(self) -> Path:
+        return self.exp_dir / self.config["output_subdir"]
+
+    @property
+    def running(self) -> bool:
+        return self._tracker is not None
+
+    @property
+    def already_tracked(self) -> bool:
+        """This phase of this experiment is being tracked by another tracker of this process."""
+        return (str(self.exp_dir.resolve()), self.phase) in _ACTIVE
+
+    def start(self) -> bool:
+        """Start codecarbon; False if it cannot (with an :class:`EnergyWarning`) or if this
+        phase of this experiment is already being tracked in this process (silently)."""
+        self._tracker = None
+        key = (str(self.exp_dir.resolve()), self.phase)
+        if self.already_tracked:
+            return False
+        try:
+            self._tracker = _make_tracker(self.phase, self.out_dir, self.config)
+        except ImportError as exc:
+            _warn(f"energy tracking of phase {self.phase!r} disabled: codecarbon cannot be imported "
+                  f"({exc}; pip install 'codecarbon>=3'); the run goes on without its kWh figure")
+            return False
+        except Exception as exc:  # energy is optional, the run is not
+            _warn(f"energy tracking of phase {self.phase!r} disabled: codecarbon could not start "
+                  f"({type(exc).__name__}: {exc}); the run goes on without its kWh figure")
+            return False
+        self._started = _now()
+        self._key = key
+        _ACTIVE.add(key)
+        return True
+
+    def stop(self, interrupted: bool = False) -> dict[str, Any] | None:
+        """Stop codecarbon and return this segment's figures (None, with a warning, on failure)."""
+        tracker, self._tracker = self._tracker, None
+        if tracker is None:
+            return None
+        _ACTIVE.discard(self._key)
+        try:
+            tracker.stop()
+            data = getattr(tracker, "final_emissions_data", None)
+            if data is None:
+                raise RuntimeError("codecarbon returned no figures (an error inside codecarbon)")
+            sources = _component_sources(tracker)
+            energy = float(data.energy_consumed)
+            if not math.isfinite(energy) or energy < 0:
+                raise RuntimeError(f"codecarbon reported an invalid energy {energy!r} kWh")
+            return {
+                "started": self._started,
+                "duration_s": float(data.duration),
+                "energy_kwh": energy,
+                "cpu_kwh": float(data.cpu_energy),
+                "gpu_kwh": float(data.gpu_energy),
+                "ram_kwh": float(data.ram_energy),
+                "emissions_kg_co2eq": float(data.emissions),
+                "method": _method(sources),
+                "sources": sources,
+                "tracking_mode": data.tracking_mode,
+                "country_iso_code": data.country_iso_code,
+                "hardware": {
+                    "cpu_model": data.cpu_model,
+                    "cpu_count": data.cpu_count,
+                    "ram_total_gib": round(float(data.ram_total_size), 2),  # codecarbon's "GB" = 2**30 bytes
+                    "gpu_model": data.gpu_model or None,
+                    "gpu_count": data.gpu_count,
+                    "os": data.os,
+                    **_torch_hardware(),
+                },
+                "codecarbon_version": data.codecarbon_version,
+                "csv": f"{self.config['output_subdir']}/{self.phase}.csv",
+                "interrupted": bool(interrupted),
+            }
+        except Exception as exc:
+            _warn(f"energy tracking of phase {self.phase!r} failed when stopping codecarbon "
+                  f"({type(exc).__name__}: {exc}); no kWh figure recorded for it")
+            return None
+
+
+# --------------------------------------------------------------------------- energy.json
+def energy_json_path(exp_dir: str | Path) -> Path:
+    """``EXP_DIR/energy.json``."""
+    return Path(exp_dir) / ENERGY_JSON
+
+
+def read_energy(exp_dir: str | Path) -> dict[str, Any] | None:
+    """The experiment's ``energy.json`` as a dict, or None if there is none.
+
+    Raises:
+        ValueError: the file exists but is not valid energy JSON (the message names the file).
+    """
+    path = energy_json_path(exp_dir)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("phases"), dict):
+        raise ValueError(f"{path}: not a dcase-fpd energy file (no 'phases' mapping)")
+    return data
+
+
+def _phase_summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "energy_kwh": float(sum(s["energy_kwh"] for s in segments)),
+        "duration_s": float(sum(s["duration_s"] for s in segments)),
+        "method": "measured" if segments and all(s["method"] == "measured" for s in segments) else "estimated",
+        "n_segments": len(segments),
+        "segments": segments,
+    }
+
+
+def record_segment(exp_dir: str | Path, phase: str, segment: Mapping[str, Any],
+                   accumulate: bool | None = None) -> dict[str, Any]:
+    """Merge one segment into ``EXP_DIR/energy.json`` (atomic rewrite); returns the new content.
+
+    ``accumulate`` (default: True for ``training``, False otherwise) appends the segment to the
+    phase's list; False replaces the list. An unreadable energy.json is replaced, with a warning.
+    """
+    if accumulate is None:
+        accumulate = ACCUMULATE_BY_DEFAULT.get(phase, False)
+    try:
+        data = read_energy(exp_dir)
+    except ValueError as exc:
+        _warn(f"{exc}; starting a new energy file")
+        data = None
+    phases: dict[str, Any] = dict((data or {}).get("phases", {}))
+    segments = list(phases.get(phase, {}).get("segments", [])) if accumulate else []
+    segments.append(dict(segment))
+    phases[phase] = _phase_summary(segments)
+    ordered = {p: phases[p] for p in PHASES if p in phases}
+    ordered.update({p: v for p, v in phases.items() if p not in ordered})
+    out = {
+        "format": FORMAT_VERSION,
+        "unit": "kWh",
+        "phases": ordered,
+        "total_kwh": float(sum(v["energy_kwh"] for v in ordered.values())),
+        "method": "measured" if all(v["method"] == "measured" for v in ordered.values()) else "estimated",
+        "updated": _now(),
+    }
+    atomic_write_text(energy_json_path(exp_dir), json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def reset_energy(exp_dir: str | Path, config: Mapping[str, Any] | None = None) -> None:
+    """Remove ``energy.json`` and the phases' codecarbon CSVs (a fresh training starts over)."""
+    cfg = energy_config(config)
+    energy_json_path(exp_dir).unlink(missing_ok=True)
+    for phase in PHASES:
+        (Path(exp_dir) / cfg["output_subdir"] / f"{phase}.csv").unlink(missing_ok=True)
+
+
+def format_kwh(kwh: float | None, method: str | None) -> str:
+    """``"0.000123 kWh (estimated)"``; ``"not measured"`` for None. Never a bare kWh figure."""
+    if kwh is None:
+        return "not measured"
+    value = f"{kwh:.6f}" if kwh == 0 or kwh >= 1e-4 else f"{kwh:.2e}"
+    return f"{value} kWh ({method or 'estimated'})"
+
+
+def experiment_dir_of(ckpt: str | Path, fallback: str | Path) -> Path:
+    """The experiment folder of ``EXP_DIR/checkpoints/x.ckpt``; ``fallback`` for a checkpoint elsewhere."""
+    ckpt = Path(ckpt)
+    if ckpt.parent.name == "checkpoints":
+        return ckpt.parent.parent
+    return Path(fallback)
+
+
+# --------------------------------------------------------------------------- public trackers
+@dataclass
+class EnergyMeasurement:
+    """What :func:`track_energy` yields; ``segment`` is filled when the block ends (None if not tracked)."""
+
+    phase: str
+    exp_dir: Path
+    segment: dict[str, Any] | None = None
+
+
+@contextlib.contextmanager
+def track_energy(phase: str, exp_dir: str | Path, config: Mapping[str, Any] | None = None, *,
+                 accumulate: bool | None = None) -> Iterator[EnergyMeasurement]:
+    """Measure the energy of the ``with`` block as one segment of ``phase`` in ``EXP_DIR/energy.json``.
+
+    ``config``: a recipe, its ``energy`` section, or None (defaults); ``enabled: false`` makes this
+    a no-op. If the block raises, a ``training`` segment (accumulating) is still recorded with
+    ``interrupted: true``; other phases record nothing. Tracking failures only warn. Only the
+    global-zero process tracks, and a block nested in a tracker of the same phase and folder is
+    not tracked again::
+
+        with track_energy("devtest", exp_dir, recipe):
+            trainer.test(task, datamodule=dm)
+    """
+    cfg = energy_config(config)
+    result = EnergyMeasurement(phase, Path(exp_dir))
+    if accumulate is None:
+        accumulate = ACCUMULATE_BY_DEFAULT.get(phase, False)
+    if not cfg["enabled"] or not _is_global_zero():
+        yield result
+        return
+    tracker = PhaseTracker(phase, Path(exp_dir), cfg)
+    tracker.start()
+    try:
+        yield result
+    except BaseException:
+        segment = tracker.stop(interrupted=True)
+        if segment is not None and accumulate:
+            _safe_record(exp_dir, phase, segment, accumulate)
+        raise
+    segment = tracker.stop()
+    if segment is not None:
+        result.segment = segment
+        _safe_record(exp_dir, phase, segment, accumulate)
+
+
+def _safe_record(exp_dir: str | Path, phase: str, segment: Mapping[str, Any], accumulate: bool) -> None:
+    try:
+        record_segment(exp_dir, phase, segment, accumulate)
+    except Exception as exc:
+        _warn(f"could not write {energy_json_path(exp_dir)} ({type(exc).__name__}: {exc}); "
+              f"phase {phase!r}: {format_kwh(segment['energy_kwh'], segment['method'])}")
+
+
+class EnergyCallback(pl.Callback):
+    """Lightning callback: codecarbon energy of the Trainer's stages, into ``EXP_DIR/energy.json``.
+
+    ``phases`` maps a Trainer stage (``fit``, ``test``, ``predict``) to a phase name; by default
+    only ``fit`` is tracked, as ``training`` (``on_fit_start`` to ``on_fit_end``: training and
+    validation epochs, checkpointing; not the data set-up before it). A fit that does not resume
+    from a checkpoint starts a new energy.json (:func:`reset_energy`); a resumed one adds a segment.
+    A fit that raises records its segment with ``interrupted: true``. Only global zero tracks;
+    a second tracker of the same phase and folder in this process (another EnergyCallback, an
+    enclosing :func:`track_energy`) does nothing, so nothing is counted twice.
+    """
+
+    def __init__(self, exp_dir: str | Path, config: Mapping[str, Any] | None = None,
+                 phases: Mapping[str, str] | None = None, reset_on_fresh_fit: bool = True):
+        super().__init__()
+        self.exp_dir = Path(exp_dir)
+        self.config = energy_config(config)
+        self.phases = dict(phases or {"fit": "training"})
+        unknown = set(self.phases) - {"fit", "test", "predict"}
+        if unknown:
+            raise ValueError(f"EnergyCallback phases: unknown Trainer stages {sorted(unknown)} (fit, test, predict)")
+        self.reset_on_fresh_fit = reset_on_fresh_fit
+        self._trackers: dict[str, PhaseTracker] = {}
+        self.segments: list[dict[str, Any]] = []  # recorded in this process, for callers and tests
+
+    def _start(self, trainer: pl.Trainer, stage: str) -> None:
+        if stage not in self.phases or not self.config["enabled"] or not trainer.is_global_zero:
+            return
+        tracker = PhaseTracker(self.phases[stage], self.exp_dir, self.config)
+        if tracker.already_tracked:  # e.g. a second EnergyCallback on the same Trainer
+            return
+        if stage == "fit" and self.reset_on_fresh_fit and not trainer.ckpt_path:
+            reset_energy(self.exp_dir, self.config)
+        if tracker.start():
+            self._trackers[stage] = tracker
+
+    def _stop(self, stage: str, interrupted: bool = False) -> None:
+        tracker = self._trackers.pop(stage, None)
+        if tracker is None:
+            return
+        segment = tracker.stop(interrupted=interrupted)
+        if segment is None:
+            return
+        accumulate = stage == "fit" or ACCUMULATE_BY_DEFAULT.get(tracker.phase, False)
+        if interrupted and not accumulate:
+            return  # an interrupted inference run must not replace a complete one
+        self.segments.append(segment)
+        _safe_record(self.exp_dir, tracker.phase, segment, accumulate)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._start(trainer, "fit")
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._stop("fit")
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self._start(trainer, "test")
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._stop("test")
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._start(trainer, "predict")
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self._stop("predict")
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        for stage in list(self._trackers):
+            self._stop(stage, interrupted=True)
+
+
+__all__ = [
+    "PHASES", "EnergyCallback", "EnergyMeasurement", "EnergyWarning", "PhaseTracker", "energy_config",
+    "energy_json_path", "experiment_dir_of", "format_kwh", "quiet_codecarbon", "read_energy",
+    "record_segment", "reset_energy", "track_energy",
+]

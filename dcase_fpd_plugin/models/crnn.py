@@ -1,0 +1,175 @@
+"""The DCASE 2023 Task 4 baseline CRNN, re-implemented on our stack (``net.name: crnn``).
+
+Architecture, as in DESED_task's ``desed_task/nnet/CRNN.py`` (2023 baseline, ``confs/default.yaml``):
+
+* input: log-mel (B, F, T_in) in dB, normalised per clip by min-max over (F, T_in) to [-1, 1]
+  (DESED_task's ``TorchScaler("instance", "minmax", dims=(1, 2))``; ``net.crnn_input_norm``);
+* 7 conv blocks: conv 3x3 (stride 1, padding 1, with bias) -> batch norm (eps 1e-3, PyTorch
+  momentum 0.99, DESED_task's values) -> GLU gating ``linear(x) * sigmoid(x)`` (a dense layer
+  over channels at every time-frequency bin) -> dropout 0.5 -> average pooling (time, freq);
+  filters 16-32-64-128-128-128-128, pooling [[2,2],[2,2],[1,2],[1,2],[1,2],[1,2],[1,2]]:
+  626 STFT frames x 128 mels -> 156 frames x 1 bin (64 ms per output frame at hop 256);
+* 2-layer bidirectional GRU of 128 units per direction -> frame embeddings (B, T, 256);
+* dropout 0.5, then two dense layers to C classes: ``strong = sigmoid(dense(x))`` (frame
+  probabilities) and attention logits ``a = dense_softmax(x)``;
+* clip probabilities ``weak[c] = sum_t strong[t, c] w[t, c] / sum_t w[t, c]``.
+  DESED_task takes the softmax over the **class** axis (``nn.Softmax(dim=-1)`` on (B, T, C)),
+  clamps it to [1e-7, 1] and normalises over time by the division: ``crnn_attention: classes``
+  (the default, the baseline exactly). ``crnn_attention: time`` takes the softmax over time instead.
+  Padded frames (``frame_valid`` False) get zero weight in both.
+
+With 10 classes: 1,112,420 parameters (DCASE: 1.11 M). MACs for 10 s: see :func:`dcase_fpd_plugin.submission_report.count_macs`
+in ``models/__init__.py`` and ``tests/test_crnn.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..branch import ModelOutput
+from .encoder import pooled_length
+
+ATTENTION_MODES = ("classes", "time")
+INPUT_NORMS = ("minmax", "standard")
+
+
+def minmax_per_clip(feats: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Min-max over each clip's (F, T_in) image, mapped to [-1, 1] (DESED_task's instance scaler).  (B, F, T_in)"""
+    lo = feats.amin(dim=(1, 2), keepdim=True)
+    hi = feats.amax(dim=(1, 2), keepdim=True)
+    return (feats - lo) / (hi - lo + eps) * 2.0 - 1.0
+
+
+def standardize_per_clip(feats: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Zero mean, unit variance over each clip's (F, T_in) image.  (B, F, T_in)"""
+    return (feats - feats.mean(dim=(1, 2), keepdim=True)) / (feats.std(dim=(1, 2), keepdim=True) + eps)
+
+
+class GLU(nn.Module):
+    """Gated linear unit over channels: ``linear(x) * sigmoid(x)`` at every (time, freq) bin.  (B, Ch, T, F)"""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.linear = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lin = self.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, Ch, T, F)
+        return lin * torch.sigmoid(x)
+
+
+class ConvBlock(nn.Module):
+    """conv k x k -> batch norm -> GLU -> dropout -> average pooling (time, freq)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, pool: Sequence[int], dropout: float,
+                 bn_momentum: float):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size, stride=1, padding=kernel_size // 2)
+        self.norm = nn.BatchNorm2d(c_out, eps=1e-3, momentum=bn_momentum)
+        self.glu = GLU(c_out)
+        self.dropout = nn.Dropout(dropout)
+        self.pool = nn.AvgPool2d(tuple(pool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Ch_in, T, F) -> (B, Ch_out, T', F')
+        return self.pool(self.dropout(self.glu(self.norm(self.conv(x)))))
+
+
+class CRNN(nn.Module):
+    """Log-mel (B, F, T_in) -> :class:`ModelOutput` (GRU frame embeddings, frame and clip probabilities).
+
+    Args:
+        n_mels: F, input mel bands (``feats.n_mels``; 128 in DCASE).
+        n_classes: C.
+        filters: output channels of each conv block (``net.crnn_filters``).
+        pooling: (time, freq) average-pooling factors of each block (``net.crnn_pooling``).
+        kernel_size: square conv kernel (``net.crnn_kernel_size``).
+        dropout: dropout after each conv block and after the GRU (``net.crnn_dropout``).
+        rnn_hidden: GRU units per direction (``net.rnn_hidden``); D = 2 * rnn_hidden.
+        rnn_layers: stacked bidirectional GRU layers (``net.rnn_layers``).
+        rnn_dropout: dropout between GRU layers (``net.rnn_dropout``).
+        attention: ``classes`` (DESED_task) or ``time`` softmax (``net.crnn_attention``).
+        input_norm: per-clip ``minmax`` (DESED_task) or ``standard`` (``net.crnn_input_norm``).
+        bn_momentum: BatchNorm momentum, PyTorch meaning (``net.crnn_bn_momentum``; DESED_task 0.99).
+    """
+
+    def __init__(self, n_mels: int, n_classes: int,
+                 filters: Sequence[int] = (16, 32, 64, 128, 128, 128, 128),
+                 pooling: Sequence[Sequence[int]] = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)),
+                 kernel_size: int = 3, dropout: float = 0.5, rnn_hidden: int = 128, rnn_layers: int = 2,
+                 rnn_dropout: float = 0.0, attention: str = "classes", input_norm: str = "minmax",
+                 bn_momentum: float = 0.99):
+        super().__init__()
+        pooling = [list(p) for p in pooling]
+        if len(filters) == 0 or len(pooling) != len(filters) or any(len(p) != 2 for p in pooling):
+            raise ValueError(f"net.crnn_pooling must hold one [time, freq] pair per net.crnn_filters entry "
+                             f"({len(filters)}), got {pooling}")
+        if any(int(p) < 1 for pair in pooling for p in pair) or any(int(f) < 1 for f in filters):
+            raise ValueError("net.crnn_filters and net.crnn_pooling must be positive integers")
+        n_freq = pooled_length(n_mels, [p[1] for p in pooling])
+        if n_freq < 1:
+            raise ValueError(f"net.crnn_pooling pools feats.n_mels={n_mels} mel bands below 1 "
+                             f"(frequency factors {[p[1] for p in pooling]}); the DCASE CRNN needs 128 mels")
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"net.crnn_attention must be one of {ATTENTION_MODES}, got {attention!r}")
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"net.crnn_input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+        if rnn_hidden < 1 or rnn_layers < 1:
+            raise ValueError("net.rnn_hidden and net.rnn_layers must be >= 1")
+        blocks, c_in = [], 1
+        for c_out, pool in zip(filters, pooling):
+            blocks.append(ConvBlock(c_in, int(c_out), kernel_size, pool, dropout, bn_momentum))
+            c_in = int(c_out)
+        self.cnn = nn.Sequential(*blocks)
+        self.rnn = nn.GRU(c_in * n_freq, rnn_hidden, num_layers=rnn_layers, batch_first=True,
+                          bidirectional=True, dropout=rnn_dropout if rnn_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(2 * rnn_hidden, n_classes)  # frame classifier
+        self.dense_softmax = nn.Linear(2 * rnn_hidden, n_classes)  # attention logits
+        self.time_pool = [int(p[0]) for p in pooling]
+        self.attention = attention
+        self.input_norm = input_norm
+        self._embed_dim = 2 * rnn_hidden
+
+    @property
+    def embed_dim(self) -> int:
+        """D, the width of the frame embeddings (the bidirectional GRU output)."""
+        return self._embed_dim
+
+    def output_frames(self, n_in: int) -> int:
+        """T, output frames for ``n_in`` STFT frames (626 -> 156 with the DCASE pooling)."""
+        return pooled_length(n_in, self.time_pool)
+
+    @property
+    def time_pooling(self) -> int:
+        """STFT frames per output frame (4 in DCASE: 64 ms at hop 256, 16 kHz)."""
+        out = 1
+        for p in self.time_pool:
+            out *= p
+        return out
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        return minmax_per_clip(feats) if self.input_norm == "minmax" else standardize_per_clip(feats)
+
+    def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None) -> ModelOutput:
+        x = self.normalize(feats).transpose(1, 2).unsqueeze(1)  # (B, 1, T_in, F)
+        x = self.cnn(x)  # (B, Ch, T, F')
+        b, ch, t, f = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(b, t, ch * f)  # (B, T, Ch * F')
+        h, _ = self.rnn(x)  # (B, T, D) frame embeddings
+        if frame_valid is not None and frame_valid.shape[1] != t:
+            raise ValueError(f"frame_valid has {frame_valid.shape[1]} frames, the CRNN gives {t}")
+        z = self.dropout(h)
+        frame_probs = torch.sigmoid(self.dense(z))  # (B, T, C)
+        logits = self.dense_softmax(z)  # (B, T, C)
+        if self.attention == "classes":  # DESED_task: softmax over classes, normalised over time below
+            weights = torch.softmax(logits, dim=-1).clamp(1e-7, 1.0)
+            if frame_valid is not None:
+                weights = weights * frame_valid[:, :, None].to(weights.dtype)
+        else:
+            if frame_valid is not None:
+                logits = logits.masked_fill(~frame_valid[:, :, None], torch.finfo(logits.dtype).min)
+            weights = torch.softmax(logits, dim=1)
+        clip_probs = (frame_probs * weights).sum(1) / weights.sum(1).clamp_min(1e-12)  # (B, C)
+        return ModelOutput(embeddings=h, frame_probs=frame_probs, clip_probs=clip_probs.clamp(1e-7, 1 - 1e-7))

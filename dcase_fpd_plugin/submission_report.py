@@ -1,0 +1,394 @@
+"""The figures a DCASE submission asks for: energy (kWh) per phase, parameters, MACs per 10 s, hardware.
+
+    dcase-fpd report EXP_DIR [--json] [--ckpt CKPT]
+
+reads ``EXP_DIR/recipe.yaml``, a checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``) and
+``EXP_DIR/energy.json`` (written by :mod:`dcase_fpd_plugin.energy`) and prints a table (or, with
+``--json``, the dict of :func:`submission_figures`).
+
+**Parameters** are those of the detection model (``task.model``): weights used at inference.
+Training-only branches (e.g. the FPD projection) are reported separately and a mean-teacher copy
+is not counted.
+
+**MACs** (multiply-accumulates) are for one clip of 10 s (batch 1) in the recipe's feature shape
+``(1, n_mels, 1 + 10 s * sample_rate // hop_length)``: convolutions, linear layers and matmuls as
+counted by :class:`torch.utils.flop_counter.FlopCounterMode` (MACs = FLOPs / 2); recurrent layers
+(GRU, LSTM, RNN) analytically, because FlopCounterMode sees them only where they run as
+decomposed matmuls (CPU) and not as fused kernels (cuDNN): per time step, layer and direction
+``gates * (in * h + h * h)`` MACs, gates = 3 for a GRU (4 LSTM, 1 RNN), ``in`` the layer's input
+width, ``h`` the hidden size. Bias additions, normalisation, activations, pooling, GLU gating
+products and the log-mel front-end are not counted (the usual convention of MAC counters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .energy import PHASES, format_kwh, read_energy
+
+CLIP_SECONDS = 10.0
+_RNN_GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1}
+
+
+class ReportError(FileNotFoundError):
+    """The experiment folder (or what the report needs in it) is missing; the message names the path."""
+
+
+# --------------------------------------------------------------------------- model figures
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (sum of ``numel``), optionally only those with ``requires_grad``."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
+
+
+@dataclass
+class MacCount:
+    """MACs of one forward pass. ``total = counted + recurrent`` (all in multiply-accumulates)."""
+
+    total: int
+    counted: int  # FlopCounterMode's FLOPs / 2 outside recurrent layers
+    recurrent: int  # recurrent layers, analytic
+    recurrent_seen_by_torch: int  # FlopCounterMode's FLOPs / 2 inside recurrent layers (replaced)
+    input_shape: tuple[int, ...]
+    by_op: dict[str, int] = field(default_factory=dict)  # MACs per aten op, outside recurrent layers
+
+
+def rnn_macs(module: nn.Module, steps: int) -> int:
+    """Analytic MACs of a GRU/LSTM/RNN over ``steps`` time steps (summed over the batch).
+
+    Per step, layer and direction: ``gates * (in * h + h_rec * h)`` (+ ``h * proj_size`` for an
+    LSTM with projection), gates = 3 (GRU), 4 (LSTM), 1 (RNN); biases not counted.
+    """
+    gates = next(g for cls, g in _RNN_GATES.items() if isinstance(module, cls))
+    h = module.hidden_size
+    proj = getattr(module, "proj_size", 0) or 0
+    h_out = proj or h
+    dirs = 2 if module.bidirectional else 1
+    per_step = 0
+    for layer in range(module.num_layers):
+        n_in = module.input_size if layer == 0 else h_out * dirs
+        per_step += gates * (n_in * h + h_out * h) + (h * proj if proj else 0)
+    return int(steps * dirs * per_step)
+
+
+def _rnn_steps(module: nn.Module, x: Any) -> int:
+    """Time steps summed over the batch of an RNN input (tensor or PackedSequence)."""
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        return int(x.data.shape[0])
+    if x.dim() == 2:  # unbatched (T, in)
+        return int(x.shape[0])
+    return int(x.shape[0] * x.shape[1])  # (B, T, in) or (T, B, in)
+
+
+def measure_macs(model: nn.Module, example: torch.Tensor) -> MacCount:
+    """MACs of ``model(example)`` in eval mode without gradients (see the module docstring)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    root = type(model).__name__
+    rnns = {name: m for name, m in model.named_modules() if isinstance(m, tuple(_RNN_GATES))}
+    analytic: dict[str, int] = {name: 0 for name in rnns}
+    hooks = []
+    for name, m in rnns.items():
+        def pre_hook(mod, args, _name=name):
+            analytic[_name] += rnn_macs(mod, _rnn_steps(mod, args[0]))
+        hooks.append(m.register_forward_pre_hook(pre_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example)
+    finally:
+        for hk in hooks:
+            hk.remove()
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    total_flops = int(counter.get_total_flops())
+    seen = 0
+    rnn_by_op: dict[str, int] = {}
+    for name in rnns:
+        key = f"{root}.{name}" if name else root  # FlopCounterMode's module names
+        for op, flops in counts.get(key, {}).items():
+            seen += int(flops)
+            rnn_by_op[str(op)] = rnn_by_op.get(str(op), 0) + int(flops)
+    by_op = {str(op): int(f) for op, f in counts.get("Global", {}).items()}
+    for op, f in rnn_by_op.items():
+        by_op[op] -= f
+    counted = (total_flops - seen) // 2
+    recurrent = sum(analytic.values())
+    return MacCount(total=counted + recurrent, counted=counted, recurrent=recurrent,
+                    recurrent_seen_by_torch=seen // 2, input_shape=tuple(example.shape),
+                    by_op={op: f // 2 for op, f in by_op.items() if f})
+
+
+def clip_input_shape(feats_cfg: Mapping[str, Any], seconds: float = CLIP_SECONDS) -> tuple[int, int, int]:
+    """``(1, n_mels, T_in)``: the log-mel shape of one clip of ``seconds`` s (centred STFT frames)."""
+    from .data.features import n_stft_frames
+
+    n_samples = int(round(seconds * feats_cfg["sample_rate"]))
+    return 1, int(feats_cfg["n_mels"]), n_stft_frames(n_samples, int(feats_cfg["hop_length"]))
+
+
+def count_macs(model: nn.Module, feats_cfg: Mapping[str, Any], seconds: float = CLIP_SECONDS) -> int:
+    """MACs of ``model`` for one clip of ``seconds`` s (default 10 s) of audio in the ``feats`` shape.
+
+    Conv/linear/matmul via FlopCounterMode (FLOPs / 2), recurrent layers analytically (see the
+    module docstring). The log-mel front-end is not part of the model and not counted.
+    """
+    return measure_macs_for_clip(model, feats_cfg, seconds).total
+
+
+def measure_macs_for_clip(model: nn.Module, feats_cfg: Mapping[str, Any], seconds: float = CLIP_SECONDS) -> MacCount:
+    """:func:`measure_macs` on a random log-mel clip of ``seconds`` s (on the model's device)."""
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(clip_input_shape(feats_cfg, seconds), generator=gen).to(device)
+    return measure_macs(model, example)
+
+
+# --------------------------------------------------------------------------- hardware
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def hardware_info() -> dict[str, Any]:
+    """This machine: CPU model, logical/physical cores, RAM (GiB), GPU names (if any), versions."""
+    info: dict[str, Any] = {"cpu_model": _cpu_model(), "cpu_logical_cores": os.cpu_count()}
+    try:
+        import psutil
+
+        info["cpu_physical_cores"] = psutil.cpu_count(logical=False)
+        info["ram_total_gib"] = round(psutil.virtual_memory().total / 2**30, 2)
+    except Exception:  # psutil comes with codecarbon; without it, /proc/meminfo
+        try:
+            kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal:"))
+            info["ram_total_gib"] = round(kb / 2**20, 2)
+        except (OSError, StopIteration, ValueError):
+            info["ram_total_gib"] = None
+    gpus = []
+    if torch.cuda.is_available():
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    info["gpus"] = gpus
+    info["torch"] = torch.__version__
+    info["python"] = platform.python_version()
+    info["os"] = platform.platform()
+    return info
+
+
+# --------------------------------------------------------------------------- the figures
+def _find_checkpoint(exp_dir: Path) -> Path | None:
+    ckpts = exp_dir / "checkpoints"
+    for name in ("best.ckpt", "last.ckpt"):
+        if (ckpts / name).is_file():
+            return ckpts / name
+    others = sorted(ckpts.glob("*.ckpt")) if ckpts.is_dir() else []
+    return others[0] if others else None
+
+
+def _energy_section(exp_dir: Path, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    path = exp_dir / "energy.json"
+    try:
+        data = read_energy(exp_dir)
+    except ValueError as exc:
+        notes.append(f"energy not reported: {exc}")
+        data = None
+    else:
+        if data is None:
+            notes.append(f"energy not measured: {path} not found (run with energy.enabled: true)")
+    phases: dict[str, Any] = {}
+    for phase in PHASES:
+        entry = (data or {}).get("phases", {}).get(phase)
+        if entry is None:
+            phases[phase] = {"kwh": None, "method": None, "duration_s": None, "n_segments": 0,
+                             "label": format_kwh(None, None)}
+        else:
+            phases[phase] = {"kwh": entry["energy_kwh"], "method": entry["method"],
+                             "duration_s": entry["duration_s"], "n_segments": entry["n_segments"],
+                             "label": format_kwh(entry["energy_kwh"], entry["method"])}
+    measured = [p for p in phases.values() if p["kwh"] is not None]
+    section = {
+        "file": str(path),
+        "available": data is not None,
+        "phases": phases,
+        "total_kwh": sum(p["kwh"] for p in measured) if measured else None,
+        "method": (data or {}).get("method"),
+    }
+    if data is not None:
+        segs = [s for v in data["phases"].values() for s in v.get("segments", [])]
+        if segs:
+            last = segs[-1]
+            section["sources"] = last.get("sources")
+            section["codecarbon_version"] = last.get("codecarbon_version")
+            section["country_iso_code"] = last.get("country_iso_code")
+            section["tracking_mode"] = last.get("tracking_mode")
+    return section, data
+
+
+def _training_hardware(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    for phase in PHASES:
+        segs = (data or {}).get("phases", {}).get(phase, {}).get("segments") or []
+        if segs and segs[-1].get("hardware"):
+            return {"source": f"the {phase} run, as codecarbon saw it (energy.json)", **segs[-1]["hardware"]}
+    return None
+
+
+def submission_figures(exp_dir: str | Path, ckpt: str | Path | None = None) -> dict[str, Any]:
+    """Energy per phase, parameter count, MACs per 10 s and hardware of an experiment folder.
+
+    Raises:
+        ReportError: ``exp_dir`` is missing, or holds neither a checkpoint nor ``recipe.yaml``.
+    """
+    from .recipe import load_recipe
+    from .task import SEDTask, load_task
+
+    exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        raise ReportError(f"experiment folder not found: {exp_dir}")
+    notes: list[str] = []
+    recipe_path = exp_dir / "recipe.yaml"
+    ckpt_path = Path(ckpt) if ckpt else _find_checkpoint(exp_dir)
+    if ckpt is not None and not ckpt_path.is_file():
+        raise ReportError(f"checkpoint not found: {ckpt_path}")
+    if ckpt_path is not None:
+        try:
+            task = load_task(ckpt_path)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"{ckpt_path}: cannot build the model from this checkpoint "
+                             f"({type(exc).__name__}: {exc})") from exc
+        model_source = str(ckpt_path)
+    elif recipe_path.is_file():
+        task = SEDTask(load_recipe(recipe_path))
+        model_source = f"{recipe_path} (no checkpoint)"
+        notes.append(f"no checkpoint found in {exp_dir / 'checkpoints'}: model built from {recipe_path} "
+                     "(parameter and MAC counts do not depend on the weights)")
+    else:
+        raise ReportError(f"{exp_dir}: not an experiment folder (no {recipe_path.name}, no "
+                          f"checkpoints/best.ckpt or checkpoints/last.ckpt)")
+    recipe = task.recipe
+    feats = recipe["feats"]
+    macs = measure_macs_for_clip(task.model, feats, CLIP_SECONDS)
+    energy, data = _energy_section(exp_dir, notes)
+    hardware = _training_hardware(data)
+    if hardware is None:
+        hardware = {"source": "this machine (the hardware of the training run is unknown without energy.json)",
+                    **hardware_info()}
+    return {
+        "exp_dir": str(exp_dir),
+        "model_source": model_source,
+        "net": recipe["net"].get("name"),
+        "energy": energy,
+        "parameters": count_parameters(task.model),
+        "branch_parameters": count_parameters(task.branches) if hasattr(task, "branches") else 0,
+        "macs_per_10s": macs.total,
+        "macs": {**asdict(macs), "input_shape": list(macs.input_shape), "seconds": CLIP_SECONDS},
+        "hardware": hardware,
+        "report_machine": hardware_info(),
+        "notes": notes,
+    }
+
+
+# --------------------------------------------------------------------------- printing
+def _si(n: float) -> str:
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.4g} {unit}"
+    return f"{n:.0f}"
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(round(s))
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def format_report(fig: Mapping[str, Any]) -> str:
+    """The figures of :func:`submission_figures` as a plain-text table."""
+    e = fig["energy"]
+    lines = [f"DCASE submission figures: {fig['exp_dir']}  (net: {fig['net']}; model from {fig['model_source']})", ""]
+    head = "Energy (codecarbon"
+    if e.get("codecarbon_version"):
+        head += f" {e['codecarbon_version']}, country {e.get('country_iso_code')}, tracking {e.get('tracking_mode')}"
+    lines.append(head + ")")
+    lines.append(f"  {'phase':<12}{'energy':<32}{'duration':>10}  segments")
+    for phase, p in e["phases"].items():
+        lines.append(f"  {phase:<12}{p['label']:<32}{_duration(p['duration_s']):>10}  {p['n_segments'] or '-'}")
+    if e["total_kwh"] is not None:
+        lines.append(f"  {'total':<12}{format_kwh(e['total_kwh'], e['method'])}")
+    if e.get("sources"):
+        lines.append("  sources: " + "; ".join(f"{k}: {v}" for k, v in e["sources"].items()))
+        if e.get("method") == "estimated":
+            lines.append("  estimated = codecarbon's power model (no RAPL/NVML counters): duration x modelled power")
+    lines.append("")
+    m = fig["macs"]
+    lines.append("Model")
+    lines.append(f"  {'parameters':<24}{fig['parameters']:>15,}  ({_si(fig['parameters'])})")
+    if fig.get("branch_parameters"):
+        lines.append(f"  {'training-only branches':<24}{fig['branch_parameters']:>15,}  (not in the count above)")
+    lines.append(f"  {'MACs per 10 s audio':<24}{fig['macs_per_10s']:>15,}  ({_si(fig['macs_per_10s'])})")
+    shape = " x ".join(str(d) for d in m["input_shape"])
+    lines.append(f"  {'':<24}input {shape} log-mel; conv/linear/matmul {m['counted']:,} via FlopCounterMode, "
+                 f"recurrent {m['recurrent']:,} analytic")
+    lines.append("")
+    hw = fig["hardware"]
+    lines.append(f"Hardware ({hw['source']})")
+    cpu = hw.get("cpu_model")
+    cores = hw.get("cpu_count", hw.get("cpu_logical_cores"))
+    lines.append(f"  {'CPU':<8}{cpu} ({cores} logical cores)")
+    if hw.get("ram_total_gib") is not None:
+        lines.append(f"  {'RAM':<8}{hw['ram_total_gib']} GiB")
+    gpu = hw.get("gpu_model") or ", ".join(hw.get("cuda_devices") or hw.get("gpus") or []) or "none"
+    lines.append(f"  {'GPU':<8}{gpu}")
+    lines.append(f"  {'torch':<8}{hw.get('torch', '?')}")
+    for note in fig["notes"]:
+        lines.append(f"\nnote: {note}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        fig = submission_figures(args.exp_dir, ckpt=args.ckpt)
+    except (ReportError, FileNotFoundError, ValueError) as exc:
+        print(f"dcase-fpd report: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(fig, indent=2, default=str))
+    else:
+        print(format_report(fig))
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``dcase-fpd report EXP_DIR [--json] [--ckpt CKPT]``."""
+    p = subparsers.add_parser("report", help="print the DCASE submission figures of an experiment "
+                                             "(energy kWh per phase, parameters, MACs per 10 s, hardware)")
+    p.add_argument("exp_dir", help="experiment folder (training.exp_dir), e.g. exp/weak")
+    p.add_argument("--ckpt", help="checkpoint to build the model from (default: checkpoints/best.ckpt, else last.ckpt)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_report)
+    return p
+
+
+__all__ = ["count_parameters", "count_macs", "measure_macs", "measure_macs_for_clip", "rnn_macs", "MacCount",
+           "hardware_info", "submission_figures", "format_report", "add_parser", "ReportError"]

@@ -1,0 +1,99 @@
+"""The DCASE 2023 baseline CRNN (``net.name: crnn``): shapes, size, MACs, attention pooling, registration."""
+
+import pytest
+import torch
+
+from dcase_fpd_plugin.branch import ModelOutput
+from dcase_fpd_plugin.models import CRNN, build_model
+from dcase_fpd_plugin.submission_report import count_macs, count_parameters
+from dcase_fpd_plugin.models.crnn import minmax_per_clip
+from dcase_fpd_plugin.recipe import DEFAULTS, RecipeError, load_recipe
+
+DCASE_PARAMS = 1.11e6  # DESED_task README, DCASE 2023 baseline
+DCASE_MACS_10S = 930.902e6  # "Total number of multiply-accumulate operation (MACs) for 10 seconds"
+N_IN_10S = 1 + 160000 // 256  # 626 STFT frames
+
+
+@pytest.fixture(scope="module")
+def crnn():
+    torch.manual_seed(0)
+    return CRNN(128, 10)
+
+
+def test_shapes_for_10_s(crnn):
+    torch.set_num_threads(1)
+    crnn.eval()
+    with torch.no_grad():
+        out = crnn(torch.randn(2, 128, N_IN_10S))
+    assert isinstance(out, ModelOutput)
+    assert crnn.output_frames(N_IN_10S) == 156 and crnn.time_pooling == 4 and crnn.embed_dim == 256
+    assert out.embeddings.shape == (2, 156, 256)
+    assert out.frame_probs.shape == (2, 156, 10) and out.clip_probs.shape == (2, 10)
+    assert float(out.frame_probs.min()) >= 0 and float(out.frame_probs.max()) <= 1
+    # clip probabilities are attention-weighted means of the frame probabilities
+    assert torch.all(out.clip_probs <= out.frame_probs.max(1).values + 1e-6)
+    assert torch.all(out.clip_probs >= out.frame_probs.min(1).values - 1e-6)
+
+
+@pytest.mark.parametrize("n_in", [251, 100, 17])
+def test_any_clip_length(crnn, n_in):
+    crnn.eval()
+    out = crnn(torch.randn(1, 128, n_in))
+    assert out.frame_probs.shape[1] == crnn.output_frames(n_in) == n_in // 4
+
+
+def test_parameters_and_macs_match_dcase(crnn):
+    torch.set_num_threads(1)
+    n_params = count_parameters(crnn)
+    assert n_params == 1_112_420
+    assert abs(n_params - DCASE_PARAMS) / DCASE_PARAMS < 0.05
+    macs = count_macs(crnn, DEFAULTS["feats"])  # 10 s: 626 frames; conv + linear + GRU (FLOPs / 2)
+    assert abs(macs - DCASE_MACS_10S) / DCASE_MACS_10S < 0.05, macs
+    # the GRU is in the count: without it the total would be ~77 M lower
+    gru = 156 * 2 * 3 * ((128 + 128) * 128 + (256 + 128) * 128)
+    assert macs > 701_927_424 + gru  # conv alone is 701.9 M
+
+
+def test_minmax_normalisation_per_clip():
+    x = torch.randn(3, 8, 20) * torch.tensor([1.0, 5.0, 50.0])[:, None, None] + 7
+    y = minmax_per_clip(x)
+    assert torch.allclose(y.amin(dim=(1, 2)), torch.full((3,), -1.0), atol=1e-5)
+    assert torch.allclose(y.amax(dim=(1, 2)), torch.full((3,), 1.0), atol=1e-5)
+
+
+def test_frame_valid_masks_attention(crnn):
+    crnn.eval()
+    x = torch.randn(1, 128, 200)
+    t = crnn.output_frames(200)
+    valid = torch.zeros(1, t, dtype=torch.bool)
+    valid[:, :10] = True
+    out = crnn(x, valid)
+    # only the valid frames matter for the clip probabilities: changing the rest changes nothing
+    probs = out.frame_probs.detach()
+    w = torch.softmax(crnn.dense_softmax(out.embeddings), -1).clamp(1e-7, 1)[:, :10]  # eval: no dropout
+    expected = (probs[:, :10] * w).sum(1) / w.sum(1)
+    assert torch.allclose(out.clip_probs, expected.clamp(1e-7, 1 - 1e-7), atol=1e-6)
+    with pytest.raises(ValueError, match="frame_valid has 3 frames"):
+        crnn(x, torch.ones(1, 3, dtype=torch.bool))
+
+
+def test_time_attention_is_softmax_over_time():
+    torch.manual_seed(0)
+    m = CRNN(128, 4, attention="time").eval()
+    out = m(torch.randn(2, 128, 64))
+    w = torch.softmax(m.dense_softmax(out.embeddings), dim=1)
+    assert torch.allclose(out.clip_probs, (w * out.frame_probs).sum(1).clamp(1e-7, 1 - 1e-7), atol=1e-6)
+
+
+def test_build_from_recipe_and_bad_values(tmp_path):
+    net = dict(DEFAULTS["net"], name="crnn")
+    model = build_model(net, DEFAULTS["feats"], 10)
+    assert isinstance(model, CRNN) and count_parameters(model) == 1_112_420
+    with pytest.raises(ValueError, match="feats.n_mels=64"):
+        build_model(net, dict(DEFAULTS["feats"], n_mels=64), 10)
+    with pytest.raises(RecipeError, match="net.crnn_pooling"):
+        load_recipe(None, ["net.name=crnn", "net.crnn_pooling=[[2, 2]]"])
+    with pytest.raises(RecipeError, match="net.crnn_attention"):
+        load_recipe(None, ["net.crnn_attention=frames"])
+    with pytest.raises(RecipeError, match="net.name"):
+        load_recipe(None, ["net.name=transformer"])

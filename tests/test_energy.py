@@ -1,0 +1,258 @@
+"""Energy tracking with codecarbon: energy.json per phase, segments, failures that only warn."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torch import nn
+
+from dcase_fpd_plugin import energy
+from dcase_fpd_plugin.energy import (EnergyCallback, EnergyWarning, energy_config, format_kwh, read_energy,
+                                     record_segment, track_energy)
+from dcase_fpd_plugin.recipe import RecipeError, load_recipe
+
+FAST = {"measure_power_secs": 1.0}
+
+
+def has_power_counters() -> bool:
+    """RAPL readable or a CUDA GPU (NVML): then codecarbon may measure instead of estimate."""
+    rapl = Path("/sys/class/powercap/intel-rapl")
+    try:
+        readable = any(p.read_text() for p in rapl.glob("intel-rapl:*/energy_uj"))
+    except OSError:
+        readable = False
+    return readable or torch.cuda.is_available()
+
+
+def fake_segment(kwh: float, method: str = "estimated") -> dict:
+    return {"started": "x", "duration_s": 2.0, "energy_kwh": kwh, "method": method, "interrupted": False}
+
+
+# --------------------------------------------------------------------------- track_energy
+def test_track_energy_writes_json_and_csv(tmp_path):
+    with track_energy("devtest", tmp_path, FAST) as m:
+        sum(range(200_000))
+    data = read_energy(tmp_path)
+    assert data is not None and data["unit"] == "kWh"
+    ph = data["phases"]["devtest"]
+    assert ph["n_segments"] == 1 and ph["energy_kwh"] >= 0.0 and ph["duration_s"] > 0.0
+    seg = ph["segments"][0]
+    assert m.segment == seg
+    assert seg["method"] in ("estimated", "measured")
+    assert seg["energy_kwh"] == pytest.approx(seg["cpu_kwh"] + seg["gpu_kwh"] + seg["ram_kwh"], rel=1e-6, abs=1e-12)
+    assert set(seg["sources"]) >= {"cpu", "ram"} and seg["country_iso_code"] == "FRA"
+    assert seg["hardware"]["cpu_count"] >= 1 and seg["tracking_mode"] == "machine"
+    if not has_power_counters():  # these machines: no RAPL, no GPU -> codecarbon's power model
+        assert seg["method"] == ph["method"] == data["method"] == "estimated"
+        assert seg["sources"]["cpu"].startswith("estimated")
+    assert (tmp_path / "energy" / "devtest.csv").is_file()
+    assert data["total_kwh"] == pytest.approx(ph["energy_kwh"])
+
+
+def test_training_segments_accumulate_and_inference_replaces(tmp_path):
+    for _ in range(2):
+        with track_energy("training", tmp_path, FAST):
+            pass
+    for _ in range(2):
+        with track_energy("devtest", tmp_path, FAST):
+            pass
+    data = read_energy(tmp_path)
+    tr, dt = data["phases"]["training"], data["phases"]["devtest"]
+    assert tr["n_segments"] == 2 and len(tr["segments"]) == 2
+    assert tr["energy_kwh"] == pytest.approx(sum(s["energy_kwh"] for s in tr["segments"]))
+    assert tr["duration_s"] == pytest.approx(sum(s["duration_s"] for s in tr["segments"]))
+    assert dt["n_segments"] == 1  # a repeated devtest run replaces the previous figure
+    assert data["total_kwh"] == pytest.approx(tr["energy_kwh"] + dt["energy_kwh"])
+    assert list(data["phases"]) == ["training", "devtest"]
+
+
+def test_nested_trackers_count_once(tmp_path):
+    with track_energy("training", tmp_path, FAST) as outer:
+        with track_energy("training", tmp_path, FAST) as inner:
+            pass
+        with track_energy("devtest", tmp_path, FAST):  # another phase is tracked
+            pass
+    assert inner.segment is None and outer.segment is not None
+    data = read_energy(tmp_path)
+    assert data["phases"]["training"]["n_segments"] == 1 and data["phases"]["devtest"]["n_segments"] == 1
+
+
+def test_record_segment_merges_phases(tmp_path):
+    record_segment(tmp_path, "training", fake_segment(1.0, "measured"))
+    record_segment(tmp_path, "evaluation", fake_segment(0.5, "measured"))
+    record_segment(tmp_path, "training", fake_segment(2.0, "measured"))
+    data = json.loads((tmp_path / "energy.json").read_text())
+    assert data["phases"]["training"]["energy_kwh"] == 3.0
+    assert data["total_kwh"] == 3.5 and data["method"] == "measured"
+    record_segment(tmp_path, "devtest", fake_segment(0.1, "estimated"))
+    data = read_energy(tmp_path)
+    assert data["method"] == "estimated"  # one estimated phase makes the total estimated
+    assert list(data["phases"]) == ["training", "devtest", "evaluation"]
+    assert not list(tmp_path.glob(".energy.json.*"))  # atomic write left no temporary file
+
+
+def test_format_kwh_always_says_how():
+    assert format_kwh(0.00012, "estimated") == "0.000120 kWh (estimated)"
+    assert "measured" in format_kwh(1.0, "measured")
+    assert format_kwh(None, None) == "not measured"
+
+
+def test_interrupted_block(tmp_path):
+    with pytest.raises(KeyError):
+        with track_energy("training", tmp_path, FAST):
+            raise KeyError("boom")
+    seg = read_energy(tmp_path)["phases"]["training"]["segments"][0]
+    assert seg["interrupted"] is True
+    with pytest.raises(KeyError):
+        with track_energy("devtest", tmp_path, FAST):
+            raise KeyError("boom")
+    assert "devtest" not in read_energy(tmp_path)["phases"]  # a failed inference is not a figure
+
+
+def test_disabled_is_a_no_op(tmp_path):
+    with track_energy("training", tmp_path, {"enabled": False}) as m:
+        pass
+    assert m.segment is None and not (tmp_path / "energy.json").exists() and not (tmp_path / "energy").exists()
+
+
+# --------------------------------------------------------------------------- failures only warn
+def test_tracker_that_fails_to_start_warns_and_run_goes_on(tmp_path, monkeypatch):
+    import codecarbon
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise RuntimeError("no power for you")
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", Broken)
+    ran = []
+    with pytest.warns(EnergyWarning, match="no power for you"):
+        with track_energy("training", tmp_path, FAST) as m:
+            ran.append(1)
+    assert ran == [1] and m.segment is None and read_energy(tmp_path) is None
+
+
+def test_tracker_that_fails_to_stop_warns(tmp_path, monkeypatch):
+    import codecarbon
+
+    class StopFails:
+        def __init__(self, *a, **k):
+            self._start_time = None
+
+        def start(self):
+            self._start_time = 1.0
+
+        def stop(self):
+            raise OSError("counter vanished")
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", StopFails)
+    with pytest.warns(EnergyWarning, match="counter vanished"):
+        with track_energy("devtest", tmp_path, FAST):
+            pass
+    assert read_energy(tmp_path) is None
+
+
+def test_codecarbon_missing_warns(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "codecarbon", None)  # import codecarbon -> ImportError
+    with pytest.warns(EnergyWarning, match="codecarbon cannot be imported"):
+        with track_energy("evaluation", tmp_path, FAST):
+            pass
+    assert read_energy(tmp_path) is None
+
+
+def test_unreadable_energy_json(tmp_path):
+    (tmp_path / "energy.json").write_text("{not json")
+    with pytest.raises(ValueError, match="energy.json"):
+        read_energy(tmp_path)
+    with pytest.warns(EnergyWarning, match="energy.json"):
+        record_segment(tmp_path, "training", fake_segment(1.0))
+    assert read_energy(tmp_path)["phases"]["training"]["energy_kwh"] == 1.0
+
+
+# --------------------------------------------------------------------------- recipe keys
+def test_recipe_energy_section():
+    r = load_recipe(None, ["energy.country_iso_code=DEU", "energy.measure_power_secs=5"])
+    cfg = energy_config(r)
+    assert cfg["country_iso_code"] == "DEU" and cfg["measure_power_secs"] == 5.0 and cfg["enabled"] is True
+    assert cfg["output_subdir"] == "energy"
+    with pytest.raises(RecipeError, match="energy.contry"):
+        load_recipe(None, ["energy.contry_iso_code=DEU"])
+    with pytest.raises(RecipeError, match="tracking_mode"):
+        energy_config({"tracking_mode": "galaxy"})
+    assert energy_config({"data": {}})["country_iso_code"] == "FRA"  # an old recipe without the section
+
+
+# --------------------------------------------------------------------------- the Lightning callback
+class Tiny(pl.LightningModule):
+    def __init__(self, fail_at_epoch: int | None = None):
+        super().__init__()
+        self.lin = nn.Linear(4, 1)
+        self.fail_at_epoch = fail_at_epoch
+
+    def training_step(self, batch, batch_idx):
+        if self.current_epoch == self.fail_at_epoch:
+            raise RuntimeError("crash")
+        (x,) = batch
+        return self.lin(x).pow(2).mean()
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4)), batch_size=4)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _fit(exp: Path, epochs: int, ckpt=None, cb=None, module=None, extra=()):
+    cb = cb or EnergyCallback(exp, FAST)
+    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu",
+                         callbacks=[cb, *extra, ModelCheckpoint(dirpath=exp / "ckpt", save_last=True)],
+                         default_root_dir=exp)
+    trainer.fit(module or Tiny(), ckpt_path=ckpt)
+    return cb
+
+
+def test_callback_training_phase_fresh_resumed_and_crashed(tmp_path):
+    exp = tmp_path / "exp"
+    cb = _fit(exp, 1)
+    data = read_energy(exp)
+    assert list(data["phases"]) == ["training"] and data["phases"]["training"]["n_segments"] == 1
+    assert cb.segments[0] == data["phases"]["training"]["segments"][0]
+    assert (exp / "energy" / "training.csv").is_file()
+    # resumed from the checkpoint: a second segment, added to the first
+    _fit(exp, 2, ckpt=str(exp / "ckpt" / "last.ckpt"))
+    tr = read_energy(exp)["phases"]["training"]
+    assert tr["n_segments"] == 2 and tr["energy_kwh"] == pytest.approx(sum(s["energy_kwh"] for s in tr["segments"]))
+    # a crash inside fit still records its (interrupted) segment
+    with pytest.raises(RuntimeError, match="crash"):
+        _fit(exp, 3, ckpt=str(exp / "ckpt" / "last.ckpt"), module=Tiny(fail_at_epoch=2))
+    tr = read_energy(exp)["phases"]["training"]
+    assert tr["n_segments"] == 3 and tr["segments"][-1]["interrupted"] is True
+    # a fresh fit (nothing to resume) starts a new energy.json; a second callback counts nothing
+    record_segment(exp, "devtest", fake_segment(1.0))
+    twin = EnergyCallback(exp, FAST)
+    _fit(exp, 1, extra=[twin])
+    data = read_energy(exp)
+    assert list(data["phases"]) == ["training"] and data["phases"]["training"]["n_segments"] == 1
+    assert twin.segments == []
+
+
+def test_callback_with_failing_tracker_lets_training_finish(tmp_path, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("codecarbon exploded")
+
+    monkeypatch.setattr(energy, "_make_tracker", broken)
+    with pytest.warns(EnergyWarning, match="codecarbon exploded"):
+        cb = _fit(tmp_path, 1)
+    assert cb.segments == [] and read_energy(tmp_path) is None
+    assert (tmp_path / "ckpt" / "last.ckpt").is_file()  # the run itself went on
+
+
+def test_callback_rejects_unknown_stage(tmp_path):
+    with pytest.raises(ValueError, match="validate"):
+        EnergyCallback(tmp_path, phases={"validate": "x"})
