@@ -24,6 +24,8 @@ in ``models/__init__.py`` and ``tests/test_crnn.py``.
 
 from __future__ import annotations
 
+import math
+
 from typing import Sequence
 
 import torch
@@ -144,10 +146,7 @@ class CRNN(nn.Module):
     @property
     def time_pooling(self) -> int:
         """STFT frames per output frame (4 in DCASE: 64 ms at hop 256, 16 kHz)."""
-        out = 1
-        for p in self.time_pool:
-            out *= p
-        return out
+        return math.prod(self.time_pool)
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         return minmax_per_clip(feats) if self.input_norm == "minmax" else standardize_per_clip(feats)

@@ -10,6 +10,8 @@ paper's full STFT frame rate.
 
 from __future__ import annotations
 
+import math
+
 from typing import Sequence
 
 import torch
@@ -60,10 +62,8 @@ class CNNEncoder(nn.Module):
 
     @property
     def time_pooling(self) -> int:
-        out = 1
-        for p in self.time_pool:
-            out *= p
-        return out
+        """STFT frames per output frame."""
+        return math.prod(self.time_pool)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, T_in, F)
