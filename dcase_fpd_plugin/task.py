@@ -48,6 +48,17 @@ from .recipe import DEFAULTS, enabled_branches
 EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
 
 
+def validation_scores(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Scalars to log after validation, and ``<prefix>/obj`` = tagging F1 + intersection F1.
+
+    A metric that is undefined (None: e.g. the model detected nothing, so sed_eval's class-wise
+    averages are all NaN) is logged as 0.0, so that checkpoint selection treats it as the worst score.
+    """
+    logs = {f"{prefix}/{k}": float(metrics[k]) if metrics.get(k) is not None else 0.0 for k in EVAL_METRICS}
+    logs[f"{prefix}/obj"] = logs[f"{prefix}/tagging_f1"] + logs[f"{prefix}/intersection_f1"]
+    return logs
+
+
 def with_default_sections(recipe: dict[str, Any]) -> dict[str, Any]:
     """``recipe`` with keys missing from its ``net``/``training``/``opt`` sections filled from DEFAULTS
     (recipes stored in checkpoints written before those keys existed)."""
@@ -273,13 +284,11 @@ class SEDTask(pl.LightningModule):
         data = self.recipe["data"]
         res = self._evaluate(data["val_tsv"], data["val_dur"], psds=False)
         m = res.metrics
-        logs = {f"val/{k}": float(m[k]) for k in EVAL_METRICS}
-        logs["val/obj"] = logs["val/tagging_f1"] + logs["val/intersection_f1"]
+        logs = validation_scores(m, "val")
         other = self._other_model()
         if other is not None and self._other_store:
             mo = self._evaluate(data["val_tsv"], data["val_dur"], psds=False, store=self._other_store).metrics
-            logs.update({f"val/{other[0]}/{k}": float(mo[k]) for k in EVAL_METRICS})
-            logs[f"val/{other[0]}/obj"] = logs[f"val/{other[0]}/tagging_f1"] + logs[f"val/{other[0]}/intersection_f1"]
+            logs.update(validation_scores(mo, f"val/{other[0]}"))
         self.log_dict(logs, prog_bar=False, sync_dist=False)
         self.log("val_obj", logs["val/obj"], prog_bar=True, logger=False)
         self._eval_store, self._other_store = {}, {}

@@ -86,3 +86,12 @@ def test_training_lowers_weak_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_validation_scores_treat_undefined_metrics_as_zero():
+    from dcase_fpd_plugin.task import validation_scores
+
+    logs = validation_scores({"event_f1": None, "segment_f1": None, "tagging_f1": 0.25, "intersection_f1": None},
+                             "val")
+    assert logs == {"val/event_f1": 0.0, "val/segment_f1": 0.0, "val/tagging_f1": 0.25, "val/intersection_f1": 0.0,
+                    "val/obj": 0.25}
