@@ -34,12 +34,13 @@ DEFAULT_OVERRIDES = [
     "feats.n_mels=64",
     "net.channels=[32, 64, 128]",
     "net.freq_pool=[4, 4, 4]",
-    "training.n_epochs=12",
+    "training.n_epochs=24",
     "training.batch_size=[24, 24, 0]",
     "training.precision=bf16-mixed",
     "training.num_threads=1",
+    "training.channels_last=true",
     "training.progress_bar=false",
-    "branches.fpd.wps_start_epoch=4",
+    "branches.fpd.wps_start_epoch=8",
 ]
 
 
@@ -58,6 +59,10 @@ def main() -> None:
     ap.add_argument("--n-rw", type=int, default=480)
     ap.add_argument("--n-val", type=int, default=240)
     ap.add_argument("--data-seed", type=int, default=0)
+    ap.add_argument("--data", type=Path, help="mini DESED folder to build or reuse (default: OUT/data); "
+                    "share one between experiments to compare them on the same clips")
+    ap.add_argument("--recipes", nargs="+", type=Path, default=RECIPES,
+                    help="recipes to compare, the baseline first (default: weak, weak_fpd_ip, weak_fpd_euc)")
     ap.add_argument("overrides", nargs="*", help="key.path=value, applied to every recipe after the defaults")
     args = ap.parse_args()
 
@@ -67,15 +72,16 @@ def main() -> None:
     quiet_dependencies()
     out = Path(args.out)
     t0 = time.time()
-    data = build_mini_desed(args.soundbank, out / "data", n_ss=args.n_ss, n_rw=args.n_rw, n_val=args.n_val,
+    data_dir = args.data or out / "data"
+    data = build_mini_desed(args.soundbank, data_dir, n_ss=args.n_ss, n_rw=args.n_rw, n_val=args.n_val,
                             seed=args.data_seed, workers=2, progress=True)
     classes = data.pop("classes")
     print(f"mini DESED ready in {time.time() - t0:.0f} s: {args.n_ss} SS, {args.n_rw} RW, {args.n_val} validation "
           f"clips, classes {classes}")
     overrides = [f"data.{k}={v}" for k, v in data.items()] + [
-        f"data.classes=[{', '.join(classes)}]", f"data.cache_dir={out / 'feature_cache'}", "data.max_missing_fraction=0",
+        f"data.classes=[{', '.join(classes)}]", f"data.cache_dir={data_dir / 'feature_cache'}", "data.max_missing_fraction=0",
         *DEFAULT_OVERRIDES, *args.overrides]
-    compare = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", *map(str, RECIPES), "--out", str(out / "runs")]
+    compare = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", *map(str, args.recipes), "--out", str(out / "runs")]
     jobs = max(1, min(args.jobs, args.seeds))
     blocks = [list(range(args.seeds))[j::jobs] for j in range(jobs)]
     t1 = time.time()
@@ -100,7 +106,7 @@ def main() -> None:
     wall = time.time() - t1
     print((out / "runs" / "summary.md").read_text())
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {jobs} parallel jobs; "
-          f"training + testing wall time {wall / 60:.1f} min ({args.seeds} seeds x {len(RECIPES)} recipes)")
+          f"training + testing wall time {wall / 60:.1f} min ({args.seeds} seeds x {len(args.recipes)} recipes)")
     print("command: python benchmarks/paper_tables.py " + " ".join(sys.argv[1:]))
 
 

@@ -587,14 +587,38 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _current_defaults(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat default values of every key of ``recipe``: the recipe defaults and, for each of its
+    branches, the branch plugin's ``default_config()`` (unknown plugins contribute nothing)."""
+    from . import registry
+    from .recipe import DEFAULTS
+
+    defaults = dict(DEFAULTS)
+    branches = {}
+    for name in (recipe.get("branches") or {}):
+        try:
+            branches[name] = registry.get("branches", name).default_config()
+        except Exception:  # an uninstalled plugin: its keys simply have no known default
+            continue
+    defaults["branches"] = branches
+    return _flatten(_normalised(defaults))
+
+
 def recipe_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any],
                        ignored: Iterable[str] = IDENTITY_IGNORED) -> list[str]:
-    """Key paths whose values differ between two resolved recipes, as ``key: old -> new``."""
+    """Key paths whose values differ between two resolved recipes, as ``key: old -> new``.
+
+    A key missing from ``stored`` whose wanted value is its current default is no difference:
+    the run predates the key, and a new key's default keeps the old behaviour.
+    """
     a, b = _flatten(_normalised(stored)), _flatten(_normalised(wanted))
+    defaults = _current_defaults(wanted)
     ignored = set(ignored)
     out = []
     for key in sorted(set(a) | set(b)):
         if key in ignored:
+            continue
+        if key not in a and key in defaults and b.get(key, "<absent>") == defaults[key]:
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             out.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")

@@ -86,6 +86,8 @@ class SEDTask(pl.LightningModule):
         self.classes = list(recipe["data"]["classes"])
         feats = recipe["feats"]
         self.model = build_model(recipe["net"], feats, len(self.classes))
+        if recipe["training"]["channels_last"]:  # same numbers, another memory layout of the 4-D tensors
+            self.model = self.model.to(memory_format=torch.channels_last)
         n_in = n_stft_frames(int(round(feats["clip_s"] * feats["sample_rate"])), feats["hop_length"])
         self.n_frames = self.model.output_frames(n_in)  # T, output frames per clip
         self.frame_hop_s = feats["hop_length"] * self.model.time_pooling / feats["sample_rate"]

@@ -292,3 +292,18 @@ def test_invalid_input_refused_before_training(two_recipes, demo_overrides, tmp_
         ex.run_comparison([weak], 2, out, [*ov, f"data.weak_folder={tmp_path / 'nowhere'}"], log=lambda s: None)
     assert main(["compare", str(weak), "--seeds", "0", "--out", str(out), *ov]) == 2
     assert not out.exists()
+
+
+def test_a_run_older_than_a_new_key_matches_when_the_key_keeps_its_default():
+    from dcase_fpd_plugin.recipe import load_recipe
+
+    wanted = load_recipe(None, ["branches.fpd.enabled=true"])
+    old = yaml.safe_load(yaml.safe_dump(wanted))
+    del old["training"]["channels_last"]  # a run recorded before these keys existed
+    del old["branches"]["fpd"]["ip_norm"]
+    assert ex.recipe_differences(old, wanted) == []
+    # ... but a non-default value of the new key is a different recipe
+    changed = load_recipe(None, ["branches.fpd.enabled=true", "branches.fpd.ip_norm=false"])
+    assert ex.recipe_differences(old, changed) == ["branches.fpd.ip_norm: '<absent>' -> False"]
+    # a key present in both still compares by value
+    assert ex.recipe_differences(wanted, changed) == ["branches.fpd.ip_norm: True -> False"]

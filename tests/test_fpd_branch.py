@@ -50,6 +50,7 @@ def test_default_config_lists_every_key():
         "weight": 1.0,
         "formulation": "consistent",
         "reduction": "mean",
+        "ip_norm": True,
         "sampler": "same_time",
         "labeller": "wps",
         "background_pairs": "ignore",
@@ -143,6 +144,7 @@ def test_unknown_plugin_names_list_the_available_ones():
         ("projection_dim", 0),
         ("source_pairs", ["SS-UL"]),
         ("source_pairs", "SS-SS"),
+        ("ip_norm", "no"),
     ],
 )
 def test_bad_config_values_name_the_key(key, value):

@@ -26,21 +26,22 @@ def hinge(x: float) -> float:
     return max(0.0, x)
 
 
-def hand_pair_loss(D: float, is_positive: bool, distance: str, formulation: str, alpha: float) -> float:
+def hand_pair_loss(D: float, is_positive: bool, distance: str, formulation: str, alpha: float,
+                   ip_norm: bool = True) -> float:
     if formulation == "literal":
         if distance == "euc":  # eq. 3
             return D**2 if is_positive else hinge(-D + alpha)
-        l_norm = (D + 1.0) ** 2  # eq. 6
+        l_norm = (D + 1.0) ** 2 if ip_norm else 0.0  # eq. 6
         return (hinge(D + alpha) if is_positive else hinge(-D + alpha)) + l_norm  # eq. 5
     # consistent (as documented in dcase_fpd_plugin/fpd/loss.py)
     if distance == "euc":
         return (1.0 - D) ** 2 if is_positive else hinge(D - alpha)
     if is_positive:
-        return hinge(alpha - D) + (1.0 - D) ** 2
-    return hinge(D + alpha) + (1.0 + D) ** 2
+        return hinge(alpha - D) + ((1.0 - D) ** 2 if ip_norm else 0.0)
+    return hinge(D + alpha) + ((1.0 + D) ** 2 if ip_norm else 0.0)
 
 
-def hand_loss(emb, pos, neg, distance, formulation, reduction, alpha=ALPHA):
+def hand_loss(emb, pos, neg, distance, formulation, reduction, alpha=ALPHA, ip_norm=True):
     B, T, _ = emb.shape
     e = emb.tolist()
     total, n_pairs = 0.0, 0
@@ -50,7 +51,7 @@ def hand_loss(emb, pos, neg, distance, formulation, reduction, alpha=ALPHA):
                 for mask, is_positive in ((pos, True), (neg, False)):
                     if mask[t, i, j]:
                         D = hand_similarity(e[i][t], e[j][t], distance)
-                        total += hand_pair_loss(D, is_positive, distance, formulation, alpha)
+                        total += hand_pair_loss(D, is_positive, distance, formulation, alpha, ip_norm)
                         n_pairs += 1
     return total if reduction == "sum" else total / max(n_pairs, 1)
 
@@ -245,3 +246,30 @@ def test_bad_arguments_name_the_argument():
         fpd_loss(emb, pos[:, :-1], neg)
     with pytest.raises(ValueError, match="embeddings"):
         fpd_loss(emb[0], pos, neg)
+
+
+@pytest.mark.parametrize("formulation", ["literal", "consistent"])
+def test_ip_without_norm_term_equals_hand_computation(formulation):
+    emb, pos, neg = make_case(seed=3, spread=True)
+    got = fpd_loss(emb, pos, neg, distance="ip", formulation=formulation, ip_norm=False)
+    want = hand_loss(emb, pos, neg, "ip", formulation, "mean", ip_norm=False)
+    assert got.item() == pytest.approx(want, rel=1e-9)
+    with_norm = fpd_loss(emb, pos, neg, distance="ip", formulation=formulation)
+    assert with_norm.item() > got.item() + 0.1  # the norm term is really gone
+    # euc has no norm term: the flag changes nothing
+    assert fpd_loss(emb, pos, neg, distance="euc", ip_norm=False).item() == fpd_loss(emb, pos, neg, distance="euc").item()
+
+
+def test_ip_without_norm_term_is_met_by_several_orthogonal_groups():
+    """Four groups on orthogonal axes: every positive at cosine 1, every negative at cosine 0 <=
+    alpha... but the consistent hinge wants cosine <= -alpha, so a small loss remains; with the
+    norm term the loss stays near 1 (cosine -1 is out of reach for 4 groups)."""
+    labels = torch.zeros(8, 1, 4)
+    for i in range(8):
+        labels[i, 0, i % 4] = 1.0
+    pos, neg = pair_masks(labels)
+    emb = torch.eye(4, dtype=torch.float64)[torch.arange(8) % 4].unsqueeze(1)  # (8, 1, 4)
+    no_norm = fpd_loss(emb, pos, neg, distance="ip", ip_norm=False).item()
+    with_norm = fpd_loss(emb, pos, neg, distance="ip").item()
+    assert no_norm == pytest.approx(ALPHA * neg.sum().item() / (pos.sum() + neg.sum()).item())
+    assert with_norm > 0.8

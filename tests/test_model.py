@@ -95,3 +95,23 @@ def test_validation_scores_treat_undefined_metrics_as_zero():
                              "val")
     assert logs == {"val/event_f1": 0.0, "val/segment_f1": 0.0, "val/tagging_f1": 0.25, "val/intersection_f1": 0.0,
                     "val/obj": 0.25}
+
+
+def _last_conv(task):
+    return [m for m in task.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+
+
+def test_channels_last_changes_the_layout_not_the_numbers():
+    torch.manual_seed(0)
+    plain = SEDTask(small_recipe())
+    torch.manual_seed(0)
+    fast = SEDTask(small_recipe("training.channels_last=true"))
+    assert _last_conv(fast).weight.is_contiguous(memory_format=torch.channels_last)
+    assert not _last_conv(plain).weight.is_contiguous(memory_format=torch.channels_last)
+    batch = random_batch(plain)
+    a, b = plain(batch.feats), fast(batch.feats)
+    torch.testing.assert_close(a.frame_probs, b.frame_probs, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a.clip_probs, b.clip_probs, rtol=1e-4, atol=1e-5)
+    for task in (plain, fast):
+        task.weak_loss(task(batch.feats).clip_probs, batch).backward()
+    torch.testing.assert_close(_last_conv(fast).weight.grad, _last_conv(plain).weight.grad, rtol=1e-3, atol=1e-5)

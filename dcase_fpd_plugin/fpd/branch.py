@@ -129,6 +129,7 @@ class FPDBranch(Branch):
             "weight": 1.0,  # weight of the FPD loss against the classification loss
             "formulation": "consistent",  # consistent | literal (paper's equations as printed)
             "reduction": "mean",  # mean over used pairs | sum (paper)
+            "ip_norm": True,  # ip only: add the L_norm term of eq. 6
             "sampler": "same_time",  # pair-sampler entry-point name
             "labeller": "wps",  # labeller entry-point name
             "background_pairs": "ignore",  # ignore | positive
@@ -168,6 +169,7 @@ class FPDBranch(Branch):
             alpha=cfg["alpha"],
             formulation=cfg["formulation"],
             reduction=cfg["reduction"],
+            ip_norm=bool(cfg["ip_norm"]),
         )
         logs = {
             "fpd/loss": loss.detach(),
@@ -188,6 +190,8 @@ def _check_config(cfg: dict[str, Any]) -> None:
     choice("formulation", FORMULATIONS)
     choice("reduction", REDUCTIONS)
     choice("background_pairs", BACKGROUND_PAIRS)
+    if not isinstance(cfg["ip_norm"], bool):
+        raise ValueError(f"branches.fpd.ip_norm must be true or false, got {cfg['ip_norm']!r}")
     if not 0.0 <= float(cfg["alpha"]) <= 1.0:
         raise ValueError(f"branches.fpd.alpha must lie in [0, 1], got {cfg['alpha']}")
     if isinstance(cfg["projection_dim"], bool) or int(cfg["projection_dim"]) < 1:

@@ -30,6 +30,11 @@ push negatives apart.
           positives to cosine 1, (1 + D)^2 = eq. 6 pushes negatives to cosine -1.
           Each term lies in [0, 4 + 1 + alpha], the range of the literal terms.
 
+``ip_norm=False`` drops the L_norm terms of the IP loss (eq. 6), leaving the two hinges. With
+more than two mutually negative groups (several classes and background) no embedding reaches
+cosine -1 for every negative pair, so (1 + D)^2 never vanishes; the hinge [D + alpha]_+ can
+be met by up to about 1 / alpha groups (k unit vectors have a mean pairwise cosine >= -1/(k-1)).
+
 Reductions: ``sum`` adds every used pair's loss (the paper's sum over all pairs);
 ``mean`` divides that sum by the number of used pairs (positives + negatives), a single mean
 (balancing the positive and negative means separately made training collapse in our runs).
@@ -64,11 +69,16 @@ def literal_euc_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def literal_ip_positive(d: torch.Tensor, alpha: float) -> torch.Tensor:
-    return _hinge(d + alpha) + (d + 1.0) ** 2
+    return _hinge(d + alpha)
 
 
 def literal_ip_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
-    return _hinge(alpha - d) + (d + 1.0) ** 2
+    return _hinge(alpha - d)
+
+
+def literal_ip_norm(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. 6, L_norm = (D + 1)^2, the same for positive and negative pairs."""
+    return (d + 1.0) ** 2
 
 
 # --- consistent: same shapes, signs that pull positives together, push negatives apart ------
@@ -81,14 +91,23 @@ def consistent_euc_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def consistent_ip_positive(d: torch.Tensor, alpha: float) -> torch.Tensor:
-    return _hinge(alpha - d) + (1.0 - d) ** 2
+    return _hinge(alpha - d)
 
 
 def consistent_ip_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
-    return _hinge(d + alpha) + (1.0 + d) ** 2
+    return _hinge(d + alpha)
 
 
-#: (formulation, distance) -> (positive-pair term, negative-pair term), each D -> loss.
+def consistent_ip_norm_positive(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (1.0 - d) ** 2
+
+
+def consistent_ip_norm_negative(d: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (1.0 + d) ** 2
+
+
+#: (formulation, distance) -> (positive-pair term, negative-pair term), each D -> loss,
+#: without the IP norm term.
 PAIR_TERMS: dict[tuple[str, str], tuple[PairTerm, PairTerm]] = {
     ("literal", "euc"): (literal_euc_positive, literal_euc_negative),
     ("literal", "ip"): (literal_ip_positive, literal_ip_negative),
@@ -96,14 +115,29 @@ PAIR_TERMS: dict[tuple[str, str], tuple[PairTerm, PairTerm]] = {
     ("consistent", "ip"): (consistent_ip_positive, consistent_ip_negative),
 }
 
+#: formulation -> (positive, negative) L_norm terms of the IP loss (eq. 6), added when
+#: ``ip_norm`` is on.
+IP_NORM_TERMS: dict[str, tuple[PairTerm, PairTerm]] = {
+    "literal": (literal_ip_norm, literal_ip_norm),
+    "consistent": (consistent_ip_norm_positive, consistent_ip_norm_negative),
+}
 
-def get_pair_terms(formulation: str, distance: str) -> tuple[PairTerm, PairTerm]:
-    """The (positive, negative) pair-term functions of a formulation and distance."""
+
+def get_pair_terms(formulation: str, distance: str, ip_norm: bool = True) -> tuple[PairTerm, PairTerm]:
+    """The (positive, negative) pair-term functions of a formulation and distance.
+
+    ``ip_norm`` adds the IP loss's L_norm term (eq. 6) to both; it is ignored for ``euc``.
+    """
     if formulation not in FORMULATIONS:
         raise ValueError(f"unknown formulation {formulation!r}; choose one of {list(FORMULATIONS)}")
     if distance not in SIMILARITIES:
         raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(SIMILARITIES)}")
-    return PAIR_TERMS[(formulation, distance)]
+    pos, neg = PAIR_TERMS[(formulation, distance)]
+    if distance != "ip" or not ip_norm:
+        return pos, neg
+    pos_norm, neg_norm = IP_NORM_TERMS[formulation]
+    return (lambda d, alpha: pos(d, alpha) + pos_norm(d, alpha),
+            lambda d, alpha: neg(d, alpha) + neg_norm(d, alpha))
 
 
 def pair_losses(
@@ -113,12 +147,14 @@ def pair_losses(
     distance: str = "ip",
     alpha: float = 0.1,
     formulation: str = "consistent",
+    ip_norm: bool = True,
 ) -> torch.Tensor:
     """Loss of every used pair; 0 (gradient 0) for pairs in neither mask.
 
     Args:
         similarity: (T, B, B) D of the chosen distance.
         positive, negative: (T, B, B) bool pair masks.
+        ip_norm: add the IP norm term (eq. 6); ignored for ``euc``.
     Returns:
         (T, B, B) per-pair loss (a pair in both masks pays both terms).
     """
@@ -128,7 +164,7 @@ def pair_losses(
             raise ValueError(
                 f"{name} must be (T, B, B) = {tuple(similarity.shape)}, got shape {tuple(mask.shape)}"
             )
-    pos_term, neg_term = get_pair_terms(formulation, distance)
+    pos_term, neg_term = get_pair_terms(formulation, distance, ip_norm)
     zero = torch.zeros((), dtype=similarity.dtype, device=similarity.device)
     return torch.where(positive.bool(), pos_term(similarity, alpha), zero) + torch.where(
         negative.bool(), neg_term(similarity, alpha), zero
@@ -161,6 +197,7 @@ def fpd_loss(
     alpha: float = 0.1,
     formulation: str = "consistent",
     reduction: str = "mean",
+    ip_norm: bool = True,
 ) -> torch.Tensor:
     """The FPD loss over same-time frame pairs (formulas in the module docstring).
 
@@ -171,6 +208,7 @@ def fpd_loss(
         alpha: the margin, in [0, 1] (paper: 0.1).
         formulation: ``"consistent"`` (default) or ``"literal"`` (the printed equations).
         reduction: ``"mean"`` over used pairs (default) or ``"sum"`` (the paper's sum).
+        ip_norm: add the IP loss's L_norm term (eq. 6, default, as the paper); ignored for ``euc``.
     Returns:
         scalar loss tensor.
     """
@@ -178,7 +216,7 @@ def fpd_loss(
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
     similarity = get_similarity(distance)(embeddings)  # (T, B, B)
-    losses = pair_losses(similarity, positive, negative, distance, alpha, formulation)
+    losses = pair_losses(similarity, positive, negative, distance, alpha, formulation, ip_norm)
     n_pairs = positive.sum() + negative.sum()
     return reduce_pair_losses(losses, n_pairs, reduction)
 
