@@ -93,6 +93,20 @@ def test_forward_equals_composed_parts(distance, epoch):
     assert not (pos | neg)[:, :, 5].any()
 
 
+@pytest.mark.parametrize("distance", ["ip", "euc"])
+def test_projection_dim_zero_puts_the_loss_on_the_encoder_embeddings(distance):
+    branch = FPDBranch({"distance": distance, "projection_dim": 0, "wps_start_epoch": 0}, D, CLASSES)
+    assert not list(branch.parameters())  # no projection weights
+    output, batch = make_inputs()
+    result = branch(output, batch, epoch=0)
+    labels, valid = WPSLabeller(0.7, 0.3, 0)(output, batch, 0)
+    pos, neg = SameTimePairSampler()(labels, valid, batch.source)
+    want = fpd_loss(output.embeddings, pos, neg, distance=distance)
+    assert result.loss.item() == pytest.approx(want.item(), rel=1e-6)
+    result.loss.backward()
+    assert output.embeddings.grad.abs().sum() > 0
+
+
 def test_gradients_reach_embeddings_and_projection_not_probabilities():
     branch = FPDBranch({"wps_start_epoch": 0}, D, CLASSES)
     output, batch = make_inputs()
@@ -141,7 +155,7 @@ def test_unknown_plugin_names_list_the_available_ones():
         ("reduction", "max"),
         ("background_pairs", "negative"),
         ("alpha", 2.0),
-        ("projection_dim", 0),
+        ("projection_dim", -1),
         ("source_pairs", ["SS-UL"]),
         ("source_pairs", "SS-SS"),
         ("ip_norm", "no"),

@@ -1,7 +1,6 @@
 import torch
 
 from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SS, Batch
-from dcase_fpd_plugin.models import build_model
 from dcase_fpd_plugin.recipe import load_recipe
 from dcase_fpd_plugin.task import SEDTask
 

@@ -9,7 +9,7 @@ import torch
 
 from dcase_fpd_plugin.cli import main
 from dcase_fpd_plugin.recipe import load_recipe
-from dcase_fpd_plugin.training import ExperimentExistsError, infer, train
+from dcase_fpd_plugin.training import ExperimentExistsError, train
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"

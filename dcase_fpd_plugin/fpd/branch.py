@@ -134,7 +134,7 @@ class FPDBranch(Branch):
             "labeller": "wps",  # labeller entry-point name
             "background_pairs": "ignore",  # ignore | positive
             "source_pairs": list(SOURCE_PAIRS),  # any of SS-SS, RW-RW, SS-RW
-            "projection_dim": 128,  # width of the dense projection before the loss
+            "projection_dim": 128,  # width of the dense projection before the loss; 0: none (loss on the encoder's embeddings)
             "wps_high": 0.7,  # tagged class active where frame probability >= this
             "wps_low": 0.3,  # ... inactive below this; frame ignored in between
             "wps_start_epoch": 5,  # RW frames join pairs from this (0-based) epoch on
@@ -145,13 +145,14 @@ class FPDBranch(Branch):
         full = {**self.default_config(), **dict(config)}
         _check_config(full)
         super().__init__(full, embed_dim, classes)
-        self.projection = nn.Linear(embed_dim, int(full["projection_dim"]))
+        dim = int(full["projection_dim"])
+        self.projection = nn.Linear(embed_dim, dim) if dim > 0 else nn.Identity()
         self.labeller = build_plugin("labellers", full["labeller"], full)
         self.sampler = build_plugin("pair_samplers", full["sampler"], full)
 
     def forward(self, output: ModelOutput, batch: Batch, epoch: int) -> BranchOutput:
         cfg = self.config
-        embeddings = self.projection(output.embeddings)  # (B, T, P)
+        embeddings = self.projection(output.embeddings)  # (B, T, P), P = D without projection
         frame_labels, valid = self.labeller(output, batch, epoch)  # (B, T, C), (B, T)
         source = batch.source
         world = 1
@@ -194,8 +195,9 @@ def _check_config(cfg: dict[str, Any]) -> None:
         raise ValueError(f"branches.fpd.ip_norm must be true or false, got {cfg['ip_norm']!r}")
     if not 0.0 <= float(cfg["alpha"]) <= 1.0:
         raise ValueError(f"branches.fpd.alpha must lie in [0, 1], got {cfg['alpha']}")
-    if isinstance(cfg["projection_dim"], bool) or int(cfg["projection_dim"]) < 1:
-        raise ValueError(f"branches.fpd.projection_dim must be an integer >= 1, got {cfg['projection_dim']!r}")
+    if isinstance(cfg["projection_dim"], bool) or int(cfg["projection_dim"]) < 0:
+        raise ValueError(f"branches.fpd.projection_dim must be an integer >= 0 (0: no projection), "
+                         f"got {cfg['projection_dim']!r}")
     bad = [s for s in cfg["source_pairs"] if s not in SOURCE_PAIRS and "-".join(s.split("-")[::-1]) not in SOURCE_PAIRS]
     if isinstance(cfg["source_pairs"], str) or bad:
         raise ValueError(
