@@ -6,8 +6,8 @@
    and a strongly labelled validation set from recordings disjoint from both.
 2. Runs ``dcase-fpd compare`` on the weak baseline, weak + FPD-IP and weak + FPD-Euc
    (``recipes/weak.yaml``, ``weak_fpd_ip.yaml``, ``weak_fpd_euc.yaml``) for ``--seeds`` seeds,
-   ``--jobs`` processes in parallel (each takes a block of seeds, 1 torch thread each), then
-   once more over all seeds, which trains nothing and writes the tables.
+   ``--jobs`` runs in parallel (one ``compare`` per recipe and seed, 1 torch thread each), then
+   once more over all recipes and seeds, which trains nothing and writes the tables.
 3. Prints ``summary.md`` (mean ± std and best per recipe, as the paper's tables) and the wall time;
    ``event_f1_sorted.png`` is the paper's Fig. 3.
 
@@ -23,6 +23,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def main() -> None:
                     help="recipes to compare, the baseline first (default: weak, weak_fpd_ip, weak_fpd_euc)")
     ap.add_argument("overrides", nargs="*", help="key.path=value, applied to every recipe after the defaults")
     args = ap.parse_args()
+    # `--recipes a.yaml b.yaml key=value` : argparse hands the overrides to --recipes; take them back
+    # (in their order, before the other overrides) so that they still win over DEFAULT_OVERRIDES.
+    moved = [str(r) for r in args.recipes if "=" in str(r) and not r.is_file()]
+    args.recipes = [r for r in args.recipes if str(r) not in moved]
+    args.overrides = moved + args.overrides
+    if not args.recipes:
+        raise SystemExit("--recipes needs at least one recipe file")
 
     from dcase_fpd_plugin.compat import quiet_dependencies
     from dcase_fpd_plugin.synth.mini_desed import build_mini_desed
@@ -82,30 +90,40 @@ def main() -> None:
         f"data.classes=[{', '.join(classes)}]", f"data.cache_dir={data_dir / 'feature_cache'}", "data.max_missing_fraction=0",
         *DEFAULT_OVERRIDES, *args.overrides]
     compare = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", *map(str, args.recipes), "--out", str(out / "runs")]
-    jobs = max(1, min(args.jobs, args.seeds))
-    blocks = [list(range(args.seeds))[j::jobs] for j in range(jobs)]
-    t1 = time.time()
-    procs = []
+    # One `compare RECIPE --seeds 1 --seed-start S` per (seed, recipe), handed to --jobs worker threads
+    # as they free up (seed blocks per job left a core idle for the last third of a 5-seed run).
+    tasks = [(seed, recipe) for seed in range(args.seeds) for recipe in args.recipes]
+    queue = list(reversed(tasks))
+    lock = threading.Lock()
+    failures: list[str] = []
     out.mkdir(parents=True, exist_ok=True)
-    for j, block in enumerate(blocks):  # job j runs seeds j, j + jobs, ... one `compare --seeds 1` each
-        log = open(out / f"compare_job{j}.log", "a")
-        procs.append((subprocess.Popen(
-            [sys.executable, "-c",
-             "import subprocess, sys; seeds = %r\n"
-             "for s in seeds:\n"
-             "    r = subprocess.run(%r + ['--seeds', '1', '--seed-start', str(s)] + %r)\n"
-             "    if r.returncode: sys.exit(r.returncode)" % (block, compare, overrides)],
-            stdout=log, stderr=subprocess.STDOUT), log))
-    failed = False
-    for p, log in procs:
-        failed |= p.wait() != 0
-        log.close()
-    if failed:
-        raise SystemExit(f"a compare job failed; see {out}/compare_job*.log (rerun to resume)")
+
+    def worker(j: int) -> None:
+        with open(out / f"compare_job{j}.log", "a") as log:
+            while True:
+                with lock:
+                    if not queue or failures:
+                        return
+                    seed, recipe = queue.pop()
+                cmd = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", str(recipe), "--out",
+                       str(out / "runs"), "--seeds", "1", "--seed-start", str(seed), *overrides]
+                log.flush()
+                if subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode:
+                    with lock:
+                        failures.append(f"{Path(recipe).stem} seed {seed}")
+
+    t1 = time.time()
+    threads = [threading.Thread(target=worker, args=(j,)) for j in range(max(1, min(args.jobs, len(tasks))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise SystemExit(f"compare failed for {', '.join(failures)}; see {out}/compare_job*.log (rerun to resume)")
     subprocess.run(compare + ["--seeds", str(args.seeds), *overrides], check=True, stdout=subprocess.DEVNULL)
     wall = time.time() - t1
     print((out / "runs" / "summary.md").read_text())
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {jobs} parallel jobs; "
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {len(threads)} parallel jobs; "
           f"training + testing wall time {wall / 60:.1f} min ({args.seeds} seeds x {len(args.recipes)} recipes)")
     print("command: python benchmarks/paper_tables.py " + " ".join(sys.argv[1:]))
 
