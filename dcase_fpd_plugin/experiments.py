@@ -598,7 +598,7 @@ def _current_defaults(recipe: Mapping[str, Any]) -> dict[str, Any]:
     for name in (recipe.get("branches") or {}):
         try:
             branches[name] = registry.get("branches", name).default_config()
-        except Exception:  # an uninstalled plugin: its keys simply have no known default
+        except registry.UnknownPluginError:  # an uninstalled plugin: its keys have no known default
             continue
     defaults["branches"] = branches
     return _flatten(_normalised(defaults))
