@@ -66,11 +66,12 @@ def main() -> None:
                     help="recipes to compare, the baseline first (default: weak, weak_fpd_ip, weak_fpd_euc)")
     ap.add_argument("overrides", nargs="*", help="key.path=value, applied to every recipe after the defaults")
     args = ap.parse_args()
+    from dcase_fpd_plugin.experiments import split_recipes_and_overrides
+
     # `--recipes a.yaml b.yaml key=value` : argparse hands the overrides to --recipes; take them back
     # (in their order, before the other overrides) so that they still win over DEFAULT_OVERRIDES.
-    moved = [str(r) for r in args.recipes if "=" in str(r) and not r.is_file()]
-    args.recipes = [r for r in args.recipes if str(r) not in moved]
-    args.overrides = moved + args.overrides
+    recipes, moved = split_recipes_and_overrides([str(r) for r in args.recipes])
+    args.recipes, args.overrides = [Path(r) for r in recipes], moved + args.overrides
     if not args.recipes:
         raise SystemExit("--recipes needs at least one recipe file")
 

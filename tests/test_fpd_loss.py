@@ -261,9 +261,9 @@ def test_ip_without_norm_term_equals_hand_computation(formulation):
 
 
 def test_ip_without_norm_term_is_met_by_several_orthogonal_groups():
-    """Four groups on orthogonal axes: every positive at cosine 1, every negative at cosine 0 <=
-    alpha... but the consistent hinge wants cosine <= -alpha, so a small loss remains; with the
-    norm term the loss stays near 1 (cosine -1 is out of reach for 4 groups)."""
+    """Four groups on orthogonal axes: positives at cosine 1, negatives at cosine 0. Without the
+    norm term only the negative hinge [0 + alpha]_+ = alpha remains; with it, (1 + 0)^2 = 1 per
+    negative keeps the loss near 1 (cosine -1 for every negative pair is out of reach)."""
     labels = torch.zeros(8, 1, 4)
     for i in range(8):
         labels[i, 0, i % 4] = 1.0
