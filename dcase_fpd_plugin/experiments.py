@@ -16,6 +16,8 @@ the command-line overrides apply to every recipe, and compare itself sets ``trai
     OUT/per_class_f1.csv            mean / std per-class event F1 per recipe (the bar chart's numbers)
     OUT/event_f1_sorted.png         each recipe's event F1 over the seeds, sorted (the paper's Fig. 3)
     OUT/per_class_f1.png            mean per-class event F1 per recipe, std error bars
+    OUT/learning_curves.csv, .png   validation F1s per epoch, mean +- std per recipe (see
+                                    learning_curves.py; only when the runs logged validations)
 
 Resuming: a run folder that already holds ``metrics.json`` is skipped when its ``recipe.yaml``
 is the same resolved recipe (its location and display-only keys aside, see ``IDENTITY_IGNORED``);
@@ -48,7 +50,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .energy import read_energy as read_energy_json
 from .atomic import atomic_write, atomic_write_text
+from .learning_curves import curve_table, plot_learning_curves
 
 # (metrics.json key, table title, column label) in the order of summary.md.
 HEADLINE_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -169,69 +173,34 @@ def _float_or_none(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _kind_of(entry: Mapping[str, Any]) -> str | None:
-    """'measured' / 'estimated' from the flags an energy.json entry may carry, else None."""
-    if isinstance(entry.get("measured"), bool):
-        return "measured" if entry["measured"] else "estimated"
-    if isinstance(entry.get("estimated"), bool):
-        return "estimated" if entry["estimated"] else "measured"
-    for key in ("kind", "method", "mode", "source", "status", "measurement", "energy_source"):
-        text = entry.get(key)
-        if isinstance(text, str):
-            low = text.lower()
-            if "estimat" in low:
-                return "estimated"
-            if "measur" in low:
-                return "measured"
-    return None
-
-
 def parse_energy(data: Any) -> EnergyRecord | None:
-    """Energy figures from a parsed ``energy.json``; None when it holds no kWh at all.
-
-    Read defensively (the file is written by :mod:`dcase_fpd_plugin.energy`): ``phases`` maps a
-    phase name to ``{"kwh": x, ...}`` (or to a number); the measured/estimated flag may sit on
-    each phase or at the top level (``measured: bool``, ``estimated: bool`` or a ``kind`` /
-    ``method`` string). Without ``phases``, a top-level ``total_kwh`` / ``kwh`` counts as one
-    phase ``total``.
-    """
-    if not isinstance(data, Mapping):
+    """Energy figures from the content of an ``energy.json`` written by :mod:`dcase_fpd_plugin.energy`
+    (``phases: {name: {"energy_kwh": x, "method": "measured" | "estimated", ...}}``); None when no
+    phase holds a kWh figure. The kind is the phases' common method, ``"mixed"`` when they differ,
+    ``"unknown"`` when none says."""
+    raw = data.get("phases") if isinstance(data, Mapping) else None
+    if not isinstance(raw, Mapping):
         return None
     phases: dict[str, float] = {}
-    kinds: list[str] = []
-    raw = data.get("phases")
-    if isinstance(raw, Mapping):
-        for name, entry in raw.items():
-            if isinstance(entry, Mapping):
-                kwh = _float_or_none(entry.get("kwh", entry.get("energy_kwh")))
-                kind = _kind_of(entry)
-                if kind:
-                    kinds.append(kind)
-            else:
-                kwh = _float_or_none(entry)
-            if kwh is not None:
-                phases[str(name)] = kwh
+    kinds: set[str] = set()
+    for name, entry in raw.items():
+        kwh = _float_or_none(entry.get("energy_kwh")) if isinstance(entry, Mapping) else None
+        if kwh is None:
+            continue
+        phases[str(name)] = kwh
+        if entry.get("method") in ("measured", "estimated"):
+            kinds.add(entry["method"])
     if not phases:
-        total = _float_or_none(data.get("total_kwh", data.get("kwh")))
-        if total is None:
-            return None
-        phases = {"total": total}
-    top = _kind_of(data)
-    if top and not kinds:
-        kinds = [top]
-    kind = "unknown" if not kinds else kinds[0] if len(set(kinds)) == 1 else "mixed"
-    return EnergyRecord(phases, kind)
+        return None
+    return EnergyRecord(phases, kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "unknown")
 
 
 def read_energy(exp_dir: Path) -> EnergyRecord | None:
     """The run's ``energy.json`` figures, None if the file is absent, unreadable or empty."""
-    path = Path(exp_dir) / "energy.json"
-    if not path.is_file():
-        return None
     try:
-        return parse_energy(json.loads(path.read_text()))
-    except (OSError, ValueError) as exc:
-        warnings.warn(f"{path}: unreadable energy file ({exc}); its run counts as not measured", stacklevel=2)
+        return parse_energy(read_energy_json(exp_dir))
+    except ValueError as exc:  # the message names the file
+        warnings.warn(f"{exc}; its run counts as not measured", stacklevel=2)
         return None
 
 
@@ -467,7 +436,7 @@ def format_summary_markdown(summary: pd.DataFrame, energy: pd.DataFrame | None,
     else:
         lines.append(format_energy_section(energy))
     lines += ["", "Files: summary.csv (all statistics), runs.csv (one row per run), per_class_f1.csv, "
-              "event_f1_sorted.png, per_class_f1.png.", ""]
+              "event_f1_sorted.png, per_class_f1.png, learning_curves.csv/.png (validation per epoch).", ""]
     return "\n".join(lines)
 
 
@@ -550,7 +519,8 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
 
 
 def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison") -> dict[str, Path]:
-    """Write summary.csv, summary.md, runs.csv, per_class_f1.csv and both plots into ``out``."""
+    """Write summary.csv, summary.md, runs.csv, per_class_f1.csv and both plots into ``out``, and
+    learning_curves.csv / .png when the runs' folders hold validation logs."""
     out = Path(out)
     summary = summarise(runs)
     energy = energy_table(runs)
@@ -563,6 +533,12 @@ def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison
     atomic_write_text(files["summary.md"], format_summary_markdown(summary, energy, runs, title))
     plot_sorted_event_f1(runs, files["event_f1_sorted.png"])
     plot_per_class(per_class, files["per_class_f1.png"])
+    curves = curve_table((r.recipe, r.exp_dir) for r in runs if r.exp_dir is not None)
+    if not curves.empty:
+        files["learning_curves.csv"] = out / "learning_curves.csv"
+        files["learning_curves.png"] = out / "learning_curves.png"
+        _write_csv(files["learning_curves.csv"], curves)
+        plot_learning_curves(curves, files["learning_curves.png"])
     return files
 
 

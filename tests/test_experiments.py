@@ -113,23 +113,35 @@ def test_per_class_and_runs_tables(hand_runs):
     assert list(runs["energy_kind"]) == ["estimated", "estimated", "not measured", "not measured", "not measured"]
 
 
-@pytest.mark.parametrize("data, total, kind", [
-    ({"phases": {"training": {"kwh": 0.5, "measured": False}, "devtest": {"kwh": 0.25, "measured": False}}},
-     0.75, "estimated"),
-    ({"phases": {"training": {"kwh": 0.5}}, "measured": True}, 0.5, "measured"),
-    ({"phases": {"training": {"kwh": 0.5, "method": "estimated (constant power)"},
-                 "eval": {"kwh": 0.1, "method": "measured (RAPL)"}}}, 0.6, "mixed"),
-    ({"phases": {"training": 0.5}}, 0.5, "unknown"),
-    ({"total_kwh": 2.0, "estimated": True}, 2.0, "estimated"),
+def _phase(kwh, method="estimated"):
+    return {"energy_kwh": kwh, "duration_s": 1.0, "method": method, "n_segments": 1, "segments": []}
+
+
+@pytest.mark.parametrize("phases, total, kind", [
+    ({"training": _phase(0.5), "devtest": _phase(0.25)}, 0.75, "estimated"),
+    ({"training": _phase(0.5, "measured")}, 0.5, "measured"),
+    ({"training": _phase(0.5, "estimated"), "eval": _phase(0.1, "measured")}, 0.6, "mixed"),
+    ({"training": _phase(0.5, None), "devtest": _phase(None)}, 0.5, "unknown"),
 ])
-def test_parse_energy_reads_what_it_can(data, total, kind):
-    e = ex.parse_energy(data)
+def test_parse_energy_reads_the_energy_module_format(phases, total, kind):
+    e = ex.parse_energy({"format": 1, "phases": phases})
     assert e.total_kwh == pytest.approx(total) and e.kind == kind
 
 
-@pytest.mark.parametrize("data", [None, [], {}, {"phases": {"training": {"kwh": None}}}, {"phases": "x"}])
+@pytest.mark.parametrize("data", [None, [], {}, {"phases": {"training": _phase(None)}}, {"phases": "x"},
+                                  {"phases": {"training": 0.5}}])
 def test_parse_energy_without_figures_is_none(data):
     assert ex.parse_energy(data) is None
+
+
+def test_read_energy_reads_what_the_energy_module_writes(tmp_path):
+    from dcase_fpd_plugin.energy import record_segment
+
+    record_segment(tmp_path, "training", {"energy_kwh": 0.002, "duration_s": 3.0, "method": "estimated"})
+    record_segment(tmp_path, "devtest", {"energy_kwh": 0.001, "duration_s": 1.0, "method": "estimated"})
+    e = ex.read_energy(tmp_path)
+    assert e.phases == {"training": pytest.approx(0.002), "devtest": pytest.approx(0.001)}
+    assert e.kind == "estimated"
 
 
 def test_unreadable_energy_json_counts_as_not_measured(tmp_path):
@@ -173,8 +185,7 @@ def _compare_overrides(demo_overrides):
 def _fake_energy(out: Path) -> None:
     for i, run in enumerate(sorted(out.glob("weak/seed_*"))):
         (run / "energy.json").write_text(json.dumps(
-            {"phases": {"training": {"kwh": 0.001 * (i + 1), "measured": False},
-                        "devtest": {"kwh": 0.0005, "measured": False}}}))
+            {"phases": {"training": _phase(0.001 * (i + 1)), "devtest": _phase(0.0005)}}))
     for run in out.glob("weak_fpd/seed_*"):  # runs without figures (e.g. energy.enabled=false)
         (run / "energy.json").unlink(missing_ok=True)
 
@@ -198,6 +209,10 @@ def test_compare_end_to_end_resumes_and_refuses(two_recipes, demo_overrides, tmp
                  "per_class_f1.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "event_f1_sorted.png").read_bytes()[:4] == b"\x89PNG"
+    curves = pd.read_csv(out / "learning_curves.csv")  # one validation per epoch, both seeds
+    ev0 = curves[(curves["metric"] == "val/event_f1") & (curves["epoch"] == 0)].set_index("recipe")
+    assert set(ev0.index) == {"weak", "weak_fpd"} and (ev0["n"] == 2).all()
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # the summary agrees with the runs' metrics.json
     summary = pd.read_csv(out / "summary.csv")
