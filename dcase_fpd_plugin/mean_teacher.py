@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from .bce import binary_cross_entropy
 from .branch import ModelOutput
 
 
@@ -70,7 +71,7 @@ def consistency_loss(student: ModelOutput, teacher: ModelOutput, frame_valid: to
     if kind == "mse":
         frame_err, clip_err = (fs - ft) ** 2, (cs - ct) ** 2
     elif kind == "bce":
-        frame_err, clip_err = _bce(fs, ft), _bce(cs, ct)
+        frame_err, clip_err = binary_cross_entropy(fs, ft), binary_cross_entropy(cs, ct)
     else:
         raise ValueError(f"training.self_sup_loss must be mse or bce, got {kind!r}")
     if frame_valid is not None:
@@ -79,11 +80,6 @@ def consistency_loss(student: ModelOutput, teacher: ModelOutput, frame_valid: to
     else:
         frame_term = frame_err.mean()
     return frame_term + clip_err.mean()
-
-
-def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Element-wise BCE as ``F.binary_cross_entropy`` (log clamped at -100), usable under autocast."""
-    return -(y * torch.log(p).clamp_min(-100.0) + (1.0 - y) * torch.log1p(-p).clamp_min(-100.0))
 
 
 class MeanTeacher(nn.Module):

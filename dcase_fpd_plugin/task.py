@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import registry
+from .bce import binary_cross_entropy
 from .branch import SOURCE_NAMES, Batch, Branch, ModelOutput
 from .data.features import n_stft_frames
 from .data.mixup import mixup_batch
@@ -66,13 +66,6 @@ def with_default_sections(recipe: dict[str, Any]) -> dict[str, Any]:
     for section in ("net", "training", "opt"):
         out[section] = {**copy.deepcopy(DEFAULTS[section]), **recipe.get(section, {})}
     return out
-
-
-def bce(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Element-wise binary cross-entropy as ``F.binary_cross_entropy`` (log clamped at -100), in fp32
-    and safe under autocast."""
-    p, y = probs.float(), target.float()
-    return -(y * torch.log(p).clamp_min(-100.0) + (1.0 - y) * torch.log1p(-p).clamp_min(-100.0))
 
 
 class SEDTask(pl.LightningModule):
@@ -124,7 +117,7 @@ class SEDTask(pl.LightningModule):
         mask = batch.has_weak if mask is None else batch.has_weak & mask
         if not bool(mask.any()):
             return clip_probs.sum() * 0.0
-        return F.binary_cross_entropy(clip_probs[mask].float(), batch.weak[mask])
+        return binary_cross_entropy(clip_probs[mask], batch.weak[mask]).mean()
 
     def strong_loss(self, frame_probs: torch.Tensor, batch: Batch) -> torch.Tensor:
         """BCE between (B, T, C) frame probabilities and strong labels, over the valid frames of
@@ -132,7 +125,7 @@ class SEDTask(pl.LightningModule):
         mask = batch.has_strong[:, None] & batch.frame_valid  # (B, T)
         if not bool(mask.any()):
             return frame_probs.sum() * 0.0
-        return bce(frame_probs[mask], batch.strong[mask]).mean()
+        return binary_cross_entropy(frame_probs[mask], batch.strong[mask]).mean()
 
     # -- the DCASE training scheme
     def steps_per_epoch(self) -> int:
