@@ -131,7 +131,7 @@ def plot_learning_curves(table: pd.DataFrame, path: str | Path) -> None:
     n_rows = math.ceil(len(metrics) / n_cols)
     fig = Figure(figsize=(5.2 * n_cols, 3.4 * n_rows))
     FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(n_rows, n_cols, squeeze=False).ravel())
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics):
         for i, recipe in enumerate(recipes):
             rows = table[(table["recipe"] == recipe) & (table["metric"] == metric)].sort_values("epoch")

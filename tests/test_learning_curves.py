@@ -44,6 +44,17 @@ def test_versions_sort_numerically_not_as_text(tmp_path):
     assert lc.read_validation_curve(run)["val/event_f1"].tolist() == [0.7]
 
 
+def test_an_unreadable_log_is_named_and_its_epochs_left_out(tmp_path):
+    run = tmp_path / "seed_0"
+    _write_log(run, 0, [_val(0, 0.1, 0.2)])
+    bad = run / "logs" / "version_1"
+    bad.mkdir()
+    (bad / "metrics.csv").write_text("")  # killed before Lightning wrote the header
+    with pytest.warns(UserWarning, match=r"version_1.*metrics\.csv: unreadable training log"):
+        curve = lc.read_validation_curve(run)
+    assert curve["val/event_f1"].tolist() == [0.1]
+
+
 def test_run_without_logs_gives_an_empty_curve(tmp_path):
     assert lc.read_validation_curve(tmp_path / "nothing").empty
     assert lc.curve_table([("a", tmp_path / "nothing")]).empty
