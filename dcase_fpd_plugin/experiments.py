@@ -18,6 +18,7 @@ the command-line overrides apply to every recipe, and compare itself sets ``trai
     OUT/per_class_f1.png            mean per-class event F1 per recipe, std error bars
     OUT/learning_curves.csv, .png   validation F1s per epoch, mean +- std per recipe (see
                                     learning_curves.py; only when the runs logged validations)
+    OUT/late_epochs.csv             validation F1s averaged over each run's last 5 epochs, mean +- std
 
 Resuming: a run folder that already holds ``metrics.json`` is skipped when its ``recipe.yaml``
 is the same resolved recipe (its location and display-only keys aside, see ``IDENTITY_IGNORED``);
@@ -52,7 +53,7 @@ import yaml
 
 from .energy import read_energy as read_energy_json
 from .atomic import atomic_write, atomic_write_text
-from .learning_curves import curve_table, plot_learning_curves
+from .learning_curves import curve_table, late_epoch_table, plot_learning_curves
 
 # (metrics.json key, table title, column label) in the order of summary.md.
 HEADLINE_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -537,7 +538,9 @@ def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison
     if not curves.empty:
         files["learning_curves.csv"] = out / "learning_curves.csv"
         files["learning_curves.png"] = out / "learning_curves.png"
+        files["late_epochs.csv"] = out / "late_epochs.csv"
         _write_csv(files["learning_curves.csv"], curves)
+        _write_csv(files["late_epochs.csv"], late_epoch_table((r.recipe, r.exp_dir) for r in runs if r.exp_dir is not None))
         plot_learning_curves(curves, files["learning_curves.png"])
     return files
 

@@ -6,9 +6,11 @@ Every training run logs its validation metrics once per epoch to Lightning's CSV
 
     read_validation_curve(exp_dir)    one run: (epoch, val/...) rows, epochs counted from 0
     curve_table(runs)                 recipe x epoch: mean / sample std / n over the seeds
+    late_epoch_table(runs, n_last)    per run the mean over its last n_last epochs, then mean / std
+                                      over the seeds (a reading that no checkpoint selection flatters)
     plot_learning_curves(table, path) one panel per metric, mean line and +-std band per recipe
 
-``compare`` writes ``learning_curves.csv`` and ``learning_curves.png`` next to its other reports.
+``compare`` writes ``learning_curves.csv``, ``late_epochs.csv`` and ``learning_curves.png`` next to its other reports.
 The curves are the *student* model's validation metrics at the recipe's fixed threshold and
 median filter (``eval``), the numbers ``training.monitor`` selects the checkpoint on; they are not
 the final test metrics.
@@ -107,6 +109,34 @@ def curve_table(runs: Iterable[tuple[str, str | Path]], metrics: Sequence[str] =
     return pd.concat(out, ignore_index=True)
 
 
+def late_epoch_table(runs: Iterable[tuple[str, str | Path]], n_last: int = 5,
+                     metrics: Sequence[str] = CURVE_METRICS) -> pd.DataFrame:
+    """Each run's validation metrics averaged over its last ``n_last`` logged epochs, then
+    aggregated over the seeds.
+
+    Returns:
+        Long table ``recipe, metric, mean, std, n``: mean and sample std (ddof 1; NaN with one seed)
+        over the runs of the recipe, ``n`` the number of runs that logged the metric.
+    """
+    if n_last < 1:
+        raise ValueError(f"n_last must be >= 1, got {n_last}")
+    per_run: dict[str, list[pd.Series]] = {}
+    for recipe, exp_dir in runs:
+        curve = read_validation_curve(exp_dir)
+        if len(curve):
+            last = curve[curve["epoch"] > curve["epoch"].max() - n_last]
+            per_run.setdefault(recipe, []).append(last.drop(columns="epoch").mean())
+    out = []
+    for recipe, rows in per_run.items():
+        table = pd.DataFrame(rows)
+        for metric in metrics:
+            if metric in table.columns:
+                vals = table[metric].dropna()
+                out.append({"recipe": recipe, "metric": metric, "mean": vals.mean(),
+                            "std": vals.std(ddof=1), "n": int(vals.count())})
+    return pd.DataFrame(out, columns=["recipe", "metric", "mean", "std", "n"])
+
+
 def _label(metric: str) -> str:
     name = metric.removeprefix(VAL_PREFIX)
     return {"event_f1": "event-based F1", "segment_f1": "segment-based F1", "tagging_f1": "tagging F1",
@@ -155,4 +185,4 @@ def plot_learning_curves(table: pd.DataFrame, path: str | Path) -> None:
     atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
 
 
-__all__ = ["CURVE_METRICS", "read_validation_curve", "curve_table", "plot_learning_curves"]
+__all__ = ["CURVE_METRICS", "read_validation_curve", "curve_table", "late_epoch_table", "plot_learning_curves"]

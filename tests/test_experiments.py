@@ -213,6 +213,8 @@ def test_compare_end_to_end_resumes_and_refuses(two_recipes, demo_overrides, tmp
     ev0 = curves[(curves["metric"] == "val/event_f1") & (curves["epoch"] == 0)].set_index("recipe")
     assert set(ev0.index) == {"weak", "weak_fpd"} and (ev0["n"] == 2).all()
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    late = pd.read_csv(out / "late_epochs.csv").set_index(["recipe", "metric"])
+    assert late.loc[("weak", "val/event_f1"), "n"] == 2
 
     # the summary agrees with the runs' metrics.json
     summary = pd.read_csv(out / "summary.csv")

@@ -87,3 +87,15 @@ def test_plot_writes_a_png_and_refuses_an_empty_table(tmp_path):
     with pytest.raises(ValueError, match="no validation curves"):
         lc.plot_learning_curves(lc.curve_table([]), tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
+
+
+def test_late_epoch_table_averages_each_run_then_the_seeds(tmp_path):
+    # seed 0: epochs 0..3 event 0.0, 0.1, 0.2, 0.3 -> last 2 mean 0.25; seed 1: 0.4, 0.6 -> 0.5
+    _write_log(tmp_path / "s0", 0, [_val(e, 0.1 * e, 0.0) for e in range(4)])
+    _write_log(tmp_path / "s1", 0, [_val(0, 0.4, 0.0), _val(1, 0.6, 0.0)])
+    t = lc.late_epoch_table([("base", tmp_path / "s0"), ("base", tmp_path / "s1")], n_last=2)
+    row = t[t["metric"] == "val/event_f1"].iloc[0]
+    assert row["mean"] == pytest.approx((0.25 + 0.5) / 2) and row["n"] == 2
+    assert row["std"] == pytest.approx(math.sqrt(2 * 0.125 ** 2))
+    with pytest.raises(ValueError, match="n_last"):
+        lc.late_epoch_table([], n_last=0)
