@@ -311,7 +311,19 @@ def _check_values(recipe: dict) -> None:
         raise RecipeError(f"'training.n_epochs' must be >= 1, got {training['n_epochs']}")
     if not 0.0 <= data["max_missing_fraction"] <= 1.0:
         raise RecipeError("'data.max_missing_fraction' must lie in [0, 1]")
+    _check_eval(recipe["eval"])
     _check_training_scheme(recipe)
+
+
+def _check_eval(ev: dict) -> None:
+    """Post-processing values, checked at load time so that a bad one does not surface only at the
+    first validation, after an epoch of training."""
+    w = ev["median_window"]
+    if w < 1 or w % 2 == 0:
+        raise RecipeError(f"'eval.median_window' must be an odd number of frames >= 1 (a centred median), got {w}")
+    for key in ("threshold", "tagging_threshold"):
+        if not 0.0 <= ev[key] <= 1.0:
+            raise RecipeError(f"'eval.{key}' is a probability and must lie in [0, 1], got {ev[key]}")
 
 
 _CHOICES = {

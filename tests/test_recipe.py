@@ -62,6 +62,19 @@ def test_bad_batch_size_refused():
         load_recipe(None, ["training.batch_size=[0, 0, 4]"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("eval.median_window=28", r"'eval.median_window' must be an odd number of frames >= 1.*got 28"),
+    ("eval.median_window=0", r"'eval.median_window'.*got 0"),
+    ("eval.threshold=1.5", r"'eval.threshold'.*\[0, 1\], got 1.5"),
+    ("eval.tagging_threshold=-0.1", r"'eval.tagging_threshold'.*got -0.1"),
+])
+def test_bad_post_processing_refused_at_load(override, message):
+    # caught when the recipe loads, not at the first validation after an epoch of training
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(None, [override])
+    assert load_recipe(None, ["eval.median_window=29"])["eval"]["median_window"] == 29
+
+
 def test_missing_data_paths_named(tmp_path):
     r = load_recipe(None, [f"data.synth_folder={tmp_path}", f"data.synth_tsv={tmp_path / 'nope.tsv'}"])
     with pytest.raises(RecipeError, match=r"'data.synth_tsv': file not found: .*nope.tsv"):
