@@ -318,9 +318,12 @@ def _check_values(recipe: dict) -> None:
 def _check_eval(ev: dict) -> None:
     """Post-processing values, checked at load time so that a bad one does not surface only at the
     first validation, after an epoch of training."""
-    w = ev["median_window"]
-    if w < 1 or w % 2 == 0:
-        raise RecipeError(f"'eval.median_window' must be an odd number of frames >= 1 (a centred median), got {w}")
+    from dcase_fpd_plugin.evaluation.postprocessing import median_windows
+
+    try:
+        median_windows(ev["median_window"], 1)
+    except ValueError as exc:
+        raise RecipeError(f"'eval.median_window': {exc}") from None
     for key in ("threshold", "tagging_threshold"):
         if not 0.0 <= ev[key] <= 1.0:
             raise RecipeError(f"'eval.{key}' is a probability and must lie in [0, 1], got {ev[key]}")

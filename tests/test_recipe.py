@@ -63,7 +63,7 @@ def test_bad_batch_size_refused():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("eval.median_window=28", r"'eval.median_window' must be an odd number of frames >= 1.*got 28"),
+    ("eval.median_window=28", r"'eval.median_window': median window must be an odd number of frames >= 1, got 28"),
     ("eval.median_window=0", r"'eval.median_window'.*got 0"),
     ("eval.threshold=1.5", r"'eval.threshold'.*\[0, 1\], got 1.5"),
     ("eval.tagging_threshold=-0.1", r"'eval.tagging_threshold'.*got -0.1"),

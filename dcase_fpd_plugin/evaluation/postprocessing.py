@@ -34,7 +34,7 @@ def median_filter(frame_probs: np.ndarray, window: int | Sequence[int]) -> np.nd
         x = x.astype(np.float32)
     if x.ndim != 2:
         raise ValueError(f"frame_probs must be (T, C), got shape {x.shape}")
-    windows = _per_class_windows(window, x.shape[1])
+    windows = median_windows(window, x.shape[1])
     out = np.empty_like(x)
     for w in sorted(set(windows)):
         cols = [c for c, wc in enumerate(windows) if wc == w]
@@ -45,8 +45,10 @@ def median_filter(frame_probs: np.ndarray, window: int | Sequence[int]) -> np.nd
     return out
 
 
-def _per_class_windows(window: int | Sequence[int], n_classes: int) -> list[int]:
-    """Validated list of C odd window lengths (frames)."""
+def median_windows(window: int | Sequence[int], n_classes: int) -> list[int]:
+    """The median window of each of ``n_classes`` classes, in frames: a scalar is repeated, a
+    sequence must have one entry per class. ValueError unless every window is an odd integer
+    >= 1 (the recipe checks ``eval.median_window`` with this at load time)."""
     if np.isscalar(window):
         windows = [window] * n_classes
     else:
