@@ -534,13 +534,14 @@ def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison
     atomic_write_text(files["summary.md"], format_summary_markdown(summary, energy, runs, title))
     plot_sorted_event_f1(runs, files["event_f1_sorted.png"])
     plot_per_class(per_class, files["per_class_f1.png"])
-    curves = curve_table((r.recipe, r.exp_dir) for r in runs if r.exp_dir is not None)
+    logged = [(r.recipe, r.exp_dir) for r in runs if r.exp_dir is not None]  # runs with Lightning logs
+    curves = curve_table(logged)
     if not curves.empty:
         files["learning_curves.csv"] = out / "learning_curves.csv"
         files["learning_curves.png"] = out / "learning_curves.png"
         files["late_epochs.csv"] = out / "late_epochs.csv"
         _write_csv(files["learning_curves.csv"], curves)
-        _write_csv(files["late_epochs.csv"], late_epoch_table((r.recipe, r.exp_dir) for r in runs if r.exp_dir is not None))
+        _write_csv(files["late_epochs.csv"], late_epoch_table(logged))
         plot_learning_curves(curves, files["learning_curves.png"])
     return files
 
