@@ -72,6 +72,8 @@ EXTRA_METRICS: tuple[str, ...] = (
     "segment_f1_zero_filled",
     "n_undetected_classes",
 )
+LATE_PREFIX = "late_"  # late_<metric>: the run's test metric averaged over its last epochs
+LATE_EPOCHS_DIR = "late_epochs"  # training.LATE_EPOCHS_DIR (not imported: training pulls in Lightning)
 ENERGY_METRIC = "energy_kwh"  # total over phases; per phase: energy_kwh_<phase>
 LOWER_IS_BETTER_PREFIX = "energy_kwh"
 
@@ -129,6 +131,8 @@ class RunRecord:
         energy: its energy.json figures, or None when the run has none.
         wall_s: seconds the run took (the last invocation that trained it), None if unknown.
         exp_dir: the run folder, None for hand-made records.
+        late_metrics: test metrics.json of each of the run's last epochs
+            (``late_epochs/epoch_NNN``, ``training.test_last_n_epochs``), oldest first.
     """
 
     recipe: str
@@ -137,6 +141,7 @@ class RunRecord:
     energy: EnergyRecord | None = None
     wall_s: float | None = None
     exp_dir: Path | None = None
+    late_metrics: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass
@@ -216,7 +221,18 @@ def load_run_record(exp_dir: Path, recipe: str, seed: int) -> RunRecord:
             wall_s = _float_or_none(json.loads(info.read_text()).get("wall_s"))
         except (OSError, ValueError, AttributeError):
             wall_s = None
-    return RunRecord(recipe, seed, metrics, read_energy(exp_dir), wall_s, exp_dir)
+    return RunRecord(recipe, seed, metrics, read_energy(exp_dir), wall_s, exp_dir, read_late_metrics(exp_dir))
+
+
+def read_late_metrics(exp_dir: Path) -> tuple[dict[str, Any], ...]:
+    """The run's ``late_epochs/epoch_NNN/metrics.json`` contents, by epoch (empty when none)."""
+    found = []
+    for path in sorted(Path(exp_dir).glob(f"{LATE_EPOCHS_DIR}/epoch_*/metrics.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"{path}: unreadable ({exc}); left out of the late-epoch average", stacklevel=2)
+    return tuple(found)
 
 
 # --------------------------------------------------------------------------- pure aggregation
@@ -234,8 +250,13 @@ def _recipe_order(runs: Sequence[RunRecord]) -> list[str]:
 
 
 def _run_values(run: RunRecord) -> dict[str, float | None]:
-    """Scalar metrics of a run plus its energy (total and per phase)."""
+    """Scalar metrics of a run, ``late_<metric>`` (the headline metrics averaged over its late-epoch
+    tests, when it has them) and its energy (total and per phase)."""
     values = scalar_metrics(run.metrics)
+    if run.late_metrics:
+        for metric, _, _ in HEADLINE_METRICS:
+            vals = [v for v in (_float_or_none(m.get(metric)) for m in run.late_metrics) if v is not None]
+            values[f"{LATE_PREFIX}{metric}"] = float(np.mean(vals)) if vals else None
     if run.energy is not None:
         values[ENERGY_METRIC] = run.energy.total_kwh
         for phase, kwh in run.energy.phases.items():
@@ -272,6 +293,8 @@ def summarise(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None) -
     values = [(_run_values(r), r) for r in runs]
     if metrics is None:
         metrics = [m for m, _, _ in HEADLINE_METRICS] + list(EXTRA_METRICS)
+        if any(r.late_metrics for r in runs):
+            metrics += [f"{LATE_PREFIX}{m}" for m, _, _ in HEADLINE_METRICS]
         energy_keys = sorted({k for v, _ in values for k in v if k.startswith(ENERGY_METRIC)},
                              key=lambda k: (k != ENERGY_METRIC, k))
         metrics += energy_keys
@@ -423,6 +446,7 @@ def format_summary_markdown(summary: pd.DataFrame, energy: pd.DataFrame | None,
     lines.append("Average = mean ± sample standard deviation (ddof = 1; n/a with one seed) over the seeds; "
                  "Best = the best single seed; Gain = difference of the means, recipe minus "
                  f"{order[0]}. Bold: the highest average and the highest best.")
+    lines += ["", format_protocol(runs)]
     for i, (metric, title_text, label) in enumerate(HEADLINE_METRICS, start=1):
         lines += ["", f"## Table {i}: {title_text} (`{metric}`)", ""]
         rows = summary[summary["metric"] == metric]
@@ -431,6 +455,9 @@ def format_summary_markdown(summary: pd.DataFrame, energy: pd.DataFrame | None,
                          + (", e.g. eval.psds=false)." if metric.startswith("psds") else ")."))
             continue
         lines.append(format_metric_table(summary, metric, label))
+    late = format_late_table(summary, runs)
+    if late:
+        lines += ["", late]
     lines += ["", "## Energy", ""]
     if energy is None or energy.empty:
         lines.append("not measured")
@@ -438,6 +465,44 @@ def format_summary_markdown(summary: pd.DataFrame, energy: pd.DataFrame | None,
         lines.append(format_energy_section(energy))
     lines += ["", "Files: summary.csv (all statistics), runs.csv (one row per run), per_class_f1.csv, "
               "event_f1_sorted.png, per_class_f1.png, learning_curves.csv/.png (validation per epoch).", ""]
+    return "\n".join(lines)
+
+
+def format_protocol(runs: Sequence[RunRecord]) -> str:
+    """Which clips chose each run's checkpoint and which were scored (from metrics.json), with a
+    warning when any run was scored on the clips that chose its checkpoint."""
+    sets = sorted({(str(r.metrics.get("validation_set", "?")), str(r.metrics.get("test_set", "?"))) for r in runs})
+    flagged = [f"{r.recipe} seed {r.seed}" for r in runs if r.metrics.get("selection_on_test") is not False]
+    text = "; ".join(f"checkpoint chosen on `{v}`, metrics on `{t}`" for v, t in sets) + "."
+    if flagged:
+        text = (f"**Warning: {len(flagged)} of {len(runs)} runs were scored on the clips that chose their "
+                f"checkpoint (selection_on_test true or unknown: {', '.join(flagged[:6])}"
+                f"{', ...' if len(flagged) > 6 else ''}); their figures are flattered.** " + text)
+    return "Protocol: " + text
+
+
+def format_late_table(summary: pd.DataFrame, runs: Sequence[RunRecord]) -> str:
+    """Markdown table of the test metrics averaged over each run's last epochs, then over the seeds
+    (empty string when no run has late-epoch tests)."""
+    n_late = sorted({len(r.late_metrics) for r in runs if r.late_metrics})
+    if not n_late:
+        return ""
+    names = [(m, label) for m, _, label in HEADLINE_METRICS]
+    lines = [f"## Test metrics over each run's last {'/'.join(map(str, n_late))} epochs",
+             "", "Each run's test metrics averaged over the checkpoints of its last epochs (no selection), "
+             "then mean ± std over the seeds; the gain is against the first recipe.", "",
+             "| Model | " + " | ".join(f"{m}" for m, _ in names) + " |", "|---|" + "---|" * len(names)]
+    for recipe in _recipe_order(runs):
+        cells = []
+        for m, _ in names:
+            row = summary[(summary["recipe"] == recipe) & (summary["metric"] == f"{LATE_PREFIX}{m}")]
+            if row.empty or row["n_seeds"].iloc[0] == 0:
+                cells.append("n/a")
+                continue
+            r = row.iloc[0]
+            gain = "" if recipe == _recipe_order(runs)[0] or math.isnan(r["gain"]) else f" ({r['gain']:+.3f})"
+            cells.append(_mean_std(r["mean"], r["std"]) + gain)
+        lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

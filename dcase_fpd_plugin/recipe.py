@@ -28,11 +28,13 @@ DEFAULTS: dict[str, Any] = {
         "weak_folder": None,  # RW: real weakly-labelled clips
         "weak_tsv": None,
         "unlabeled_folder": None,  # UL: a folder of wavs (optional)
-        "val_folder": None,  # strongly-labelled validation set
-        "val_tsv": None,
+        "val_folder": None,  # strongly-labelled validation set: selects the checkpoint
+        "val_tsv": None,  # (DCASE recipes: DESED's synthetic validation set, as DESED_task)
         "val_dur": None,
-        "test_folder": None,  # strongly-labelled test set (defaults to the validation set)
-        "test_tsv": None,
+        "weak_val_fraction": 0.0,  # share of the weak clips held out for validation (DESED_task: 0.1)
+        "weak_val_seed": 0,  # seed of that split (fixed: every training seed holds out the same clips)
+        "test_folder": None,  # strongly-labelled test set: reported, never used for selection
+        "test_tsv": None,  # (defaults to the validation set, with a warning: selection on test)
         "test_dur": None,
         "max_missing_fraction": 0.0,  # listed-but-absent audio allowed per set (0: none)
         "cache_dir": None,  # feature cache; default <exp_dir>/../.feature_cache
@@ -85,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
         "log_every_n_steps": 10,
         "progress_bar": True,
         "val_every_n_epochs": 1,
+        "test_last_n_epochs": 0,  # also test the last N epochs' weights (late_epochs/ in the run folder)
         "limit_train_batches": 1.0,
         # DCASE 2023 baseline training scheme (all off by default: the weak baseline)
         "strong_loss": False,  # BCE on SS frame probabilities + weak BCE on RW clips only (DESED_task)
@@ -311,6 +314,11 @@ def _check_values(recipe: dict) -> None:
         raise RecipeError(f"'training.n_epochs' must be >= 1, got {training['n_epochs']}")
     if not 0.0 <= data["max_missing_fraction"] <= 1.0:
         raise RecipeError("'data.max_missing_fraction' must lie in [0, 1]")
+    if not 0.0 <= data["weak_val_fraction"] < 1.0:
+        raise RecipeError(f"'data.weak_val_fraction' must lie in [0, 1), got {data['weak_val_fraction']}")
+    if not 0 <= training["test_last_n_epochs"] <= training["n_epochs"]:
+        raise RecipeError(f"'training.test_last_n_epochs' must lie in [0, training.n_epochs="
+                          f"{training['n_epochs']}], got {training['test_last_n_epochs']}")
     _check_eval(recipe["eval"])
     _check_training_scheme(recipe)
 
@@ -384,6 +392,31 @@ def check_data_paths(recipe: dict, sets: Iterable[str]) -> None:
                 raise RecipeError(f"'data.{key}': folder not found: {p}")
             if not key.endswith("folder") and not p.is_file():
                 raise RecipeError(f"'data.{key}': file not found: {p}")
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
+
+
+def selection_on_test(recipe: dict) -> bool:
+    """True when the test set is the validation set that selects the checkpoint: ``data.test_tsv``
+    unset (the test falls back to the validation set) or naming the same TSV and folder as
+    ``data.val_*``. Its metrics are then flattered by the selection."""
+    data = recipe["data"]
+    if not data["test_tsv"]:
+        return True
+    return _same_file(data["test_tsv"], data["val_tsv"]) and _same_file(data["test_folder"], data["val_folder"])
+
+
+SELECTION_ON_TEST_WARNING = (
+    "the test set is the validation set that selects the checkpoint (data.test_* unset or equal to "
+    "data.val_*): its metrics are flattered by that selection, and metrics.json says "
+    "\"selection_on_test\": true. Set data.test_folder/test_tsv/test_dur to a held-out set.")
 
 
 def enabled_branches(recipe: dict) -> dict[str, dict]:

@@ -48,14 +48,24 @@ from .recipe import DEFAULTS, enabled_branches
 EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
 
 
-def validation_scores(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
-    """Scalars to log after validation, and ``<prefix>/obj`` = tagging F1 + intersection F1.
+def validation_scores(metrics: dict[str, Any], prefix: str, weak_tagging_f1: float | None = None
+                      ) -> dict[str, float]:
+    """Scalars to log after validation, and the checkpoint-selection objective ``<prefix>/obj``.
 
-    A metric that is undefined (None: e.g. the model detected nothing, so sed_eval's class-wise
-    averages are all NaN) is logged as 0.0, so that checkpoint selection treats it as the worst score.
+    ``obj`` = tagging F1 + intersection F1 on the strong validation clips; with held-out weak clips
+    (``weak_tagging_f1``, logged as ``<prefix>/weak_tagging_f1``) their tagging F1 replaces the
+    strong clips' one, as DESED_task's ``weak F1 + synthetic intersection F1``.
+    A metric that is undefined (None or nan: e.g. the model detected nothing, so sed_eval's
+    class-wise averages are all NaN) is logged as 0.0, so that selection treats it as the worst score.
     """
-    logs = {f"{prefix}/{k}": float(metrics[k]) if metrics.get(k) is not None else 0.0 for k in EVAL_METRICS}
-    logs[f"{prefix}/obj"] = logs[f"{prefix}/tagging_f1"] + logs[f"{prefix}/intersection_f1"]
+    def value(x: Any) -> float:
+        return 0.0 if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    logs = {f"{prefix}/{k}": value(metrics.get(k)) for k in EVAL_METRICS}
+    tagging = logs[f"{prefix}/tagging_f1"]
+    if weak_tagging_f1 is not None:
+        tagging = logs[f"{prefix}/weak_tagging_f1"] = value(weak_tagging_f1)
+    logs[f"{prefix}/obj"] = tagging + logs[f"{prefix}/intersection_f1"]
     return logs
 
 
@@ -63,7 +73,7 @@ def with_default_sections(recipe: dict[str, Any]) -> dict[str, Any]:
     """``recipe`` with keys missing from its ``net``/``training``/``opt`` sections filled from DEFAULTS
     (recipes stored in checkpoints written before those keys existed)."""
     out = dict(recipe)
-    for section in ("net", "training", "opt"):
+    for section in ("data", "net", "training", "opt"):
         out[section] = {**copy.deepcopy(DEFAULTS[section]), **recipe.get(section, {})}
     return out
 
@@ -103,6 +113,8 @@ class SEDTask(pl.LightningModule):
                           "clips take part in no loss", stacklevel=2)
         self._eval_store: dict[str, dict[str, np.ndarray]] = {}
         self._other_store: dict[str, dict[str, np.ndarray]] = {}  # the model that is not eval_model
+        self._weak_store: dict[str, dict[str, np.ndarray]] = {}  # held-out weak clips: clip probs, labels
+        self._other_weak_store: dict[str, dict[str, np.ndarray]] = {}
         self._steps_per_epoch: int | None = None
         self._ema_step = -1  # global step of the last teacher update
         self.eval_result = None  # the last test's EvaluationResult
@@ -240,20 +252,39 @@ class SEDTask(pl.LightningModule):
         out: ModelOutput = model(batch.feats, batch.frame_valid)
         return out.frame_probs.float().cpu().numpy(), out.clip_probs.float().cpu().numpy()
 
-    def _store(self, batch: Batch, store: dict | None = None, model: nn.Module | None = None) -> None:
+    def _store(self, batch: Batch, store: dict | None = None, model: nn.Module | None = None,
+               weak_store: dict | None = None) -> None:
+        """Keep the batch's probabilities per clip: strongly-labelled clips (and, without
+        ``weak_store``, every clip) in ``store``; weak-only clips in ``weak_store`` with their labels."""
         store = self._eval_store if store is None else store
         fp, cp = self._probs(model if model is not None else self.eval_model(), batch)
+        weak_only = (~batch.has_strong & batch.has_weak).tolist() if weak_store is not None else [False] * len(fp)
         for i, name in enumerate(batch.filenames):
-            store[name] = {"frame": fp[i], "clip": cp[i]}
+            if weak_only[i]:
+                weak_store[name] = {"clip": cp[i], "weak": batch.weak[i].float().cpu().numpy()}
+            else:
+                store[name] = {"frame": fp[i], "clip": cp[i]}
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_store, self._other_store = {}, {}
+        self._eval_store, self._other_store, self._weak_store, self._other_weak_store = {}, {}, {}, {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._store(batch)
+        self._store(batch, weak_store=self._weak_store)
         other = self._other_model()
         if other is not None:
-            self._store(batch, self._other_store, other[1])
+            self._store(batch, self._other_store, other[1], weak_store=self._other_weak_store)
+
+    def _weak_tagging_f1(self, weak_store: dict) -> float | None:
+        """Macro tagging F1 of the held-out weak clips, None without any."""
+        from .evaluation.metrics import tagging_f1_from_labels
+
+        if not weak_store:
+            return None
+        names = sorted(weak_store)
+        probs = np.stack([weak_store[n]["clip"] for n in names])
+        labels = np.stack([weak_store[n]["weak"] for n in names])
+        return tagging_f1_from_labels(probs, labels, self.classes,
+                                      tagging_threshold=self.recipe["eval"]["tagging_threshold"])[0]
 
     def _evaluate(self, tsv: str, dur: str | None, psds: bool, store: dict | None = None):
         from .evaluation.metrics import evaluate
@@ -279,14 +310,14 @@ class SEDTask(pl.LightningModule):
         data = self.recipe["data"]
         res = self._evaluate(data["val_tsv"], data["val_dur"], psds=False)
         m = res.metrics
-        logs = validation_scores(m, "val")
+        logs = validation_scores(m, "val", self._weak_tagging_f1(self._weak_store))
         other = self._other_model()
         if other is not None and self._other_store:
             mo = self._evaluate(data["val_tsv"], data["val_dur"], psds=False, store=self._other_store).metrics
-            logs.update(validation_scores(mo, f"val/{other[0]}"))
+            logs.update(validation_scores(mo, f"val/{other[0]}", self._weak_tagging_f1(self._other_weak_store)))
         self.log_dict(logs, prog_bar=False, sync_dist=False)
         self.log("val_obj", logs["val/obj"], prog_bar=True, logger=False)
-        self._eval_store, self._other_store = {}, {}
+        self._eval_store, self._other_store, self._weak_store, self._other_weak_store = {}, {}, {}, {}
 
     def on_test_epoch_start(self) -> None:
         self._eval_store = {}

@@ -7,13 +7,21 @@ Experiment folder (``training.exp_dir``)::
     checkpoints/last.ckpt       end of the last finished epoch (``--resume`` continues from it)
     logs/version_N/metrics.csv  CSV logs;  tb/version_N/  TensorBoard logs
     metrics.json  predictions.tsv  scores/<clip>.tsv     test outputs (see evaluation.metrics)
+    checkpoints/epoch_NNN.ckpt  the last ``training.test_last_n_epochs`` epochs (when > 0), and
+    late_epochs/epoch_NNN/metrics.json                   their test metrics (the late-epoch reading)
+
+The checkpoint is chosen on the validation set (``data.val_*`` + held-out weak clips) and tested
+on ``data.test_*``; when the test set is the validation set, a warning says so and metrics.json
+holds ``"selection_on_test": true``.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +35,7 @@ from .atomic import atomic_write_text
 from .data.datamodule import SEDDataModule, folder_loader
 from .energy import EnergyCallback, experiment_dir_of, track_energy
 from .data.tsv import write_tsv
-from .recipe import RecipeError, check_data_paths, dump_recipe
+from .recipe import SELECTION_ON_TEST_WARNING, RecipeError, check_data_paths, dump_recipe, selection_on_test
 from .task import SEDTask, load_task
 
 
@@ -42,6 +50,54 @@ class RunResult:
     last_ckpt: Path | None
     metrics: dict[str, Any] | None
     epochs_done: int
+
+
+LATE_EPOCHS_DIR = "late_epochs"
+
+
+def late_checkpoint_name(epoch: int) -> str:
+    """``epoch_NNN.ckpt`` for the weights after ``epoch`` finished epochs (counted from 1)."""
+    return f"epoch_{epoch:03d}.ckpt"
+
+
+class LateEpochCheckpoints(pl.Callback):
+    """Saves ``checkpoints/epoch_NNN.ckpt`` at the end of each of the last ``n_last`` epochs, so
+    that their test metrics can be averaged (a reading that no checkpoint selection flatters)."""
+
+    def __init__(self, ckpt_dir: Path, n_last: int):
+        self.ckpt_dir, self.n_last = Path(ckpt_dir), int(n_last)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        done = trainer.current_epoch + 1
+        if self.n_last > 0 and done > (trainer.max_epochs or 0) - self.n_last:
+            trainer.save_checkpoint(self.ckpt_dir / late_checkpoint_name(done))
+
+
+def late_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of the run's ``checkpoints/epoch_NNN.ckpt``, by epoch."""
+    found = []
+    for p in sorted((Path(exp_dir) / "checkpoints").glob("epoch_*.ckpt")):
+        try:
+            found.append((int(p.stem.split("_", 1)[1]), p))
+        except ValueError:
+            continue
+    return found
+
+
+def test_late_epochs(recipe: dict[str, Any], exp_dir: Path) -> list[Path]:
+    """Test the last ``training.test_last_n_epochs`` epoch checkpoints into
+    ``late_epochs/epoch_NNN/metrics.json`` (energy not tracked: not a submission phase)."""
+    n_last = recipe["training"]["test_last_n_epochs"]
+    quiet = copy.deepcopy(recipe)
+    quiet["energy"]["enabled"] = False
+    quiet["training"]["progress_bar"] = False
+    written = []
+    for epoch, ckpt in late_checkpoints(exp_dir)[-n_last:] if n_last else []:
+        out = Path(exp_dir) / LATE_EPOCHS_DIR / f"epoch_{epoch:03d}"
+        if not (out / "metrics.json").is_file():
+            test(quiet, ckpt, out_dir=out, outputs=("metrics",))
+        written.append(out / "metrics.json")
+    return written
 
 
 def _configure_torch(recipe: dict[str, Any]) -> None:
@@ -115,7 +171,7 @@ def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool) -> Path | None:
             "(or choose another training.exp_dir)"
         )
     if has_run and force:
-        for name in ("checkpoints", "logs", "tb", "scores"):
+        for name in ("checkpoints", "logs", "tb", "scores", LATE_EPOCHS_DIR):
             shutil.rmtree(exp_dir / name, ignore_errors=True)
         for name in ("metrics.json", "predictions.tsv"):
             (exp_dir / name).unlink(missing_ok=True)
@@ -130,6 +186,8 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     if recipe["data"]["test_tsv"]:
         check_data_paths(recipe, ["test"])
     energy_cb = EnergyCallback(exp_dir, recipe)  # validates energy.* before anything is written
+    if run_test and selection_on_test(recipe) and not _is_ddp_child():
+        warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=2)
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
     exp_dir.mkdir(parents=True, exist_ok=True)
     if not _is_ddp_child():
@@ -138,21 +196,27 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
     task = SEDTask(recipe)
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
-    trainer = build_trainer(recipe, exp_dir, [*callbacks, energy_cb])
-    trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     ckpt_dir = exp_dir / "checkpoints"
+    late = [LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"])]
+    trainer = build_trainer(recipe, exp_dir, [*callbacks, energy_cb, *late])
+    trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     best = ckpt_dir / "best.ckpt"
     last = ckpt_dir / "last.ckpt"
     metrics = None
     if run_test and trainer.is_global_zero:
         metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir).metrics
+        test_late_epochs(recipe, exp_dir)
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)
 
 
-def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = None):
-    """Score ``ckpt`` on the test set (validation set if none) and write the output files.
+def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = None,
+         outputs: Sequence[str] = ("metrics", "predictions", "scores")):
+    """Score ``ckpt`` on the test set (validation set if none) and write the output files
+    (``outputs``: which of metrics.json, predictions.tsv and scores/ to write).
 
+    ``metrics.json`` also says which sets chose and which scored: ``selection_on_test`` (true when
+    the test set is the validation set), ``validation_set`` and ``test_set``.
     Returns the :class:`~dcase_fpd_plugin.evaluation.metrics.EvaluationResult`.
     """
     from .evaluation.metrics import write_outputs
@@ -168,8 +232,19 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False, single_device=True)
     with track_energy("devtest", out_dir, task.recipe):
         trainer.test(task, datamodule=dm, verbose=False)
-    write_outputs(task.eval_result, out_dir)
+    task.eval_result.metrics.update(protocol_fields(task.recipe))
+    write_outputs(task.eval_result, out_dir, outputs)
     return task.eval_result
+
+
+def protocol_fields(recipe: dict[str, Any]) -> dict[str, Any]:
+    """What chose the checkpoint and what was scored, for ``metrics.json``."""
+    data = recipe["data"]
+    validation = str(data["val_tsv"])
+    if data["weak_val_fraction"] > 0:
+        validation += f" + {data['weak_val_fraction']:g} of {data['weak_tsv']} (seed {data['weak_val_seed']})"
+    return {"selection_on_test": selection_on_test(recipe), "validation_set": validation,
+            "test_set": str(data["test_tsv"] or data["val_tsv"])}
 
 
 def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force: bool = False,

@@ -39,7 +39,7 @@ def demo_data(tmp_path_factory) -> dict[str, str]:
     from dcase_fpd_plugin.data.demo import build_demo_dataset
 
     root = tmp_path_factory.mktemp("demo_data")
-    return build_demo_dataset(root, n_synth=24, n_weak=24, n_val=12, clip_s=4.0)
+    return build_demo_dataset(root, n_synth=24, n_weak=24, n_val=12, n_test=12, clip_s=4.0)
 
 
 @pytest.fixture

@@ -4,7 +4,11 @@ Sources (``training.batch_size`` = clips per batch from each):
     SS  synth_folder + synth_tsv    strong labels (the weak baseline uses their weak view)
     RW  weak_folder + weak_tsv      weak labels
     UL  unlabeled_folder            no labels
-Evaluation: val_folder/val_tsv/val_dur (validation), test_* (test; defaults to validation).
+Validation (checkpoint selection), as DESED_task: the strongly-labelled ``val_folder/val_tsv/val_dur``
+plus a held-out share ``data.weak_val_fraction`` of the RW clips (split once by ``data.weak_val_seed``,
+so every training seed holds out the same clips; they leave the training set).
+Test (reported, never selects): ``test_*``; without them the validation set's strong part, which
+``recipe.selection_on_test`` flags.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import ConcatDataset, DataLoader
 
@@ -28,6 +33,25 @@ def default_cache_dir(recipe: dict[str, Any]) -> Path:
     if recipe["data"]["cache_dir"]:
         return Path(recipe["data"]["cache_dir"])
     return Path(recipe["training"]["exp_dir"]).resolve().parent / ".feature_cache"
+
+
+def split_weak_validation(records: list[ClipRecord], fraction: float, seed: int
+                          ) -> tuple[list[ClipRecord], list[ClipRecord]]:
+    """(training, held-out validation) weak clips: ``round(fraction x N)`` clips drawn with ``seed``.
+
+    The draw is over the clips sorted by file name, so it does not depend on the TSV's row order;
+    the training part keeps the TSV's order. ``fraction`` 0 holds out nothing.
+    """
+    if fraction <= 0 or not records:
+        return list(records), []
+    n_val = int(round(fraction * len(records)))
+    if n_val >= len(records):
+        raise ValueError(f"data.weak_val_fraction={fraction} leaves no weak clip for training "
+                         f"({len(records)} clips)")
+    by_name = sorted(range(len(records)), key=lambda i: records[i].path.name)
+    held = {by_name[i] for i in np.random.default_rng(seed).permutation(len(records))[:n_val]}
+    return ([r for i, r in enumerate(records) if i not in held],
+            [r for i, r in enumerate(records) if i in held])
 
 
 class SEDDataModule(pl.LightningDataModule):
@@ -47,11 +71,22 @@ class SEDDataModule(pl.LightningDataModule):
         self.encoder = LabelEncoder(data["classes"], frame_hop_s, n_frames)
         self.features = FeatureExtractor(recipe["feats"], default_cache_dir(recipe) if use_cache else None)
         self.train_sets: list[ClipDataset] = []
-        self.val_set: ClipDataset | None = None
+        self.val_set: ClipDataset | None = None  # strong validation clips
+        self.weak_val_set: ClipDataset | None = None  # held-out weak clips (data.weak_val_fraction)
         self.test_set: ClipDataset | None = None
+        self._weak_split: tuple[list[ClipRecord], list[ClipRecord]] | None = None
 
     def _dataset(self, records: list[ClipRecord], source: int) -> ClipDataset:
         return ClipDataset(records, source, self.features, self.encoder)
+
+    def weak_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
+        """(training, held-out validation) records of the weak set (read once)."""
+        if self._weak_split is None:
+            data = self.recipe["data"]
+            records = weak_records(data["weak_folder"], data["weak_tsv"], data["classes"],
+                                   data["max_missing_fraction"])
+            self._weak_split = split_weak_validation(records, data["weak_val_fraction"], data["weak_val_seed"])
+        return self._weak_split
 
     def setup(self, stage: str | None = None) -> None:
         data, classes = self.recipe["data"], self.recipe["data"]["classes"]
@@ -63,14 +98,16 @@ class SEDDataModule(pl.LightningDataModule):
                 sets.append(self._dataset(strong_records(data["synth_folder"], data["synth_tsv"], classes,
                                                          max_missing_fraction=miss), SOURCE_SS))
             if bs[1] > 0:
-                sets.append(self._dataset(weak_records(data["weak_folder"], data["weak_tsv"], classes, miss),
-                                          SOURCE_RW))
+                sets.append(self._dataset(self.weak_split()[0], SOURCE_RW))
             if bs[2] > 0:
                 sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss), SOURCE_UL))
             self.train_sets = sets
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(strong_records(data["val_folder"], data["val_tsv"], classes,
                                                         data["val_dur"], miss), SOURCE_SS)
+            if data["weak_val_fraction"] > 0 and data["weak_folder"] and data["weak_tsv"]:
+                held = self.weak_split()[1]
+                self.weak_val_set = self._dataset(held, SOURCE_RW) if held else None
         if stage in (None, "test") and self.test_set is None:
             if data["test_tsv"]:
                 self.test_set = self._dataset(strong_records(data["test_folder"], data["test_tsv"], classes,
@@ -94,7 +131,11 @@ class SEDDataModule(pl.LightningDataModule):
         return self._loader(ConcatDataset(self.train_sets), batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)
+        """The strong validation clips, then the held-out weak clips (one loader; the task tells
+        them apart by ``has_strong``)."""
+        sets = [self.val_set] + ([self.weak_val_set] if self.weak_val_set is not None else [])
+        dataset = sets[0] if len(sets) == 1 else ConcatDataset(sets)
+        return self._loader(dataset, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)

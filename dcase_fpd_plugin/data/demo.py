@@ -13,7 +13,8 @@ Layout written under ``root`` (the same as DESED's)::
 
     synth/audio/*.wav  synth/soundscapes.tsv                 SS: strong labels
     weak/audio/*.wav   weak/weak.tsv                         RW: weak labels only
-    val/audio/*.wav    val/val.tsv  val/val_durations.tsv    strong validation set
+    val/audio/*.wav    val/val.tsv  val/val_durations.tsv    strong validation set (selects)
+    test/audio/*.wav   test/test.tsv  test/test_durations.tsv  strong test set (reported)
 """
 
 from __future__ import annotations
@@ -102,10 +103,11 @@ def merge_overlapping(events: list[tuple[float, float, str]]) -> list[tuple[floa
 
 
 def build_demo_dataset(root: str | Path, *, n_synth: int = 96, n_weak: int = 96, n_val: int = 48,
-                       sample_rate: int = 16000, clip_s: float = 10.0, seed: int = 0) -> dict[str, str]:
+                       n_test: int = 48, sample_rate: int = 16000, clip_s: float = 10.0,
+                       seed: int = 0) -> dict[str, str]:
     """Write the demo dataset under ``root`` and return the recipe ``data.*`` paths.
 
-    Idempotent: an existing complete dataset (``root/.complete`` marker) is reused.
+    Idempotent: an existing complete dataset (``root/.complete`` marker, and its test set) is reused.
     """
     root = Path(root)
     paths = {
@@ -113,11 +115,15 @@ def build_demo_dataset(root: str | Path, *, n_synth: int = 96, n_weak: int = 96,
         "weak_folder": root / "weak" / "audio", "weak_tsv": root / "weak" / "weak.tsv",
         "val_folder": root / "val" / "audio", "val_tsv": root / "val" / "val.tsv",
         "val_dur": root / "val" / "val_durations.tsv",
+        "test_folder": root / "test" / "audio", "test_tsv": root / "test" / "test.tsv",
+        "test_dur": root / "test" / "test_durations.tsv",
     }
     marker = root / ".complete"
-    if not marker.is_file():
+    if not (marker.is_file() and paths["test_dur"].is_file()):
         rng = np.random.default_rng(seed)
-        for split, count, snr in (("synth", n_synth, (6, 15)), ("weak", n_weak, (0, 12)), ("val", n_val, (0, 12))):
+        splits = (("synth", n_synth, (6, 15)), ("weak", n_weak, (0, 12)), ("val", n_val, (0, 12)),
+                  ("test", n_test, (0, 12)))
+        for split, count, snr in splits:
             folder = paths[f"{split}_folder"]
             folder.mkdir(parents=True, exist_ok=True)
             strong_rows, weak_rows, dur_rows = [], [], []
@@ -132,7 +138,7 @@ def build_demo_dataset(root: str | Path, *, n_synth: int = 96, n_weak: int = 96,
                 write_tsv(paths["weak_tsv"], ("filename", "event_labels"), weak_rows)
             else:
                 write_tsv(paths[f"{split}_tsv"], ("filename", "onset", "offset", "event_label"), strong_rows)
-            if split == "val":
-                write_tsv(paths["val_dur"], ("filename", "duration"), dur_rows)
+            if split in ("val", "test"):
+                write_tsv(paths[f"{split}_dur"], ("filename", "duration"), dur_rows)
         marker.write_text("ok\n")
     return {k: str(v) for k, v in paths.items()}

@@ -313,8 +313,30 @@ def tagging_f1(
         if f in row:
             truth[row[f], c_index[label]] = True
     probs = np.stack([np.asarray(clip_probs[f], dtype=float).reshape(-1) for f in filenames])
-    if probs.shape[1] != len(classes):
-        raise ValueError(f"clip_probs must be ({len(classes)},) per clip, got {probs.shape[1]} values")
+    return tagging_f1_from_labels(probs, truth, classes, tagging_threshold=tagging_threshold)
+
+
+def tagging_f1_from_labels(
+    clip_probs: np.ndarray,
+    weak_labels: np.ndarray,
+    classes: Sequence[str],
+    *,
+    tagging_threshold: float = 0.5,
+) -> tuple[float, dict[str, float]]:
+    """Audio tagging F1 of (N, C) clip probabilities against (N, C) {0, 1} clip (weak) labels:
+    a class is tagged when its probability is strictly above ``tagging_threshold``.
+
+    Used directly for held-out weakly-labelled clips (DESED_task's weak validation F1).
+
+    Returns:
+        (macro F1 over classes with at least one positive clip, per-class F1; nan for classes
+        without positive clips).
+    """
+    probs = np.asarray(clip_probs, dtype=float)
+    truth = np.asarray(weak_labels) > 0.5
+    if probs.ndim != 2 or probs.shape[1] != len(classes) or truth.shape != probs.shape:
+        raise ValueError(f"clip_probs and weak_labels must both be (N, {len(classes)}), got "
+                         f"{probs.shape} and {truth.shape}")
     tagged = probs > tagging_threshold
     tp = (tagged & truth).sum(0)
     fp = (tagged & ~truth).sum(0)
@@ -559,24 +581,31 @@ def _jsonable(x):
 # --------------------------------------------------------------------------- outputs
 
 
-def write_outputs(result: EvaluationResult, exp_folder: str | os.PathLike) -> None:
+def write_outputs(result: EvaluationResult, exp_folder: str | os.PathLike,
+                  outputs: Sequence[str] = ("metrics", "predictions", "scores")) -> None:
     """Write ``metrics.json``, ``predictions.tsv`` and ``scores/<audio_id>.tsv`` into
-    ``exp_folder`` (created if needed).
+    ``exp_folder`` (created if needed); ``outputs`` names which of the three to write.
 
     Each file is written atomically (temporary file + ``os.replace``). The ``scores`` folder is
     written beside the old one and swapped in whole, so it never mixes clips of two runs.
     """
+    unknown = set(outputs) - {"metrics", "predictions", "scores"}
+    if unknown:
+        raise ValueError(f"write_outputs: unknown outputs {sorted(unknown)}")
     exp = Path(exp_folder)
     exp.mkdir(parents=True, exist_ok=True)
-    atomic_write(
-        exp / "metrics.json",
-        lambda tmp: tmp.write_text(json.dumps(result.metrics, indent=2, allow_nan=False) + "\n"),
-    )
-    atomic_write(
-        exp / "predictions.tsv",
-        lambda tmp: result.predictions[STRONG_COLUMNS].to_csv(tmp, sep="\t", index=False),
-    )
-    _replace_scores_folder(exp / "scores", result.scores)
+    if "metrics" in outputs:
+        atomic_write(
+            exp / "metrics.json",
+            lambda tmp: tmp.write_text(json.dumps(result.metrics, indent=2, allow_nan=False) + "\n"),
+        )
+    if "predictions" in outputs:
+        atomic_write(
+            exp / "predictions.tsv",
+            lambda tmp: result.predictions[STRONG_COLUMNS].to_csv(tmp, sep="\t", index=False),
+        )
+    if "scores" in outputs:
+        _replace_scores_folder(exp / "scores", result.scores)
 
 
 def _replace_scores_folder(folder: Path, scores: Mapping[str, pd.DataFrame]) -> None:

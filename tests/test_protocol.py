@@ -1,0 +1,131 @@
+"""Validation apart from test: the held-out weak split, selection_on_test, late-epoch tests."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dcase_fpd_plugin.data.datamodule import SEDDataModule, split_weak_validation
+from dcase_fpd_plugin.data.datasets import ClipRecord
+from dcase_fpd_plugin.evaluation.metrics import tagging_f1_from_labels
+from dcase_fpd_plugin.experiments import load_run_record, write_reports
+from dcase_fpd_plugin.recipe import RecipeError, load_recipe, selection_on_test
+from dcase_fpd_plugin.task import SEDTask, validation_scores
+from dcase_fpd_plugin.training import train
+
+DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+
+
+def _records(names):
+    return [ClipRecord(Path("/w") / n, tags=["a"]) for n in names]
+
+
+def test_weak_split_sizes_disjoint_and_independent_of_row_order():
+    names = [f"clip_{i:03d}.wav" for i in range(50)]
+    train_part, held = split_weak_validation(_records(names), 0.1, seed=0)
+    assert len(held) == 5 and len(train_part) == 45
+    assert not {r.path for r in held} & {r.path for r in train_part}
+    # the TSV's row order does not change which clips are held out, and training keeps the TSV order
+    shuffled = list(reversed(names))
+    train2, held2 = split_weak_validation(_records(shuffled), 0.1, seed=0)
+    assert {r.path for r in held2} == {r.path for r in held}
+    assert [r.path.name for r in train2] == [n for n in shuffled if Path("/w") / n not in {r.path for r in held}]
+    # another split seed holds out other clips; fraction 0 holds out none
+    _, held3 = split_weak_validation(_records(names), 0.1, seed=1)
+    assert {r.path for r in held3} != {r.path for r in held}
+    assert split_weak_validation(_records(names), 0.0, seed=0) == (_records(names), [])
+    with pytest.raises(ValueError, match="leaves no weak clip"):
+        split_weak_validation(_records(names[:1]), 0.9, seed=0)
+
+
+def test_recipe_refuses_bad_weak_val_fraction_and_late_epochs():
+    with pytest.raises(RecipeError, match="weak_val_fraction"):
+        load_recipe(DEMO, ["data.weak_val_fraction=1.0"])
+    with pytest.raises(RecipeError, match="test_last_n_epochs"):
+        load_recipe(DEMO, ["training.n_epochs=3", "training.test_last_n_epochs=4"])
+
+
+def test_selection_on_test_flag(tmp_path):
+    recipe = load_recipe(DEMO)
+    assert not selection_on_test(recipe)  # the demo has its own test set
+    for unset in ("test_folder", "test_tsv", "test_dur"):
+        recipe["data"][unset] = None
+    assert selection_on_test(recipe)
+    recipe = load_recipe(DEMO)
+    recipe["data"]["test_tsv"], recipe["data"]["test_folder"] = recipe["data"]["val_tsv"], recipe["data"]["val_folder"]
+    assert selection_on_test(recipe)
+
+
+def test_tagging_f1_from_labels_by_hand():
+    probs = np.array([[0.9, 0.1], [0.6, 0.7], [0.2, 0.4]])
+    labels = np.array([[1, 0], [0, 1], [1, 0]])
+    macro, per_class = tagging_f1_from_labels(probs, labels, ["a", "b"])
+    # a: tp 1 (clip 0), fp 1 (clip 1), fn 1 (clip 2) -> 2/4; b: tp 1, fp 0, fn 0 -> 1
+    assert per_class == {"a": 0.5, "b": 1.0} and macro == 0.75
+    _, per_class = tagging_f1_from_labels(probs, np.array([[1, 0], [1, 0], [1, 0]]), ["a", "b"])
+    assert math.isnan(per_class["b"])  # no positive clip: undefined, left out of the macro
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        tagging_f1_from_labels(probs[:, :1], labels, ["a", "b"])
+
+
+def test_validation_objective_uses_held_out_weak_tagging():
+    m = {"event_f1": 0.1, "segment_f1": 0.2, "tagging_f1": 0.3, "intersection_f1": 0.4}
+    assert validation_scores(m, "val")["val/obj"] == pytest.approx(0.7)
+    logs = validation_scores(m, "val", weak_tagging_f1=0.9)
+    assert logs["val/obj"] == pytest.approx(1.3) and logs["val/weak_tagging_f1"] == 0.9
+    assert validation_scores(m, "val", weak_tagging_f1=math.nan)["val/obj"] == pytest.approx(0.4)
+
+
+def test_held_out_weak_clips_leave_training_and_join_validation(demo_overrides):
+    recipe = load_recipe(DEMO, demo_overrides + ["data.weak_val_fraction=0.25"])
+    task = SEDTask(recipe)
+    dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s)
+    dm.setup("fit")
+    weak_train = {r.path.name for r in dm.train_sets[1].records}
+    weak_val = set(dm.weak_val_set.filenames)
+    assert len(weak_val) == 6 and len(weak_train) == 18 and not weak_train & weak_val
+    val_names = [n for batch in dm.val_dataloader() for n in batch.filenames]
+    assert weak_val <= set(val_names) and len(val_names) == 12 + 6
+    train_names = {n for batch in dm.train_dataloader() for n in batch.filenames}
+    assert not train_names & weak_val
+
+
+def test_train_selects_on_validation_reports_test_and_late_epochs(demo_overrides, tmp_path):
+    recipe = load_recipe(DEMO, demo_overrides + ["training.n_epochs=3", "training.test_last_n_epochs=2"])
+    res = train(recipe)
+    m = json.loads((res.exp_dir / "metrics.json").read_text())
+    assert m["selection_on_test"] is False
+    assert m["test_set"].endswith("test.tsv") and "val.tsv" in m["validation_set"] and "weak.tsv" in m["validation_set"]
+    scored = {p.stem for p in (res.exp_dir / "scores").glob("*.tsv")}
+    assert scored == {f"test_{i:04d}" for i in range(12)}  # the test clips, not the validation clips
+    log = pd.read_csv(next((res.exp_dir / "logs").rglob("metrics.csv")))
+    rows = log.dropna(subset=["val/obj"])
+    assert np.allclose(rows["val/obj"], rows["val/weak_tagging_f1"] + rows["val/intersection_f1"])
+    late = sorted(p.parent.name for p in (res.exp_dir / "late_epochs").glob("*/metrics.json"))
+    assert late == ["epoch_002", "epoch_003"]
+    assert not list((res.exp_dir / "late_epochs").rglob("scores"))
+    # compare's reports state the protocol and add the late-epoch table
+    record = load_run_record(res.exp_dir, "demo", 0)
+    assert len(record.late_metrics) == 2
+    files = write_reports([record], tmp_path / "reports")
+    text = files["summary.md"].read_text()
+    assert "Protocol: checkpoint chosen on" in text and "Warning" not in text
+    assert "last 2 epochs" in text
+    summary = pd.read_csv(files["summary.csv"])
+    late_seg = summary[summary["metric"] == "late_segment_f1"]["mean"].iloc[0]
+    by_hand = np.mean([json.loads((res.exp_dir / "late_epochs" / e / "metrics.json").read_text())["segment_f1"]
+                       for e in late])
+    assert late_seg == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_selection_on_test_is_flagged_and_warned(demo_overrides, tmp_path):
+    ov = demo_overrides + ["data.test_folder=null", "data.test_tsv=null", "data.test_dur=null"]
+    with pytest.warns(UserWarning, match="selection_on_test"):
+        res = train(load_recipe(DEMO, ov))
+    m = json.loads((res.exp_dir / "metrics.json").read_text())
+    assert m["selection_on_test"] is True and m["test_set"] == m["validation_set"].split(" + ")[0]
+    text = write_reports([load_run_record(res.exp_dir, "demo", 0)], tmp_path / "r")["summary.md"].read_text()
+    assert "Warning: 1 of 1 runs were scored on the clips that chose their checkpoint" in text
