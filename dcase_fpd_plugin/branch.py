@@ -36,6 +36,8 @@ class Batch:
         source: (B,) long, SOURCE_SS / SOURCE_RW / SOURCE_UL.
         frame_valid: (B, T) bool, False for output frames that lie in zero padding.
         filenames: B clip file names (base names, as in the DESED TSVs).
+        source_host: (B,) long, ``source`` on the CPU (stays there when the batch moves), so that
+            host-side decisions (e.g. mixup's slices) need no device synchronisation; may be None.
     """
 
     feats: torch.Tensor
@@ -46,12 +48,18 @@ class Batch:
     source: torch.Tensor
     frame_valid: torch.Tensor
     filenames: list[str] = field(default_factory=list)
+    source_host: torch.Tensor | None = None
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str, **_: object) -> "Batch":
         moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()
+            k: (v.to(device) if isinstance(v, torch.Tensor) and k != "source_host" else v)
+            for k, v in self.__dict__.items()
         }
         return Batch(**moved)
+
+    def host_source(self) -> torch.Tensor:
+        """(B,) long sources on the CPU (``source_host`` when known, else copied from the device)."""
+        return self.source_host if self.source_host is not None else self.source.cpu()
 
     def __len__(self) -> int:
         return int(self.feats.shape[0])

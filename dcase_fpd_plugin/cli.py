@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Sub-commands that live beside their concept: each module has add_parser(subparsers).
     import importlib
 
-    for module in ("synth.command", "experiments", "submission_report"):
+    for module in ("synth.command", "synth.bench", "experiments", "submission_report"):
         try:
             mod = importlib.import_module(f"{__package__}.{module}")
         except ModuleNotFoundError as exc:  # pragma: no cover - a module not written yet

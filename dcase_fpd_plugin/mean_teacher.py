@@ -50,8 +50,10 @@ def ema_update(teacher: nn.Module, student: nn.Module, alpha: float) -> None:
     t_params, s_params = list(teacher.parameters()), list(student.parameters())
     if len(t_params) != len(s_params):
         raise ValueError(f"teacher has {len(t_params)} parameter tensors, the student {len(s_params)}")
-    for t, s in zip(t_params, s_params):
-        t.mul_(alpha).add_(s.detach().to(t.dtype), alpha=1.0 - alpha)
+    s_params = [s.detach().to(t.dtype) for t, s in zip(t_params, s_params)]
+    # one fused kernel per dtype/device group instead of two per tensor
+    torch._foreach_mul_(t_params, alpha)
+    torch._foreach_add_(t_params, s_params, alpha=1.0 - alpha)
 
 
 def consistency_loss(student: ModelOutput, teacher: ModelOutput, frame_valid: torch.Tensor | None = None,

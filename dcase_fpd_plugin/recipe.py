@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
         "max_missing_fraction": 0.0,  # listed-but-absent audio allowed per set (0: none)
         "cache_dir": None,  # feature cache; default <exp_dir>/../.feature_cache
         "num_workers": 0,
+        "feature_store": "auto",  # training clips held on the training device (data/store.py) | off
+        "feature_store_max_gb": 4.0,  # auto: only when the store takes at most this much
+        "feature_store_dtype": "float32",  # float32 (exact) | float16 (half the memory, ~0.03 dB rounding)
     },
     "feats": {
         "sample_rate": 16000,
@@ -139,6 +142,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "data.test_tsv": (str, type(None)),
     "data.test_dur": (str, type(None)),
     "data.cache_dir": (str, type(None)),
+    "data.feature_store": (str, bool),  # YAML reads a bare off / on as false / true
     "training.precision": (str, int),
     "training.devices": (int, str, list),
     "training.limit_train_batches": (int, float),
@@ -338,6 +342,8 @@ def _check_eval(ev: dict) -> None:
 
 
 _CHOICES = {
+    "data.feature_store": ("auto", "off"),
+    "data.feature_store_dtype": ("float32", "float16"),
     "net.name": ("cnn3", "crnn"),
     "net.crnn_attention": ("classes", "time"),
     "net.crnn_input_norm": ("minmax", "standard"),
@@ -350,6 +356,9 @@ _CHOICES = {
 
 def _check_training_scheme(recipe: dict) -> None:
     """Values of the CRNN / mean-teacher / mixup keys (types are checked by the merge)."""
+    store = recipe["data"]["feature_store"]
+    if isinstance(store, bool):  # YAML 1.1: off -> False, on -> True
+        recipe["data"]["feature_store"] = "auto" if store else "off"
     for path, choices in _CHOICES.items():
         section, key = path.split(".")
         if recipe[section][key] not in choices:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from . import registry
-from .bce import binary_cross_entropy
+from .bce import DIVERGED, binary_cross_entropy
 from .branch import SOURCE_NAMES, Batch, Branch, ModelOutput
 from .data.features import n_stft_frames
 from .data.mixup import mixup_batch
@@ -67,6 +67,13 @@ def validation_scores(metrics: dict[str, Any], prefix: str, weak_tagging_f1: flo
         tagging = logs[f"{prefix}/weak_tagging_f1"] = value(weak_tagging_f1)
     logs[f"{prefix}/obj"] = tagging + logs[f"{prefix}/intersection_f1"]
     return logs
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the entries where ``mask`` (broadcast to its shape) is true; 0 (with a
+    gradient of 0) when none is. No host synchronisation (no boolean indexing, no ``.any()``)."""
+    weights = mask.to(values.dtype).expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 def with_default_sections(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +124,7 @@ class SEDTask(pl.LightningModule):
         self._other_weak_store: dict[str, dict[str, np.ndarray]] = {}
         self._steps_per_epoch: int | None = None
         self._ema_step = -1  # global step of the last teacher update
+        self._nonfinite: torch.Tensor | None = None  # device flag: an output held NaN/inf (checked later)
         self.eval_result = None  # the last test's EvaluationResult
 
     # ------------------------------------------------------------------ training
@@ -126,18 +134,14 @@ class SEDTask(pl.LightningModule):
     def weak_loss(self, clip_probs: torch.Tensor, batch: Batch, mask: torch.Tensor | None = None) -> torch.Tensor:
         """BCE between (B, C) clip probabilities and weak labels, over clips that have them
         (and are in ``mask``, (B,) bool, when given)."""
-        mask = batch.has_weak if mask is None else batch.has_weak & mask
-        if not bool(mask.any()):
-            return clip_probs.sum() * 0.0
-        return binary_cross_entropy(clip_probs[mask], batch.weak[mask]).mean()
+        mask = batch.has_weak if mask is None else batch.has_weak & mask  # (B,)
+        return masked_mean(binary_cross_entropy(clip_probs, batch.weak), mask[:, None])
 
     def strong_loss(self, frame_probs: torch.Tensor, batch: Batch) -> torch.Tensor:
         """BCE between (B, T, C) frame probabilities and strong labels, over the valid frames of
         clips with strong labels (the SS slice)."""
         mask = batch.has_strong[:, None] & batch.frame_valid  # (B, T)
-        if not bool(mask.any()):
-            return frame_probs.sum() * 0.0
-        return binary_cross_entropy(frame_probs[mask], batch.strong[mask]).mean()
+        return masked_mean(binary_cross_entropy(frame_probs, batch.strong), mask[:, :, None])
 
     # -- the DCASE training scheme
     def steps_per_epoch(self) -> int:
@@ -173,6 +177,7 @@ class SEDTask(pl.LightningModule):
         logs: dict[str, Any] = {"train/mixup": float(mixed is not batch)} if tr["mixup"] else {}
         batch = mixed
         out = self.model(batch.feats, batch.frame_valid)
+        self._track_finite(out.frame_probs)
         bs = len(batch)
         if tr["strong_loss"]:  # DCASE: frame BCE on SS, clip BCE on the weakly-labelled clips only
             loss_strong = self.strong_loss(out.frame_probs, batch)
@@ -201,8 +206,29 @@ class SEDTask(pl.LightningModule):
         self.log("loss", loss, batch_size=bs, prog_bar=True, logger=False)
         return loss
 
+    def _track_finite(self, probs: torch.Tensor) -> None:
+        """Remember (on the device, no sync) whether ``probs`` held NaN/inf; CPU tensors are checked
+        at once by the BCE."""
+        if probs.device.type == "cpu":
+            return
+        bad = ~torch.isfinite(probs.detach()).all()
+        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+
+    def _check_finite(self) -> None:
+        """Raise the diverged-weights error if a tracked output held NaN/inf (one host sync)."""
+        if self._nonfinite is not None:
+            flag, self._nonfinite = self._nonfinite, None
+            if bool(flag):
+                raise FloatingPointError(DIVERGED)
+
+    def on_train_epoch_end(self) -> None:
+        self._check_finite()
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """EMA update of the teacher after each optimiser step (once per global step)."""
+        """Every ``log_every_n_steps`` steps: the deferred NaN check. After each optimiser step (once per
+        global step): the EMA update of the teacher."""
+        if (batch_idx + 1) % max(1, int(self.recipe["training"]["log_every_n_steps"])) == 0:
+            self._check_finite()
         if self.mean_teacher is None or self.global_step == self._ema_step or self.global_step == 0:
             return
         self._ema_step = self.global_step

@@ -126,7 +126,10 @@ def build_trainer(recipe: dict[str, Any], exp_dir: Path, callbacks: Sequence[pl.
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                                    every_n_epochs=1, auto_insert_metric_name=False, enable_version_counter=False))
     if tr["progress_bar"]:
-        cbs.append(TQDMProgressBar(refresh_rate=1))
+        # each refresh reads the logged tensors (a host sync): every step on the CPU, where steps are
+        # slow, every log_every_n_steps steps on an accelerator
+        on_cpu = tr["accelerator"] == "cpu" or (tr["accelerator"] == "auto" and not torch.cuda.is_available())
+        cbs.append(TQDMProgressBar(refresh_rate=1 if on_cpu else max(1, int(tr["log_every_n_steps"]))))
     logger: Any = False
     if loggers:
         logger = [CSVLogger(exp_dir, name="logs"), TensorBoardLogger(exp_dir, name="tb", default_hp_metric=False)]

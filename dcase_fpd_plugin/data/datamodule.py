@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import ConcatDataset, DataLoader
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL
 from .batching import MixedSourceBatchSampler
 from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabeled_records, weak_records
 from .features import FeatureExtractor
 from .labels import LabelEncoder
+from .store import STORE_DTYPES, FeatureStore, IndexBatch, store_nbytes
 from .tsv import list_audio_folder
 
 
@@ -74,6 +76,7 @@ class SEDDataModule(pl.LightningDataModule):
         self.val_set: ClipDataset | None = None  # strong validation clips
         self.weak_val_set: ClipDataset | None = None  # held-out weak clips (data.weak_val_fraction)
         self.test_set: ClipDataset | None = None
+        self.store: FeatureStore | None = None  # training clips on the device (data.feature_store)
         self._weak_split: tuple[list[ClipRecord], list[ClipRecord]] | None = None
 
     def _dataset(self, records: list[ClipRecord], source: int) -> ClipDataset:
@@ -102,6 +105,9 @@ class SEDDataModule(pl.LightningDataModule):
             if bs[2] > 0:
                 sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss), SOURCE_UL))
             self.train_sets = sets
+            if self.use_store():
+                self.store = FeatureStore(sets, STORE_DTYPES[data["feature_store_dtype"]],
+                                          progress=bool(self.recipe["training"]["progress_bar"]))
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(strong_records(data["val_folder"], data["val_tsv"], classes,
                                                         data["val_dur"], miss), SOURCE_SS)
@@ -116,6 +122,27 @@ class SEDDataModule(pl.LightningDataModule):
                 self.test_set = self.val_set or self._dataset(
                     strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss), SOURCE_SS)
 
+    def store_nbytes(self) -> int:
+        """Bytes the training clips would take in a feature store."""
+        feats = self.recipe["feats"]
+        return store_nbytes(sum(len(s) for s in self.train_sets), feats["n_mels"], self.features.n_frames,
+                            self.encoder.n_frames, self.encoder.n_classes,
+                            STORE_DTYPES[self.recipe["data"]["feature_store_dtype"]])
+
+    def use_store(self) -> bool:
+        """``data.feature_store: auto`` and the store fits ``data.feature_store_max_gb``."""
+        data = self.recipe["data"]
+        return (data["feature_store"] == "auto" and bool(self.train_sets)
+                and self.store_nbytes() <= data["feature_store_max_gb"] * 2**30)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Store path: gather the batch of the transferred indices on the device."""
+        if isinstance(batch, IndexBatch) and self.store is not None:
+            if self.store.device != batch.index.device:
+                self.store.to(batch.index.device)
+            return self.store.gather(batch)
+        return batch
+
     def _loader(self, dataset, **kw) -> DataLoader:
         nw = self.recipe["data"]["num_workers"]
         return DataLoader(dataset, collate_fn=collate, num_workers=nw, persistent_workers=nw > 0, **kw)
@@ -128,6 +155,10 @@ class SEDDataModule(pl.LightningDataModule):
             rank, world = self.trainer.global_rank, self.trainer.world_size
         sampler = MixedSourceBatchSampler(sizes, batch_sizes, seed=self.recipe["training"]["seed"],
                                           rank=rank, world_size=world)
+        if self.store is not None:  # indices only; the batch is gathered on the device
+            pin = torch.cuda.is_available() and self.recipe["training"]["accelerator"] in ("auto", "gpu", "cuda")
+            return DataLoader(_Indices(len(self.store)), batch_sampler=sampler, collate_fn=self.store.index_batch,
+                              num_workers=0, pin_memory=pin)
         return self._loader(ConcatDataset(self.train_sets), batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -139,6 +170,19 @@ class SEDDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)
+
+
+class _Indices(Dataset):
+    """Dataset of the integers 0..n-1 (the store path's DataLoader only passes indices on)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
 
 
 def folder_loader(folder: str | Path, recipe: dict[str, Any], n_frames: int, frame_hop_s: float,

@@ -142,15 +142,17 @@ def collate(items: list[dict]) -> Batch:
     """Stack dataset items into a :class:`~dcase_fpd_plugin.branch.Batch`."""
     T = items[0]["strong"].shape[0]
     n_valid = torch.tensor([it["n_valid_frames"] for it in items])
+    source = torch.tensor([it["source"] for it in items], dtype=torch.long)
     return Batch(
         feats=torch.stack([it["feats"] for it in items]),  # (B, F, T_in)
         strong=torch.stack([it["strong"] for it in items]),  # (B, T, C)
         has_strong=torch.tensor([it["has_strong"] for it in items]),
         weak=torch.stack([it["weak"] for it in items]),  # (B, C)
         has_weak=torch.tensor([it["has_weak"] for it in items]),
-        source=torch.tensor([it["source"] for it in items], dtype=torch.long),
+        source=source,
         frame_valid=torch.arange(T)[None, :] < n_valid[:, None],  # (B, T)
         filenames=[it["filename"] for it in items],
+        source_host=source,
     )
 
 

@@ -63,7 +63,7 @@ def mixup_batch(batch: Batch, prob: float = 0.5, alpha: float = 0.2, label_type:
         return batch
     x = db_to_amplitude(batch.feats.float()) if domain == "amplitude" else batch.feats
     feats, strong, weak, valid = x.clone(), batch.strong.clone(), batch.weak.clone(), batch.frame_valid.clone()
-    source = batch.source.cpu()
+    source = batch.host_source()  # no device synchronisation when the batch carries it
     for src in sources:
         idx = torch.nonzero(source == src).flatten()  # this slice's clips
         if idx.numel() < 2:

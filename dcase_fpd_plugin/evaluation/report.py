@@ -46,6 +46,10 @@ def format_metrics_table(metrics: Mapping) -> str:
         f"median window: {metrics.get('median_window')} frames  "
         f"tagging threshold: {metrics.get('tagging_threshold')}"
     )
+    if "test_set" in metrics:
+        lines.append(f"scored on: {metrics['test_set']}  (checkpoint chosen on: {metrics.get('validation_set')})")
+    if metrics.get("selection_on_test"):
+        lines.append("warning: these clips also chose the checkpoint (selection_on_test): the figures are flattered")
     if metrics.get("n_missing_clips"):
         lines.append(f"missing clips left out: {metrics['n_missing_clips']}")
     if metrics.get("n_undetected_classes"):

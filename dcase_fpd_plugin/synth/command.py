@@ -31,7 +31,7 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the synth options to ``p``."""
     p.add_argument("--soundbank", required=True, metavar="DIR", help="DESED-layout bank: foreground/<Class>[_nOn|_nOff|_nOn_nOff]/, background/")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (soundscapes/, soundscapes.tsv, weak.tsv, durations.tsv, report.*)")
-    p.add_argument("--match", metavar="VALIDATION_TSV", help="strong-label TSV whose class distribution to follow (default: the same share for every class)")
+    p.add_argument("--match", metavar="VALIDATION_TSV", help="strong-label TSV whose class distribution to follow, or desed_validation (the bundled measurement of the DESED validation set) (default: the same share for every class)")
     p.add_argument("--n-clips", type=int, metavar="N", help="clips to make (default: the spec's n_clips)")
     p.add_argument("--occurrences", type=int, metavar="M", help="total events to aim for (default: the spec's, else the target's events per clip)")
     p.add_argument("--spec", metavar="FILE", help="YAML settings, e.g. synth/dcase2023_2046.yaml (default: DESED's values)")

@@ -43,7 +43,7 @@ from .plan import ClipPlan, make_plan, plan_digest
 from .postprocess import postprocess_labels
 from .soundbank import Soundbank, bank_classes, scan_soundbank
 from .spec import SynthSpec, load_spec, make_spec
-from .target import Target, measure_events, measure_target, uniform_target
+from .target import BUNDLED_TARGETS, Target, measure_events, resolve_match, uniform_target
 
 CONFIG_NAME = "synth_config.json"
 AUDIO_DIR = "soundscapes"
@@ -306,9 +306,11 @@ def _target_notes(target: Target) -> list[str]:
 
 
 def resolve_target(match_tsv, classes, soundbank) -> Target:
-    """The target: measured from ``match_tsv``, else uniform over ``classes`` (or the bank's)."""
+    """The target: measured from ``match_tsv`` (a strong TSV, an event-list .json or a bundled name
+    such as ``desed_validation``: :func:`.target.resolve_match`), else uniform over ``classes``
+    (or the bank's)."""
     if match_tsv is not None:
-        return measure_target(match_tsv, classes=classes)
+        return resolve_match(match_tsv, classes=classes)
     return uniform_target(list(classes) if classes else bank_classes(soundbank))
 
 
@@ -389,7 +391,8 @@ def generate_soundscapes(
             "soundbank": _bank_digest(bank),
         },
         "soundbank": str(Path(soundbank).absolute()),
-        "match_tsv": None if match_tsv is None else str(Path(match_tsv).absolute()),
+        "match_tsv": None if match_tsv is None else (
+            str(match_tsv) if str(match_tsv) in BUNDLED_TARGETS else str(Path(match_tsv).absolute())),
         "occurrences_requested": occ,
     }
     _prepare_out(out, config, force)

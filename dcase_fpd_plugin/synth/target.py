@@ -215,3 +215,41 @@ def uniform_target(
         durations={c: [] for c in classes},
         source="uniform",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Bundled targets: measured event lists without file names (for users without the DESED metadata)
+# --------------------------------------------------------------------------------------------
+
+TARGETS_DIR = Path(__file__).resolve().parent / "targets"
+BUNDLED_TARGETS = {"desed_validation": "desed_validation.json"}
+
+
+def load_events_json(path: str | Path, classes: Sequence[str] | None = None) -> Target:
+    """Measure a bundled event-list file: ``{"classes": [...], "clips": [[[class index, duration_s],
+    ...], ...], "source": ...}`` (one list per clip, empty for a clip without events).
+
+    See :func:`measure_events` for ``classes``.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        names = list(doc["classes"])
+        clips = {f"clip_{i:05d}": [(0.0, float(d), names[int(k)]) for k, d in evs]
+                 for i, evs in enumerate(doc["clips"])}
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise ValueError(f"{path}: not a target event list ({exc})") from None
+    return measure_events(clips, classes=classes, source=str(doc.get("source", path)))
+
+
+def resolve_match(match: str | Path, classes: Sequence[str] | None = None) -> Target:
+    """The target of ``--match``: a bundled name (``desed_validation``), an event-list ``.json``,
+    or a DESED strong-label TSV."""
+    if str(match) in BUNDLED_TARGETS:
+        return load_events_json(TARGETS_DIR / BUNDLED_TARGETS[str(match)], classes)
+    if Path(match).suffix == ".json":
+        return load_events_json(match, classes)
+    return measure_target(match, classes=classes)
+

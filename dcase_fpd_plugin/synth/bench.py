@@ -1,0 +1,198 @@
+"""A DESED-size benchmark dataset from a soundbank: ``dcase-fpd bench build OUT``.
+
+DESED's roles and sizes, each rendered with scaper from its own recordings::
+
+    banks/{synth,weak,test}/   disjoint sub-banks (symlinks, split_soundbank): no foreground or
+                               background recording is in two of them
+    synth_train/   2046 clips, synthetic strongly-labelled training set (SS), synth/dcase2023_2046.yaml
+                   (6032 events, pitch shift, reverb), SNR 6-30 dB, from banks/synth
+    synth_val/     synthetic validation set (strong labels; selects the checkpoint), from banks/synth
+    weak/          1578 clips standing in for the real weakly-labelled set (RW): other recordings and
+                   backgrounds, SNR 0-20 dB, the target's events per clip; only weak/weak.tsv is
+                   given to training
+    test/          1168 strongly-labelled clips standing in for the DESED validation set (reported,
+                   never used for selection), SNR 0-20 dB, the target's events per clip, from banks/test
+    bench.json     sizes, seeds, build time, and the recipe overrides (``overrides``) pointing at it
+
+Every set follows the class distribution of the DESED validation set (the bundled measurement
+``desed_validation``: share of clips per class, class co-occurrence, events per clip, event
+durations), restricted to the classes the bank holds. The build is deterministic for a seed and
+resumable (each set is resumed by :func:`generate_soundscapes`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..atomic import atomic_write_text
+from .generate import generate_soundscapes
+from .soundbank import bank_classes, split_soundbank
+from .target import resolve_match
+
+SPEC_2046 = Path(__file__).resolve().parents[2] / "synth" / "dcase2023_2046.yaml"
+BANK_FRACTIONS = {"synth": 0.5, "weak": 0.25, "test": 0.25}
+BENCH_FILE = "bench.json"
+
+
+@dataclass(frozen=True)
+class BenchSet:
+    """One set of the bench: its folder, sub-bank, size, SNR range and generation seed offset."""
+
+    name: str
+    bank: str
+    n_clips: int
+    snr_db: tuple[float, float] | None  # None: the spec's
+    seed_offset: int
+    events_from: str = "spec"  # spec: the spec's events per clip (6032 / 2046) | target: the target's
+
+
+def bench_sets(n_synth: int = 2046, n_synth_val: int = 500, n_weak: int = 1578, n_test: int = 1168
+               ) -> list[BenchSet]:
+    """The four sets, DESED's sizes by default (the synthetic validation set is smaller than
+    DESED's 2500 clips to keep the per-epoch validation cheap)."""
+    return [BenchSet("synth_train", "synth", n_synth, None, 0),
+            BenchSet("synth_val", "synth", n_synth_val, None, 1),
+            BenchSet("weak", "weak", n_weak, (0.0, 20.0), 2, "target"),
+            BenchSet("test", "test", n_test, (0.0, 20.0), 3, "target")]
+
+
+def bench_overrides(out: Path, classes: Sequence[str]) -> list[str]:
+    """Recipe overrides (``data.key=value``) that point a recipe at the bench in ``out``."""
+    out = Path(out).absolute()
+    return [
+        f"data.classes=[{', '.join(classes)}]",
+        f"data.synth_folder={out / 'synth_train' / 'soundscapes'}",
+        f"data.synth_tsv={out / 'synth_train' / 'soundscapes.tsv'}",
+        f"data.weak_folder={out / 'weak' / 'soundscapes'}",
+        f"data.weak_tsv={out / 'weak' / 'weak.tsv'}",
+        f"data.val_folder={out / 'synth_val' / 'soundscapes'}",
+        f"data.val_tsv={out / 'synth_val' / 'soundscapes.tsv'}",
+        f"data.val_dur={out / 'synth_val' / 'durations.tsv'}",
+        "data.weak_val_fraction=0.1",
+        f"data.test_folder={out / 'test' / 'soundscapes'}",
+        f"data.test_tsv={out / 'test' / 'soundscapes.tsv'}",
+        f"data.test_dur={out / 'test' / 'durations.tsv'}",
+        "data.max_missing_fraction=0",
+    ]
+
+
+def build_bench(soundbank: str | Path, out: str | Path, *, seed: int = 0, workers: int = 1,
+                sets: Sequence[BenchSet] | None = None, spec: str | Path = SPEC_2046,
+                match: str | Path = "desed_validation", classes: Sequence[str] | None = None,
+                progress: bool = True, **spec_overrides) -> dict:
+    """Build (or resume) the bench under ``out``; returns the content of ``bench.json``.
+
+    Args:
+        soundbank: DESED-layout bank, only read (e.g. ``../shared/soundbank``).
+        out: output folder.
+        seed: seeds the bank split and every set's generation (set k uses ``seed * 10 + k``).
+        workers: processes per set (the output does not depend on it).
+        sets: the sets to build (default :func:`bench_sets`, DESED's sizes).
+        spec: synthesis settings of every set (default ``synth/dcase2023_2046.yaml``).
+        match: target class distribution (default the bundled DESED validation measurement).
+        classes: restrict to these classes (default: every class the bank holds).
+        **spec_overrides: passed to :func:`generate_soundscapes` (e.g. ``reverb=None`` for speed).
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    sets = list(sets) if sets is not None else bench_sets()
+    classes = list(classes) if classes else bank_classes(soundbank)
+    banks_dir = out / "banks"
+    if banks_dir.is_dir():
+        banks = {name: banks_dir / name for name in BANK_FRACTIONS}
+    else:
+        banks = split_soundbank(soundbank, banks_dir, BANK_FRACTIONS, seed=seed)
+    target = resolve_match(match, classes)
+    built = {}
+    for s in sets:
+        occurrences = round(s.n_clips * target.events_per_clip()) if s.events_from == "target" else None
+        res = generate_soundscapes(banks[s.bank], out / s.name, s.n_clips, match_tsv=match, spec=spec,
+                                   occurrences=occurrences, workers=workers, seed=seed * 10 + s.seed_offset,
+                                   classes=classes, snr_db=s.snr_db, progress=progress, report_png=False,
+                                   **spec_overrides)
+        built[s.name] = {"bank": s.bank, "n_clips": res.n_clips, "occurrences": res.occurrences,
+                         "rendered": res.rendered, "seconds": round(res.seconds, 1)}
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.is_symlink())
+    info = {
+        "soundbank": str(Path(soundbank).resolve()),
+        "seed": seed,
+        "match": str(match),
+        "spec": str(spec),
+        "classes": classes,
+        "bank_fractions": BANK_FRACTIONS,
+        "sets": built,
+        "build_seconds": round(time.perf_counter() - t0, 1),
+        "size_bytes": size,
+        "overrides": bench_overrides(out, classes),
+    }
+    atomic_write_text(out / BENCH_FILE, json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def read_bench(out: str | Path) -> dict:
+    """``bench.json`` of a built bench (raises FileNotFoundError naming it when absent)."""
+    path = Path(out) / BENCH_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no bench here; build it with `dcase-fpd bench build {out}`")
+    return json.loads(path.read_text())
+
+
+def _default_soundbank() -> Path:
+    import os
+
+    env = os.environ.get("DCASE_FPD_SOUNDBANK")
+    return Path(env) if env else Path("../shared/soundbank")
+
+
+def add_parser(subparsers) -> None:
+    """Register ``dcase-fpd bench build OUT``."""
+    import argparse
+
+    p = subparsers.add_parser("bench", help="build the DESED-size benchmark dataset from a soundbank",
+                              description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="bench_command", required=True)
+    b = sub.add_parser("build", help="build (or resume) the bench in OUT", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("out", help="output folder")
+    b.add_argument("--soundbank", type=Path, default=_default_soundbank(),
+                   help="DESED-layout bank (default: $DCASE_FPD_SOUNDBANK or ../shared/soundbank)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the split and of every set (default 0)")
+    b.add_argument("--workers", type=int, default=1, help="processes (the output does not depend on it)")
+    for name, default in (("synth", 2046), ("synth-val", 500), ("weak", 1578), ("test", 1168)):
+        b.add_argument(f"--n-{name}", type=int, default=default, help=f"clips (default {default})")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    b.set_defaults(func=_cmd_build)
+
+
+def _cmd_build(args) -> int:
+    import sys
+
+    from ..data.tsv import DataError
+    from .generate import SynthError
+    from .soundbank import SoundbankError
+    from .spec import SpecError
+
+    for key in ("n_synth", "n_synth_val", "n_weak", "n_test"):
+        if getattr(args, key) < 1:
+            print(f"dcase-fpd bench build: error: --{key.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    sets = bench_sets(args.n_synth, args.n_synth_val, args.n_weak, args.n_test)
+    try:
+        info = build_bench(args.soundbank, args.out, seed=args.seed, workers=args.workers, sets=sets,
+                           progress=not args.no_progress)
+    except (SoundbankError, SpecError, SynthError, DataError, FileExistsError) as exc:
+        print(f"dcase-fpd bench build: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"bench ready in {args.out}: " + ", ".join(f"{k} {v['n_clips']} clips ({v['occurrences']} events)"
+                                                      for k, v in info["sets"].items()))
+    print(f"build {info['build_seconds']:.0f} s (this call), {info['size_bytes'] / 2**30:.2f} GiB; "
+          f"classes {', '.join(info['classes'])}")
+    print("recipe overrides (also in bench.json):\n  " + " \\\n  ".join(info["overrides"]))
+    return 0
+
+
+__all__ = ["BenchSet", "bench_sets", "bench_overrides", "build_bench", "read_bench", "BANK_FRACTIONS"]
