@@ -84,14 +84,17 @@ def bare_step_seconds(recipe: dict, device: str, warmup: int, steps: int) -> tup
     """Seconds per bare training step of the recipe (see the module docstring), and peak memory (MB)."""
     from dcase_fpd_plugin.mean_teacher import consistency_loss
     from dcase_fpd_plugin.task import SEDTask
+    from dcase_fpd_plugin.training import resolve_precision
 
     pl.seed_everything(0, verbose=False)
     task = SEDTask(recipe).to(device)
     task.train()
     batch = random_batch(task, recipe, device)
     tr, opt_cfg = recipe["training"], recipe["opt"]
-    optimizer = torch.optim.Adam(task.trained_parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"])
-    bf16 = tr["precision"] in ("bf16-mixed", "bf16")
+    fused = {"fused": True} if device == "cuda" else {}  # as SEDTask.configure_optimizers
+    optimizer = torch.optim.Adam(task.trained_parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"],
+                                 **fused)
+    bf16 = resolve_precision(tr["precision"], "gpu" if device == "cuda" else "cpu") in ("bf16-mixed", "bf16")
     if tr["channels_last"]:
         batch.feats = batch.feats.contiguous()
     _reset_peak(device)
@@ -129,16 +132,50 @@ class StepTimer(pl.Callback):
     """Times training steps ``warmup`` .. ``warmup + steps`` (wall clock, device synchronised at both
     ends), then stops the fit; also the time from its creation to the first step."""
 
-    def __init__(self, warmup: int, steps: int, device: str):
+    def __init__(self, warmup: int, steps: int, device: str, profile: Path | None = None, profile_steps: int = 5):
         self.warmup, self.steps, self.device = warmup, steps, device
         self.created = time.perf_counter()
         self.first_step_s: float | None = None
         self.seconds: float | None = None
         self.n = 0
+        self.profile, self.profile_steps, self._prof = profile, profile_steps, None
+        self.sync_log: Path | None = None  # set: list the host-device synchronisations of 2 steps here
+        self._syncs: dict[str, int] = {}
+
+    def _sync_debug(self, on: bool) -> None:
+        """Record where the device is synchronised with the host (torch's sync debug mode) during
+        two training steps, grouped by the Python stack that asked for it."""
+        import traceback
+        import warnings
+
+        if on:
+            self._old_show = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if "synchroniz" in str(message):
+                    stack = "".join(traceback.format_stack(limit=12)[:-2])
+                    self._syncs[stack] = self._syncs.get(stack, 0) + 1
+                else:
+                    self._old_show(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        else:
+            torch.cuda.set_sync_debug_mode(0)
+            warnings.showwarning = self._old_show
+            n = sum(self._syncs.values())
+            text = f"{n} synchronising calls in 2 pipeline steps, {len(self._syncs)} distinct stacks\n\n"
+            text += "\n".join(f"--- {k} x\n{stack}" for stack, k in sorted(self._syncs.items(), key=lambda x: -x[1]))
+            self.sync_log.write_text(text)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.first_step_s is None:
             self.first_step_s = time.perf_counter() - self.created
+        if self.sync_log is not None and self.device == "cuda" and self.n == self.warmup - 2:
+            self._sync_debug(True)
+        if self.sync_log is not None and self.device == "cuda" and self.n == self.warmup:
+            self._sync_debug(False)
         if self.n == self.warmup:
             _sync(self.device)
             _reset_peak(self.device)
@@ -146,9 +183,27 @@ class StepTimer(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.n += 1
-        if self.n == self.warmup + self.steps:
+        end = self.warmup + self.steps
+        if self.n == end:
             _sync(self.device)
             self.seconds = time.perf_counter() - self.t0
+            if self.profile is None:
+                trainer.should_stop = True
+            else:  # profile a few more steps (after the timed window: profiling slows them)
+                from torch.profiler import ProfilerActivity, profile
+
+                acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device == "cuda" else [])
+                self._prof = profile(activities=acts)
+                self._prof.__enter__()
+        elif self._prof is not None and self.n == end + self.profile_steps:
+            _sync(self.device)
+            self._prof.__exit__(None, None, None)
+            key = "self_cuda_time_total" if self.device == "cuda" else "self_cpu_time_total"
+            table = self._prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+            table_dev = self._prof.key_averages().table(sort_by=key, row_limit=25)
+            self.profile.write_text(f"{self.profile_steps} pipeline steps\n\nby self CPU time\n{table}\n\n"
+                                    f"by {key}\n{table_dev}\n")
+            self._prof = None
             trainer.should_stop = True
 
 
@@ -179,8 +234,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="DESED-format folder with the demo layout (default: demo data, built)")
     ap.add_argument("--clips", type=int, default=240, help="clips per source of the built demo data (default 240)")
     ap.add_argument("--skip-bound", action="store_true", help="time the pipeline only")
+    ap.add_argument("--profile", type=Path, help="write a torch.profiler table of 5 pipeline steps (after the timed ones) here")
+    ap.add_argument("--sync-log", type=Path, help="CUDA: list the host-device synchronisations of 2 warm-up steps here")
     ap.add_argument("overrides", nargs="*", help="key.path=value, applied to the recipe")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
 
     from dcase_fpd_plugin.compat import quiet_dependencies
     from dcase_fpd_plugin.data.demo import build_demo_dataset
@@ -190,11 +247,13 @@ def main() -> None:
     quiet_dependencies()
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     data = args.data or tmp / "data"
+    t_build = time.perf_counter()
     paths = build_demo_dataset(data, n_synth=args.clips, n_weak=args.clips, n_val=24, n_test=8)
+    t_build = time.perf_counter() - t_build
     base = load_recipe(args.recipe, args.overrides)
     data_ov = [f"data.{k}={v}" for k, v in paths.items()] + [
         f"data.unlabeled_folder={paths['weak_folder']}", "data.classes=[tone_beeps, chirp, noise_burst, harmonic_hum, clicks]",
-        f"data.cache_dir={tmp / 'cache'}", "data.max_missing_fraction=0", "data.weak_val_fraction=0"]
+        f"data.cache_dir={data / 'feature_cache'}", "data.max_missing_fraction=0", "data.weak_val_fraction=0"]
     accel = ["training.accelerator=gpu" if args.device == "cuda" else "training.accelerator=cpu"]
     recipe = load_recipe(args.recipe, data_ov + accel + args.overrides)
     tr = recipe["training"]
@@ -203,12 +262,15 @@ def main() -> None:
     bs = tr["batch_size"]
     clips_per_step = sum(bs)
     steps_per_epoch = min(n // b for n, b in ((args.clips, bs[0]), (args.clips, bs[1]), (args.clips, bs[2])) if b)
-    n_epochs = math.ceil((args.warmup + args.steps) / steps_per_epoch) + 1
+    n_epochs = math.ceil((args.warmup + args.steps + (5 if args.profile else 0)) / steps_per_epoch) + 1
+    t_warm = time.perf_counter()
     n_cached = warm_cache(recipe)
+    t_warm = time.perf_counter() - t_warm
     print(f"recipe {args.recipe}: net {recipe['net']['name']}, batch {bs}, precision {tr['precision']}, "
           f"channels_last {tr['channels_last']}, threads {torch.get_num_threads()}, feature store "
           f"{recipe['data']['feature_store']} ({recipe['data']['feature_store_dtype']}); data {data} "
-          f"({args.clips} clips per source, {steps_per_epoch} steps per epoch, cache warm: {n_cached} clips)")
+          f"({args.clips} clips per source, {steps_per_epoch} steps per epoch, built/checked in {t_build:.0f} s; "
+          f"cache warm: {n_cached} clips, {t_warm:.0f} s)")
     print(f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
                                      f" ({platform.processor() or platform.machine()})")
           + f", torch {torch.__version__}, Lightning {pl.__version__}")
@@ -229,7 +291,8 @@ def main() -> None:
     run = load_recipe(args.recipe, data_ov + accel + args.overrides + [
         f"training.exp_dir={tmp / 'exp'}", f"training.n_epochs={n_epochs}", f"training.val_every_n_epochs={n_epochs}",
         "training.progress_bar=false", "training.test_last_n_epochs=0"])
-    timer = StepTimer(args.warmup, args.steps, args.device)
+    timer = StepTimer(args.warmup, args.steps, args.device, args.profile)
+    timer.sync_log = args.sync_log
     train(run, run_test=False, callbacks=[timer])
     if timer.seconds is None:
         raise SystemExit(f"the run stopped before {args.warmup + args.steps} steps")

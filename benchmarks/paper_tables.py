@@ -1,9 +1,9 @@
 """The paper's comparison (Tables 1-3, Fig. 3) at small scale on real recordings.
 
-1. Builds a DESED-format mini dataset from the soundbank with our synth module, keeping the
-   paper's roles apart (``dcase_fpd_plugin.synth.mini_desed``): a synthetic-strong set (SS), a
-   "real-weak" set (RW: other recordings and backgrounds, lower SNRs, only its weak labels used)
-   and a strongly labelled validation set from recordings disjoint from both.
+1. Uses a DESED-size bench (``--bench DIR``, built by ``dcase-fpd bench build``: selection on its
+   synthetic validation set + 10 % of its weak clips, metrics on its held-out test set), or builds a
+   DESED-format mini dataset from the soundbank (``dcase_fpd_plugin.synth.mini_desed``: SS, RW and a
+   validation set from disjoint recordings, no test set: selection and metrics on the same clips).
 2. Runs ``dcase-fpd compare`` on the weak baseline, weak + FPD-IP and weak + FPD-Euc
    (``recipes/weak.yaml``, ``weak_fpd_ip.yaml``, ``weak_fpd_euc.yaml``) for ``--seeds`` seeds,
    ``--jobs`` runs in parallel (one ``compare`` per recipe and seed, 1 torch thread each), then
@@ -11,7 +11,7 @@
 3. Prints ``summary.md`` (mean ± std and best per recipe, as the paper's tables) and the wall time;
    ``event_f1_sorted.png`` is the paper's Fig. 3.
 
-    python benchmarks/paper_tables.py --out exp/paper_tables [--seeds 5] [--jobs 2] [key=value ...]
+    python benchmarks/paper_tables.py --out exp/paper_tables [--bench DIR] [--seeds 5] [--jobs 2] [key=value ...]
 
 Everything is resumable: rerunning the same command skips finished runs.
 """
@@ -30,17 +30,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = [REPO / "recipes" / n for n in ("weak.yaml", "weak_fpd_ip.yaml", "weak_fpd_euc.yaml")]
 
-# Sized for about an hour on 2 CPU cores (see the README's results log).
+# Sized for about an hour on 2 CPU cores with the mini set (see the results log in docs/).
 DEFAULT_OVERRIDES = [
     "feats.n_mels=64",
     "net.channels=[32, 64, 128]",
     "net.freq_pool=[4, 4, 4]",
     "training.n_epochs=24",
     "training.batch_size=[24, 24, 0]",
-    "training.precision=bf16-mixed",
+    "training.precision=auto",  # bf16 only where the device has fast bf16 (not on an AMD EPYC)
     "training.num_threads=1",
     "training.channels_last=true",
     "training.progress_bar=false",
+    "training.test_last_n_epochs=5",
     "branches.fpd.wps_start_epoch=8",
 ]
 
@@ -62,6 +63,9 @@ def main() -> None:
     ap.add_argument("--data-seed", type=int, default=0)
     ap.add_argument("--data", type=Path, help="mini DESED folder to build or reuse (default: OUT/data); "
                     "share one between experiments to compare them on the same clips")
+    ap.add_argument("--bench", type=Path, help="a DESED-size bench built by `dcase-fpd bench build` (instead of "
+                    "the mini set): validation on its synthetic validation set + 10 %% of its weak clips, "
+                    "metrics on its held-out test set")
     ap.add_argument("--recipes", nargs="+", type=Path, default=RECIPES,
                     help="recipes to compare, the baseline first (default: weak, weak_fpd_ip, weak_fpd_euc)")
     ap.add_argument("overrides", nargs="*", help="key.path=value, applied to every recipe after the defaults")
@@ -81,15 +85,23 @@ def main() -> None:
     quiet_dependencies()
     out = Path(args.out)
     t0 = time.time()
-    data_dir = args.data or out / "data"
-    data = build_mini_desed(args.soundbank, data_dir, n_ss=args.n_ss, n_rw=args.n_rw, n_val=args.n_val,
-                            seed=args.data_seed, workers=2, progress=True)
-    classes = data.pop("classes")
-    print(f"mini DESED ready in {time.time() - t0:.0f} s: {args.n_ss} SS, {args.n_rw} RW, {args.n_val} validation "
-          f"clips, classes {classes}")
-    overrides = [f"data.{k}={v}" for k, v in data.items()] + [
-        f"data.classes=[{', '.join(classes)}]", f"data.cache_dir={data_dir / 'feature_cache'}", "data.max_missing_fraction=0",
-        *DEFAULT_OVERRIDES, *args.overrides]
+    if args.bench:
+        from dcase_fpd_plugin.synth.bench import read_bench
+
+        bench = read_bench(args.bench)
+        data_overrides = [*bench["overrides"], f"data.cache_dir={args.bench / 'feature_cache'}"]
+        print("bench: " + ", ".join(f"{k} {v['n_clips']} clips" for k, v in bench["sets"].items()))
+    else:
+        data_dir = args.data or out / "data"
+        data = build_mini_desed(args.soundbank, data_dir, n_ss=args.n_ss, n_rw=args.n_rw, n_val=args.n_val,
+                                seed=args.data_seed, workers=2, progress=True)
+        classes = data.pop("classes")
+        print(f"mini DESED ready in {time.time() - t0:.0f} s: {args.n_ss} SS, {args.n_rw} RW, {args.n_val} "
+              f"validation clips, classes {classes} (no test split: selection and metrics on the validation set)")
+        data_overrides = [f"data.{k}={v}" for k, v in data.items()] + [
+            f"data.classes=[{', '.join(classes)}]", f"data.cache_dir={data_dir / 'feature_cache'}",
+            "data.max_missing_fraction=0"]
+    overrides = [*data_overrides, *DEFAULT_OVERRIDES, *args.overrides]
     compare = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", *map(str, args.recipes), "--out", str(out / "runs")]
     # One `compare RECIPE --seeds 1 --seed-start S` per (seed, recipe), handed to --jobs worker threads
     # as they free up (seed blocks per job left a core idle for the last third of a 5-seed run).

@@ -80,7 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_size_val": 48,
         "seed": 42,
         "monitor": "val/obj",  # checkpoint selection: tagging F1 + segment F1 on validation
-        "precision": "32-true",
+        "precision": "32-true",  # Lightning's; auto: bf16-mixed where the device has fast bf16, else 32-true
         "num_threads": 0,  # torch CPU threads; 0 = torch's default
         "channels_last": False,  # conv weights and activations in channels-last memory (faster CNN steps on CPU)
         "accelerator": "auto",

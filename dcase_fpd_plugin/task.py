@@ -44,6 +44,7 @@ from .data.mixup import mixup_batch
 from .mean_teacher import MeanTeacher, consistency_loss, sigmoid_rampup
 from .models import build_model
 from .recipe import DEFAULTS, enabled_branches
+from .train_logs import TrainScalars, suffixed
 
 EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
 
@@ -125,6 +126,7 @@ class SEDTask(pl.LightningModule):
         self._steps_per_epoch: int | None = None
         self._ema_step = -1  # global step of the last teacher update
         self._nonfinite: torch.Tensor | None = None  # device flag: an output held NaN/inf (checked later)
+        self._train_scalars = TrainScalars()
         self.eval_result = None  # the last test's EvaluationResult
 
     # ------------------------------------------------------------------ training
@@ -202,9 +204,22 @@ class SEDTask(pl.LightningModule):
             for k, v in res.logs.items():
                 logs[f"train/{name}_{k}"] = v
         logs["train/loss"] = loss
-        self.log_dict(logs, batch_size=bs, on_step=True, on_epoch=True, prog_bar=False)
-        self.log("loss", loss, batch_size=bs, prog_bar=True, logger=False)
+        self._train_scalars.add(logs, bs)  # on the device; written every log_every_n_steps steps
+        if loss.device.type == "cpu":  # the progress bar reads it every step: a host sync elsewhere
+            self.log("loss", loss, batch_size=bs, prog_bar=True, logger=False)
         return loss
+
+    def _log_every(self) -> int:
+        return max(1, int(self.recipe["training"]["log_every_n_steps"]))
+
+    def _write_train_scalars(self, values: dict[str, float]) -> None:
+        """Hand scalars straight to the loggers at the current global step (rank zero only)."""
+        if values and self.trainer is not None and self.trainer.is_global_zero:
+            for logger in self.loggers:
+                logger.log_metrics(values, step=self.global_step)
+
+    def on_train_epoch_start(self) -> None:
+        self._train_scalars.reset()
 
     def _track_finite(self, probs: torch.Tensor) -> None:
         """Remember (on the device, no sync) whether ``probs`` held NaN/inf; CPU tensors are checked
@@ -223,17 +238,22 @@ class SEDTask(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._check_finite()
+        means = suffixed(self._train_scalars.epoch_means(), "_epoch")
+        self._write_train_scalars({**means, "epoch": float(self.current_epoch)} if means else {})
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Every ``log_every_n_steps`` steps: the deferred NaN check. After each optimiser step (once per
-        global step): the EMA update of the teacher."""
-        if (batch_idx + 1) % max(1, int(self.recipe["training"]["log_every_n_steps"])) == 0:
+        """After each optimiser step (once per global step): the EMA update of the teacher. Every
+        ``log_every_n_steps`` steps: the deferred NaN check and the step's training scalars."""
+        alpha = None
+        if self.mean_teacher is not None and self.global_step not in (self._ema_step, 0):
+            self._ema_step = self.global_step
+            alpha = self.mean_teacher.update(self.model, self.global_step)
+        if (batch_idx + 1) % self._log_every() == 0:
             self._check_finite()
-        if self.mean_teacher is None or self.global_step == self._ema_step or self.global_step == 0:
-            return
-        self._ema_step = self.global_step
-        alpha = self.mean_teacher.update(self.model, self.global_step)
-        self.log("train/ema_factor", alpha, on_step=True, on_epoch=False, batch_size=len(batch))
+            values = suffixed(self._train_scalars.last(), "_step")
+            if alpha is not None:
+                values["train/ema_factor"] = alpha
+            self._write_train_scalars(values)
 
     def trained_parameters(self) -> list[nn.Parameter]:
         """The parameters given to the optimiser: everything but the mean teacher."""
@@ -241,7 +261,9 @@ class SEDTask(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = self.recipe["opt"]
-        optimizer = torch.optim.Adam(self.trained_parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
+        # fused: one kernel for all parameters on CUDA (same update as the foreach/for-loop Adam)
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        optimizer = torch.optim.Adam(self.trained_parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"], **fused)
         if not opt["lr_warmup"]:
             return optimizer
         # DESED_task's ExponentialWarmup: the lr of step k (0-based) is lr x exp(-5 (1 - (k+1)/L)^2)

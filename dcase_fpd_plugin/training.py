@@ -100,6 +100,27 @@ def test_late_epochs(recipe: dict[str, Any], exp_dir: Path) -> list[Path]:
     return written
 
 
+def _cpu_has_fast_bf16() -> bool:
+    """True when the CPU has bf16 matrix units (AMX tiles or AVX512-BF16); without them bf16 autocast
+    is several times slower than fp32 (measured on an AMD EPYC: CNN-3 step 14.6 s vs 2.6 s)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_tile" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str | int, accelerator: str) -> str | int:
+    """``training.precision``, with ``auto`` resolved for the device: ``bf16-mixed`` on a GPU that
+    supports bf16 or a CPU with bf16 matrix units, else ``32-true``."""
+    if precision != "auto":
+        return precision
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if _cpu_has_fast_bf16() else "32-true"
+
+
 def _configure_torch(recipe: dict[str, Any]) -> None:
     n = recipe["training"]["num_threads"]
     if n and n > 0:
@@ -139,7 +160,7 @@ def build_trainer(recipe: dict[str, Any], exp_dir: Path, callbacks: Sequence[pl.
         devices=tr["devices"],
         strategy=tr["strategy"],
         num_nodes=tr["num_nodes"],
-        precision=tr["precision"],
+        precision=resolve_precision(tr["precision"], tr["accelerator"]),
         callbacks=cbs,
         logger=logger,
         default_root_dir=exp_dir,

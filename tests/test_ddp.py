@@ -19,7 +19,7 @@ def test_ddp_two_cpu_processes(demo_overrides, tmp_path):
     exp = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "dcase_fpd_plugin.cli", "train", str(DEMO), *demo_overrides,
            f"training.exp_dir={exp}", "training.n_epochs=2", "training.accelerator=cpu", "training.devices=2",
-           "training.strategy=ddp", "training.log_every_n_steps=1",
+           "training.strategy=ddp", "training.log_every_n_steps=1", "data.weak_val_fraction=0",
            "branches.fpd.enabled=true", "branches.fpd.wps_start_epoch=0", "branches.fpd.gather_distributed=true"]
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(29500 + os.getpid() % 1000))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -33,4 +33,4 @@ def test_ddp_two_cpu_processes(demo_overrides, tmp_path):
     # 24 + 24 training clips in slices of 6 + 6: 4 batches, split over 2 ranks -> 2 steps per epoch
     assert state["global_step"] == 4
     log = pd.read_csv(next(exp.glob("logs/version_*/metrics.csv")))
-    assert log["train/fpd_fpd/n_positive_pairs_step"].notna().any() or any("fpd" in c for c in log.columns)
+    assert log["train/fpd_fpd/n_positive_pairs_step"].notna().any()

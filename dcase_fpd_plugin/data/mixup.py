@@ -70,7 +70,7 @@ def mixup_batch(batch: Batch, prob: float = 0.5, alpha: float = 0.2, label_type:
             continue
         lam = beta_sample(alpha, generator)
         perm = idx[torch.randperm(idx.numel(), generator=generator)]  # partners from the same slice
-        idx, perm = idx.to(x.device), perm.to(x.device)
+        idx, perm = _to_device(idx, x.device), _to_device(perm, x.device)
         feats[idx] = lam * x[idx] + (1.0 - lam) * x[perm]
         strong[idx] = _mix_pair(batch.strong, idx, perm, lam, label_type)
         weak[idx] = _mix_pair(batch.weak, idx, perm, lam, label_type)
@@ -78,6 +78,13 @@ def mixup_batch(batch: Batch, prob: float = 0.5, alpha: float = 0.2, label_type:
     if domain == "amplitude":
         feats = amplitude_to_db(feats)
     return replace(batch, feats=feats.to(batch.feats.dtype), strong=strong, weak=weak, frame_valid=valid)
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host -> device copy that does not wait for the device (pinned source, non-blocking)."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def beta_sample(alpha: float, generator: torch.Generator | None = None) -> float:

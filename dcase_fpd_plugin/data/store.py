@@ -73,6 +73,7 @@ class FeatureStore:
         self.has_strong = torch.tensor([it["has_strong"] for it in items])  # (N,)
         self.has_weak = torch.tensor([it["has_weak"] for it in items])  # (N,)
         self.source = torch.tensor([it["source"] for it in items], dtype=torch.long)  # (N,)
+        self.source_cpu = self.source.clone()  # stays on the host (batches' source_host)
         self.n_valid = torch.tensor([it["n_valid_frames"] for it in items], dtype=torch.long)  # (N,)
         self.filenames = [it["filename"] for it in items]
         self.frames = torch.arange(self.strong.shape[1])  # (T,)
@@ -101,8 +102,7 @@ class FeatureStore:
     def index_batch(self, indices: Sequence[int]) -> IndexBatch:
         """The host-side :class:`IndexBatch` of the clip indices of one batch (the DataLoader's collate)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
-        return IndexBatch(index, [self.filenames[i] for i in index.tolist()],
-                          self.source.cpu()[index] if self.source.device.type != "cpu" else self.source[index])
+        return IndexBatch(index, [self.filenames[i] for i in index.tolist()], self.source_cpu[index])
 
     def gather(self, batch: IndexBatch) -> Batch:
         """The :class:`~dcase_fpd_plugin.branch.Batch` of ``batch.index``, on the store's device,
