@@ -1,7 +1,7 @@
 """N-seed comparisons of recipes: ``dcase-fpd compare``, its tables and plots.
 
     dcase-fpd compare recipes/weak.yaml recipes/weak_fpd_ip.yaml --seeds 20 --out exp/cmp \\
-        training.n_epochs=30
+        [--jobs 4] training.n_epochs=30
 
 Each recipe is trained and tested once per seed (``--seed-start`` .. ``--seed-start + N - 1``);
 the command-line overrides apply to every recipe, and compare itself sets ``training.seed`` and
@@ -791,13 +791,70 @@ def _is_rank_zero() -> bool:
     return all(int(os.environ.get(var, "0") or 0) == 0 for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
+RUN_LOG_FILE = "compare.log"
+
+
+def _train_in_subprocesses(planned: Sequence[PlannedRun], out: Path, overrides: Sequence[str], jobs: int,
+                           force: bool, log: Callable[[str], None]) -> list[float]:
+    """Train the runs that need it, ``jobs`` at a time, each in its own ``dcase-fpd compare`` process
+    (one recipe, one seed; its output in ``<run folder>/compare.log``). The feature cache is shared
+    (content-keyed, atomic writes). Returns the wall seconds of each trained run; raises CompareError
+    naming the runs that failed and their logs."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    todo = [p for p in planned if p.action != "skip"]
+    queue = list(reversed(todo))
+    lock = threading.Lock()
+    walls: list[float] = []
+    failed: list[str] = []
+    threads_per_run = max(1, (os.cpu_count() or 1) // jobs)
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                p = queue.pop()
+            extra = [f"training.num_threads={threads_per_run}"] if not p.recipe["training"]["num_threads"] else []
+            cmd = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", str(p.recipe_path), "--out", str(out),
+                   "--seeds", "1", "--seed-start", str(p.seed), "--run-only", *(["--force"] if force else []),
+                   *overrides, *extra]
+            p.exp_dir.mkdir(parents=True, exist_ok=True)
+            t0 = time.monotonic()
+            with open(p.exp_dir / RUN_LOG_FILE, "a") as f:
+                rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+            wall = time.monotonic() - t0
+            with lock:
+                if rc:
+                    failed.append(f"{p.name} seed {p.seed} (exit {rc}; see {p.exp_dir / RUN_LOG_FILE})")
+                else:
+                    walls.append(wall)
+                log(f"  {p.name} seed {p.seed}: {'failed' if rc else 'done'} in {_clock(wall)} "
+                    f"({len(walls) + len(failed)}/{len(todo)})")
+
+    pool = [threading.Thread(target=worker) for _ in range(min(jobs, len(todo)))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if failed:
+        raise CompareError("runs failed: " + "; ".join(failed) + " (rerun the same command to resume)")
+    return walls
+
+
 def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | Path,
                    overrides: Sequence[str] = (), *, seed_start: int = 0, force: bool = False,
-                   log: Callable[[str], None] = print) -> ComparisonResult:
+                   log: Callable[[str], None] = print, jobs: int = 1, reports: bool = True) -> ComparisonResult:
     """Train and test every recipe with ``n_seeds`` seeds, then write the reports into ``out``.
 
     Everything is validated first (:func:`plan_runs`); complete runs are skipped, interrupted
-    ones resumed. Returns the run records and the report files.
+    ones resumed. ``jobs > 1`` trains that many runs at once, each in its own process (one GPU is
+    shared; on CPU each gets ``cpu_count // jobs`` torch threads unless its recipe sets
+    ``training.num_threads``). ``reports=False`` only trains. Returns the run records and the
+    report files.
     """
     from . import training
 
@@ -814,12 +871,19 @@ def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | 
     to_train = sum(p.action != "skip" for p in planned)
     log(f"compare: {len(planned)} runs ({len(set(p.name for p in planned))} recipes x {n_seeds} seeds), "
         f"{len(planned) - to_train} already complete, {to_train} to train; output in {out}")
+    if jobs < 1:
+        raise CompareError(f"--jobs must be >= 1, got {jobs}")
     start = time.monotonic()
     trained_s: list[float] = []
     records: list[RunRecord] = []
+    if jobs > 1 and to_train and rank_zero:
+        log(f"compare: {to_train} runs, {min(jobs, to_train)} at a time")
+        trained_s = _train_in_subprocesses(planned, out, overrides, jobs, force, log)
+        planned = [PlannedRun(p.name, p.recipe_path, p.seed, p.exp_dir, p.recipe, "skip") for p in planned]
     for i, p in enumerate(planned, start=1):
         left = to_train - len(trained_s)
-        log(progress_line(i, len(planned), p, time.monotonic() - start, trained_s, left))
+        if p.action != "skip" or jobs == 1:
+            log(progress_line(i, len(planned), p, time.monotonic() - start, trained_s, left))
         if p.action != "skip":
             t0 = time.monotonic()
             training.train(p.recipe, resume=p.action == "resume", force=p.action in ("restart", "redo"))
@@ -834,8 +898,8 @@ def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | 
         if not (p.exp_dir / "metrics.json").is_file():
             raise RuntimeError(f"{p.exp_dir}: training finished but wrote no metrics.json")
         records.append(load_run_record(p.exp_dir, p.name, p.seed))
-    if not rank_zero:
-        return ComparisonResult([], {}, len(trained_s))
+    if not rank_zero or not reports:
+        return ComparisonResult(records if rank_zero else [], {}, len(trained_s))
     files = write_reports(records, out, title=f"Comparison of {', '.join(dict.fromkeys(p.name for p in planned))}")
     log(f"compare: done in {_clock(time.monotonic() - start)} ({len(trained_s)} runs trained); "
         f"{files['summary.md']}, {files['summary.csv']}, {files['runs.csv']}, plots in {out}")
@@ -875,7 +939,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not recipes:
         raise CompareError("compare needs at least one recipe file before the key=value overrides")
     result = run_comparison(recipes, args.seeds, args.out, overrides, seed_start=args.seed_start,
-                            force=args.force)
+                            force=args.force, jobs=args.jobs, reports=not args.run_only)
     if "summary.md" in result.files:  # absent in the helper processes of a DDP run
         print()
         print(result.files["summary.md"].read_text())
@@ -909,6 +973,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (run folders, summary.md, ...)")
     p.add_argument("--force", action="store_true",
                    help="redo every run, even complete ones or ones made by a different recipe")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="runs trained at once, each in its own process (one GPU shared, or the CPU cores "
+                        "split between them); default 1")
+    p.add_argument("--run-only", action="store_true", help=argparse.SUPPRESS)  # the --jobs workers
     p.set_defaults(func=_compare_main)
     return p
 

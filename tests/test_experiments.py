@@ -324,3 +324,28 @@ def test_a_run_older_than_a_new_key_matches_when_the_key_keeps_its_default():
     assert ex.recipe_differences(old, changed) == ["branches.fpd.ip_norm: '<absent>' -> False"]
     # a key present in both still compares by value
     assert ex.recipe_differences(wanted, changed) == ["branches.fpd.ip_norm: True -> False"]
+
+
+@pytest.mark.slow
+def test_compare_jobs_2_gives_the_metrics_of_jobs_1(two_recipes, demo_overrides, tmp_path, capsys):
+    """Two recipes x 2 seeds trained 2 at a time in worker processes = the same runs one by one."""
+    weak, fpd = two_recipes
+    ov = _compare_overrides(demo_overrides) + ["energy.enabled=false"]
+    outs = {}
+    for jobs in (1, 2):
+        out = outs[jobs] = tmp_path / f"cmp_jobs{jobs}"
+        assert main(["compare", str(weak), str(fpd), "--seeds", "2", "--out", str(out), "--jobs", str(jobs), *ov]) == 0
+    printed = capsys.readouterr().out
+    assert "4 runs, 2 at a time" in printed and "weak_fpd seed 1: done" in printed
+    for name in ("weak", "weak_fpd"):
+        for seed in (0, 1):
+            a, b = (json.loads((outs[j] / name / f"seed_{seed}" / "metrics.json").read_text()) for j in (1, 2))
+            assert a["event_f1"] == b["event_f1"] and a["segment_f1"] == b["segment_f1"]
+            assert a["per_class"] == b["per_class"] and a["psds1"] == b["psds1"]
+    assert (outs[2] / "weak" / "seed_0" / "compare.log").is_file()
+    s1, s2 = (pd.read_csv(outs[j] / "summary.csv") for j in (1, 2))
+    assert s1[["recipe", "metric"]].equals(s2[["recipe", "metric"]])
+    assert np.allclose(s1["mean"].fillna(-1), s2["mean"].fillna(-1))
+    # a rerun with --jobs 2 trains nothing
+    assert main(["compare", str(weak), str(fpd), "--seeds", "2", "--out", str(outs[2]), "--jobs", "2", *ov]) == 0
+    assert "0 to train" in capsys.readouterr().out

@@ -73,3 +73,23 @@ def test_training_with_store_or_disk_gives_the_same_losses(demo_overrides, tmp_p
     with_store = _train_losses(ov + ["data.feature_store=auto"], tmp_path, "store")
     from_disk = _train_losses(ov + ["data.feature_store=off"], tmp_path, "disk")
     assert len(with_store) == 3 and with_store == from_disk
+
+
+def test_store_is_kept_beside_the_cache_and_reused(demo_overrides, demo_data):
+    first = _module(demo_overrides)
+    stores = list(first.features.cache_dir.glob("stores/*.pt"))
+    assert len(stores) == 1
+    second = _module(demo_overrides)  # same clips: memory-mapped from the saved store
+    for name in ("feats", "strong", "weak", "source", "n_valid"):
+        assert torch.equal(getattr(first.store, name), getattr(second.store, name)), name
+    assert second.store.filenames == first.store.filenames
+    a, b = _batches(first), _batches(second)
+    assert all(torch.equal(x.feats, y.feats) and x.filenames == y.filenames for x, y in zip(a, b))
+    # a clip that changes (here: its modification time) gives another store
+    clip = Path(demo_data["weak_folder"]) / "weak_0000.wav"
+    st = clip.stat()
+    import os
+
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    _module(demo_overrides)
+    assert len(list(first.features.cache_dir.glob("stores/*.pt"))) == 2

@@ -106,8 +106,9 @@ class SEDDataModule(pl.LightningDataModule):
                 sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss), SOURCE_UL))
             self.train_sets = sets
             if self.use_store():
-                self.store = FeatureStore(sets, STORE_DTYPES[data["feature_store_dtype"]],
-                                          progress=bool(self.recipe["training"]["progress_bar"]))
+                self.store = FeatureStore.cached(sets, STORE_DTYPES[data["feature_store_dtype"]],
+                                                 self.features.cache_dir,
+                                                 progress=bool(self.recipe["training"]["progress_bar"]))
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(strong_records(data["val_folder"], data["val_tsv"], classes,
                                                         data["val_dur"], miss), SOURCE_SS)

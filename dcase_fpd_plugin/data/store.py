@@ -8,6 +8,10 @@ stacked, and moved to the training device; the DataLoader then yields only the i
 batch is gathered on the device (:meth:`FeatureStore.gather`). The indices and their order are the
 disk path's, so for a given seed the batches are the same (exactly, with ``float32`` storage).
 
+A built store is kept beside the feature cache (``<cache>/stores/<key>.pt``, keyed by every clip's
+path, size and modification time, labels and the settings) and memory-mapped by the next run with
+the same training clips, so that it starts without reading every clip again.
+
 Recipe keys: ``data.feature_store`` (``auto``: use it when it fits ``data.feature_store_max_gb``;
 ``off``: the disk-cache path) and ``data.feature_store_dtype`` (``float32``: exact;
 ``float16``: half the memory, features rounded to ~0.03 dB).
@@ -15,11 +19,15 @@ Recipe keys: ``data.feature_store`` (``auto``: use it when it fits ``data.featur
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from ..atomic import atomic_write
 from ..branch import Batch
 
 STORE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -45,6 +53,21 @@ class IndexBatch:
         return int(self.index.shape[0])
 
 
+_TENSORS = ("feats", "strong", "weak", "has_strong", "has_weak", "source", "n_valid")
+
+
+def store_key(datasets: Sequence, dtype: torch.dtype) -> str:
+    """What a store is built from: every clip's path, size and modification time, its labels and
+    source, the feature settings, the label grid and the dtype (any change gives another key)."""
+    parts: list = [str(dtype)]
+    for ds in datasets:
+        parts += [ds.source, ds.features.settings, ds.encoder.classes, ds.encoder.frame_hop_s, ds.encoder.n_frames]
+        for r in ds.records:
+            st = r.path.stat()
+            parts.append([str(r.path), st.st_size, st.st_mtime_ns, repr(r.events), r.tags])
+    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:20]
+
+
 class FeatureStore:
     """Stacked features and labels of datasets (concatenation order), gathered by index.
 
@@ -54,6 +77,38 @@ class FeatureStore:
         dtype: storage dtype of the features (float32 or float16).
         progress: show a tqdm bar while loading.
     """
+
+    @classmethod
+    def cached(cls, datasets: Sequence, dtype: torch.dtype, cache_dir: str | Path | None,
+               progress: bool = False) -> "FeatureStore":
+        """The store of ``datasets``, read from ``cache_dir/stores/<key>.pt`` when a previous run
+        built the same one (memory-mapped: a second run starts without reading every clip), else
+        built and written there (atomically). ``cache_dir`` None: always built."""
+        if cache_dir is None:
+            return cls(datasets, dtype, progress)
+        path = Path(cache_dir) / "stores" / f"{store_key(datasets, dtype)}.pt"
+        if path.is_file():
+            try:
+                state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+                return cls.from_state(state)
+            except Exception:  # a partial or foreign file: rebuild it
+                pass
+        store = cls(datasets, dtype, progress)
+        atomic_write(path, lambda tmp: torch.save(store.state(), tmp))
+        return store
+
+    def state(self) -> dict:
+        return {**{k: getattr(self, k) for k in _TENSORS}, "filenames": list(self.filenames)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "FeatureStore":
+        store = cls.__new__(cls)
+        for k in _TENSORS:
+            setattr(store, k, state[k])
+        store.filenames = list(state["filenames"])
+        store.source_cpu = store.source.clone()
+        store.frames = torch.arange(store.strong.shape[1])
+        return store
 
     def __init__(self, datasets: Sequence, dtype: torch.dtype = torch.float32, progress: bool = False):
         from tqdm import tqdm
