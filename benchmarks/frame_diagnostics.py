@@ -116,7 +116,8 @@ def diagnose(run_dir: Path) -> dict:
     dm = SEDDataModule(task.recipe, task.n_frames, task.frame_hop_s)
     dm.setup("fit")
     row = {"recipe": run_dir.parent.name, "run": run_dir.name}
-    row.update(_measures(_outputs(task, dm.val_dataloader()), "val_"))
+    # the strong validation clips only (the held-out weak clips have no frame labels)
+    row.update(_measures(_outputs(task, DataLoader(dm.val_set, batch_size=48, collate_fn=collate)), "val_"))
     ss = next(s for s in dm.train_sets if s.source == SOURCE_SS)
     row.update(_measures(_outputs(task, DataLoader(ss, batch_size=48, collate_fn=collate)), "ss_"))
     return row
