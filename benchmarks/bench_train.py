@@ -247,9 +247,14 @@ def main() -> None:
     quiet_dependencies()
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     data = args.data or tmp / "data"
+    if args.data and data.exists() and any(data.iterdir()) and not (data / ".complete").is_file():
+        raise SystemExit(f"--data {data}: not a demo-layout folder built by this script (no .complete); "
+                         "give an empty or new folder")
     t_build = time.perf_counter()
     paths = build_demo_dataset(data, n_synth=args.clips, n_weak=args.clips, n_val=24, n_test=8)
     t_build = time.perf_counter() - t_build
+    n_synth = len(list(Path(paths["synth_folder"]).glob("*.wav")))  # the folder's, whatever --clips says
+    n_weak = len(list(Path(paths["weak_folder"]).glob("*.wav")))
     base = load_recipe(args.recipe, args.overrides)
     data_ov = [f"data.{k}={v}" for k, v in paths.items()] + [
         f"data.unlabeled_folder={paths['weak_folder']}", "data.classes=[tone_beeps, chirp, noise_burst, harmonic_hum, clicks]",
@@ -261,7 +266,7 @@ def main() -> None:
         torch.set_num_threads(tr["num_threads"])
     bs = tr["batch_size"]
     clips_per_step = sum(bs)
-    steps_per_epoch = min(n // b for n, b in ((args.clips, bs[0]), (args.clips, bs[1]), (args.clips, bs[2])) if b)
+    steps_per_epoch = min(n // b for n, b in ((n_synth, bs[0]), (n_weak, bs[1]), (n_weak, bs[2])) if b)
     n_epochs = math.ceil((args.warmup + args.steps + (5 if args.profile else 0)) / steps_per_epoch) + 1
     t_warm = time.perf_counter()
     n_cached = warm_cache(recipe)
@@ -269,7 +274,7 @@ def main() -> None:
     print(f"recipe {args.recipe}: net {recipe['net']['name']}, batch {bs}, precision {tr['precision']}, "
           f"channels_last {tr['channels_last']}, threads {torch.get_num_threads()}, feature store "
           f"{recipe['data']['feature_store']} ({recipe['data']['feature_store_dtype']}); data {data} "
-          f"({args.clips} clips per source, {steps_per_epoch} steps per epoch, built/checked in {t_build:.0f} s; "
+          f"({n_synth} synthetic and {n_weak} weak clips, {steps_per_epoch} steps per epoch, built/checked in {t_build:.0f} s; "
           f"cache warm: {n_cached} clips, {t_warm:.0f} s)")
     print(f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
                                      f" ({platform.processor() or platform.machine()})")

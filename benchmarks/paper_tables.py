@@ -100,7 +100,8 @@ def main() -> None:
               f"validation clips, classes {classes} (no test split: selection and metrics on the validation set)")
         data_overrides = [f"data.{k}={v}" for k, v in data.items()] + [
             f"data.classes=[{', '.join(classes)}]", f"data.cache_dir={data_dir / 'feature_cache'}",
-            "data.max_missing_fraction=0"]
+            "data.max_missing_fraction=0", "data.weak_val_fraction=0",
+            "data.test_folder=null", "data.test_tsv=null", "data.test_dur=null"]
     overrides = [*data_overrides, *DEFAULT_OVERRIDES, *args.overrides]
     compare = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", *map(str, args.recipes), "--out", str(out / "runs")]
     # One `compare RECIPE --seeds 1 --seed-start S` per (seed, recipe), handed to --jobs worker threads

@@ -87,6 +87,8 @@ IDENTITY_IGNORED: frozenset[str] = frozenset(
         "training.log_every_n_steps",
         "data.num_workers",
         "data.cache_dir",
+        "data.feature_store",  # speed only: the store gives the disk path's batches
+        "data.feature_store_max_gb",
     }
 )
 RUN_INFO_FILE = "compare_run.json"

@@ -128,6 +128,7 @@ class SEDTask(pl.LightningModule):
         self._nonfinite: torch.Tensor | None = None  # device flag: an output held NaN/inf (checked later)
         self._train_scalars = TrainScalars()
         self.eval_result = None  # the last test's EvaluationResult
+        self.stored_recipe: dict[str, Any] | None = None  # set by load_task: the recipe it was trained with
 
     # ------------------------------------------------------------------ training
     def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None):
@@ -180,6 +181,7 @@ class SEDTask(pl.LightningModule):
         batch = mixed
         out = self.model(batch.feats, batch.frame_valid)
         self._track_finite(out.frame_probs)
+        self._track_finite(out.clip_probs)
         bs = len(batch)
         if tr["strong_loss"]:  # DCASE: frame BCE on SS, clip BCE on the weakly-labelled clips only
             loss_strong = self.strong_loss(out.frame_probs, batch)
@@ -248,7 +250,7 @@ class SEDTask(pl.LightningModule):
         if self.mean_teacher is not None and self.global_step not in (self._ema_step, 0):
             self._ema_step = self.global_step
             alpha = self.mean_teacher.update(self.model, self.global_step)
-        if (batch_idx + 1) % self._log_every() == 0:
+        if self.global_step % self._log_every() == 0:  # optimiser steps done, as Lightning's logging
             self._check_finite()
             values = suffixed(self._train_scalars.last(), "_step")
             if alpha is not None:
@@ -314,6 +316,7 @@ class SEDTask(pl.LightningModule):
                 store[name] = {"frame": fp[i], "clip": cp[i]}
 
     def on_validation_epoch_start(self) -> None:
+        self._check_finite()  # before a checkpoint can be saved after this validation
         self._eval_store, self._other_store, self._weak_store, self._other_weak_store = {}, {}, {}, {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -414,4 +417,5 @@ def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask
                           "mean_teacher": stored.get("training", {}).get("mean_teacher", False)}
     task = SEDTask(merged)
     task.load_state_dict(state["state_dict"])
+    task.stored_recipe = stored  # as trained (its data section chose the checkpoint)
     return task

@@ -70,6 +70,9 @@ class LateEpochCheckpoints(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         done = trainer.current_epoch + 1
         if self.n_last > 0 and done > (trainer.max_epochs or 0) - self.n_last:
+            check = getattr(pl_module, "_check_finite", None)
+            if check is not None:  # never save diverged weights (the NaN check is deferred on GPUs)
+                check()
             trainer.save_checkpoint(self.ckpt_dir / late_checkpoint_name(done))
 
 
@@ -116,8 +119,9 @@ def resolve_precision(precision: str | int, accelerator: str) -> str | int:
     if precision != "auto":
         return precision
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if on_gpu:
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    if on_gpu:  # native bf16 only (compute capability 8.0+: A100, H100, ...), not emulated
+        native = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+        return "bf16-mixed" if native else "32-true"
     return "bf16-mixed" if _cpu_has_fast_bf16() else "32-true"
 
 
@@ -228,8 +232,8 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     last = ckpt_dir / "last.ckpt"
     metrics = None
     if run_test and trainer.is_global_zero:
+        test_late_epochs(recipe, exp_dir)  # first: metrics.json marks a complete run (compare skips it)
         metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir).metrics
-        test_late_epochs(recipe, exp_dir)
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)
 
@@ -256,19 +260,29 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False, single_device=True)
     with track_energy("devtest", out_dir, task.recipe):
         trainer.test(task, datamodule=dm, verbose=False)
-    task.eval_result.metrics.update(protocol_fields(task.recipe))
+    task.eval_result.metrics.update(protocol_fields(task.recipe, task.stored_recipe))
     write_outputs(task.eval_result, out_dir, outputs)
     return task.eval_result
 
 
-def protocol_fields(recipe: dict[str, Any]) -> dict[str, Any]:
-    """What chose the checkpoint and what was scored, for ``metrics.json``."""
+def protocol_fields(recipe: dict[str, Any], trained_with: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What chose the checkpoint and what was scored, for ``metrics.json``.
+
+    ``trained_with``: the recipe stored in the checkpoint (its ``data`` chose the checkpoint); by
+    default ``recipe``'s. A checkpoint older than ``data.weak_val_fraction`` says nothing about a
+    held-out weak share: the validation set then reads "(weak hold-out unknown)".
+    """
     data = recipe["data"]
-    validation = str(data["val_tsv"])
-    if data["weak_val_fraction"] > 0:
-        validation += f" + {data['weak_val_fraction']:g} of {data['weak_tsv']} (seed {data['weak_val_seed']})"
-    return {"selection_on_test": selection_on_test(recipe), "validation_set": validation,
-            "test_set": str(data["test_tsv"] or data["val_tsv"])}
+    chose = (trained_with or recipe)["data"]
+    validation = str(chose.get("val_tsv"))
+    if "weak_val_fraction" not in chose:
+        validation += " (weak hold-out unknown)"
+    elif chose["weak_val_fraction"] > 0:
+        validation += f" + {chose['weak_val_fraction']:g} of {chose['weak_tsv']} (seed {chose.get('weak_val_seed', 0)})"
+    test_tsv, test_folder = (data["test_tsv"], data["test_folder"]) if data["test_tsv"] else (data["val_tsv"], data["val_folder"])
+    same = {"data": {"test_tsv": test_tsv, "test_folder": test_folder,
+                     "val_tsv": chose.get("val_tsv"), "val_folder": chose.get("val_folder")}}
+    return {"selection_on_test": selection_on_test(same), "validation_set": validation, "test_set": str(test_tsv)}
 
 
 def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force: bool = False,

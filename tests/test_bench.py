@@ -78,3 +78,9 @@ def test_bench_build_command_refuses_bad_size(tmp_path, capsys):
     assert main(["bench", "build", str(tmp_path / "b"), "--n-test", "0"]) == 2
     assert "--n-test must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_bench_refuses_a_split_of_another_seed(bench, soundbank):
+    out, _ = bench
+    with pytest.raises(FileExistsError, match="seed 0, not .* with seed 1"):
+        build_bench(soundbank, out, seed=1, sets=bench_sets(**SIZES), progress=False)

@@ -129,3 +129,18 @@ def test_selection_on_test_is_flagged_and_warned(demo_overrides, tmp_path):
     assert m["selection_on_test"] is True and m["test_set"] == m["validation_set"].split(" + ")[0]
     text = write_reports([load_run_record(res.exp_dir, "demo", 0)], tmp_path / "r")["summary.md"].read_text()
     assert "Warning: 1 of 1 runs were scored on the clips that chose their checkpoint" in text
+
+
+def test_protocol_fields_follow_the_recipe_the_checkpoint_was_trained_with():
+    from dcase_fpd_plugin.training import protocol_fields
+
+    now = load_recipe(DEMO)
+    trained = load_recipe(DEMO, ["data.weak_val_fraction=0.2"])
+    fields = protocol_fields(now, trained)
+    assert "+ 0.2 of" in fields["validation_set"] and fields["selection_on_test"] is False
+    old = {"data": {k: v for k, v in trained["data"].items() if not k.startswith("weak_val")}}
+    assert protocol_fields(now, old)["validation_set"].endswith("(weak hold-out unknown)")
+    # trained choosing on what is now the test set: flagged even though this recipe's val differs
+    chose_on_test = load_recipe(DEMO, [f"data.val_tsv={now['data']['test_tsv']}",
+                                       f"data.val_folder={now['data']['test_folder']}"])
+    assert protocol_fields(now, chose_on_test)["selection_on_test"] is True

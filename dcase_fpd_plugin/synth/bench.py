@@ -80,6 +80,22 @@ def bench_overrides(out: Path, classes: Sequence[str]) -> list[str]:
     ]
 
 
+def _split_banks(soundbank: str | Path, banks_dir: Path, seed: int) -> dict[str, Path]:
+    """The disjoint sub-banks, reused only when a complete split of the same bank and seed is there
+    (``split.json``, written last); a partial split is redone; another bank or seed is refused."""
+    marker = banks_dir / "split.json"
+    wanted = {"soundbank": str(Path(soundbank).resolve()), "seed": seed, "fractions": BANK_FRACTIONS}
+    if marker.is_file():
+        found = json.loads(marker.read_text())
+        if found != wanted:
+            raise FileExistsError(f"{banks_dir} was split from {found['soundbank']} with seed {found['seed']}, "
+                                  f"not {wanted['soundbank']} with seed {seed}: build into another folder")
+        return {name: banks_dir / name for name in BANK_FRACTIONS}
+    banks = split_soundbank(soundbank, banks_dir, BANK_FRACTIONS, seed=seed, force=True)
+    atomic_write_text(marker, json.dumps(wanted, indent=2) + "\n")
+    return banks
+
+
 def build_bench(soundbank: str | Path, out: str | Path, *, seed: int = 0, workers: int = 1,
                 sets: Sequence[BenchSet] | None = None, spec: str | Path = SPEC_2046,
                 match: str | Path = "desed_validation", classes: Sequence[str] | None = None,
@@ -101,11 +117,7 @@ def build_bench(soundbank: str | Path, out: str | Path, *, seed: int = 0, worker
     out = Path(out)
     sets = list(sets) if sets is not None else bench_sets()
     classes = list(classes) if classes else bank_classes(soundbank)
-    banks_dir = out / "banks"
-    if banks_dir.is_dir():
-        banks = {name: banks_dir / name for name in BANK_FRACTIONS}
-    else:
-        banks = split_soundbank(soundbank, banks_dir, BANK_FRACTIONS, seed=seed)
+    banks = _split_banks(soundbank, out / "banks", seed)
     target = resolve_match(match, classes)
     built = {}
     for s in sets:
