@@ -41,13 +41,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from .evaluation.report import format_metrics_table
     from .recipe import load_recipe
     from .training import test
 
     recipe = load_recipe(args.recipe, args.overrides)
-    out = Path(args.out or recipe["training"]["exp_dir"])
+    if args.out:
+        out = Path(args.out)
+    else:  # a new folder: never over the training run's own metrics.json / predictions / scores
+        import time
+
+        out = Path(recipe["training"]["exp_dir"]) / "tests" / f"{Path(args.ckpt).stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "metrics.json").exists() and not args.force:
+        raise FileExistsError(f"{out} already holds test results (metrics.json); pass --force to replace them "
+                              "or choose another --out")
     result = test(recipe, args.ckpt, out_dir=out)
-    _print_metrics(result.metrics, out)
+    print(format_metrics_table(result.metrics))
+    print(f"\nOutputs in {out}/: metrics.json, predictions.tsv, scores/")
     return 0
 
 
@@ -96,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("recipe")
     s.add_argument("overrides", nargs="*")
     s.add_argument("--ckpt", required=True, help="checkpoint file (e.g. exp/weak/checkpoints/best.ckpt)")
-    s.add_argument("--out", help="output folder (default: training.exp_dir)")
+    s.add_argument("--out", help="output folder (default: a new folder EXP_DIR/tests/<checkpoint>_<time>)")
+    s.add_argument("--force", action="store_true", help="replace the test results already in --out")
     s.set_defaults(func=cmd_test)
 
     i = sub.add_parser("infer", help="detect events in every audio file of a folder")

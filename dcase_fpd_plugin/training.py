@@ -55,6 +55,17 @@ class RunResult:
 LATE_EPOCHS_DIR = "late_epochs"
 
 
+class FinalEpochValidation(pl.Callback):
+    """Validates the final epoch whatever ``training.val_every_n_epochs`` says, so that the last
+    epoch is always checkpointed (``last.ckpt`` is written after a validation) and can be selected:
+    with ``n_epochs=3 val_every_n_epochs=2`` epoch 3 used to be lost, and with an interval above
+    ``n_epochs`` no checkpoint was written at all."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs:
+            trainer.check_val_every_n_epoch = 1
+
+
 def late_checkpoint_name(epoch: int) -> str:
     """``epoch_NNN.ckpt`` for the weights after ``epoch`` finished epochs (counted from 1)."""
     return f"epoch_{epoch:03d}.ckpt"
@@ -225,7 +236,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     task = SEDTask(recipe)
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
     ckpt_dir = exp_dir / "checkpoints"
-    late = [LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"])]
+    late = [LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"]), FinalEpochValidation()]
     trainer = build_trainer(recipe, exp_dir, [*callbacks, energy_cb, *late])
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     best = ckpt_dir / "best.ckpt"

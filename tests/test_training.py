@@ -122,3 +122,29 @@ def test_last_checkpoint_is_the_last_epoch_even_without_improvement(demo_overrid
     assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 1
     assert torch.load(ckpts / "best.ckpt", weights_only=False)["epoch"] == 0
     assert sorted(p.name for p in ckpts.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+@pytest.mark.parametrize("n_epochs, every", [(2, 5), (3, 2)])
+def test_the_final_epoch_is_validated_and_checkpointed(demo_overrides, n_epochs, every):
+    """#15 rows 1-2: an interval above n_epochs left no checkpoint; 3 epochs every 2 lost epoch 3."""
+    recipe = load_recipe(DEMO, demo_overrides + [f"training.n_epochs={n_epochs}", f"training.val_every_n_epochs={every}"])
+    res = train(recipe)
+    assert torch.load(res.exp_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == n_epochs - 1
+    assert (res.exp_dir / "metrics.json").is_file() and res.metrics is not None
+
+
+def test_cli_test_never_writes_over_the_training_results(demo_overrides, tmp_path, capsys):
+    """#15 row 4: `test` without --out used to replace the training run's metrics.json."""
+    assert main(["train", str(DEMO), *demo_overrides]) == 0
+    exp = Path(load_recipe(DEMO, demo_overrides)["training"]["exp_dir"])
+    before = (exp / "metrics.json").read_bytes()
+    ckpt = exp / "checkpoints" / "best.ckpt"
+    assert main(["test", str(DEMO), *demo_overrides, "eval.threshold=0.9", "--ckpt", str(ckpt)]) == 0
+    assert (exp / "metrics.json").read_bytes() == before
+    (written,) = (exp / "tests").glob("best_*/metrics.json")
+    assert json.loads(written.read_text())["threshold"] == 0.9
+    out = tmp_path / "t"
+    assert main(["test", str(DEMO), *demo_overrides, "--ckpt", str(ckpt), "--out", str(out)]) == 0
+    assert main(["test", str(DEMO), *demo_overrides, "--ckpt", str(ckpt), "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["test", str(DEMO), *demo_overrides, "--ckpt", str(ckpt), "--out", str(out), "--force"]) == 0
