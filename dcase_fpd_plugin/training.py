@@ -209,12 +209,45 @@ def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool) -> Path | None:
             f"{exp_dir} already holds a run; pass --resume to continue it or --force to replace it "
             "(or choose another training.exp_dir)"
         )
-    if has_run and force:
-        for name in ("checkpoints", "logs", "tb", "scores", LATE_EPOCHS_DIR):
-            shutil.rmtree(exp_dir / name, ignore_errors=True)
-        for name in ("metrics.json", "predictions.tsv"):
-            (exp_dir / name).unlink(missing_ok=True)
     return None
+
+
+RUN_ENTRIES = ("checkpoints", "logs", "tb", "scores", LATE_EPOCHS_DIR, "energy", "metrics.json", "predictions.tsv",
+               "recipe.yaml", "energy.json")
+
+
+def _set_aside(exp_dir: Path) -> Path:
+    """``--force``: move the old run's files into ``exp_dir/.replaced_*`` (removed once the new run has
+    started training, put back if it fails before)."""
+    aside = Path(tempfile.mkdtemp(dir=exp_dir, prefix=".replaced_"))
+    for name in RUN_ENTRIES:
+        if (exp_dir / name).exists():
+            os.replace(exp_dir / name, aside / name)
+    return aside
+
+
+def _restore(exp_dir: Path, aside: Path) -> None:
+    """Put a run set aside by :func:`_set_aside` back, over whatever the failed new run wrote."""
+    for entry in aside.iterdir():
+        target = exp_dir / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        os.replace(entry, target)
+    aside.rmdir()
+
+
+class _DropReplaced(pl.Callback):
+    """Removes the run set aside by ``--force`` once the new run has started training cleanly."""
+
+    def __init__(self, aside: Path | None):
+        self.aside = aside
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.aside is not None and self.aside.exists():
+            shutil.rmtree(self.aside)
+        self.aside = None
 
 
 def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
@@ -228,7 +261,20 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     if run_test and selection_on_test(recipe) and not _is_ddp_child():
         warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=2)
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
+    replace = force and not resume and not _is_ddp_child() and (
+        (exp_dir / "checkpoints").is_dir() or (exp_dir / "metrics.json").is_file())
     exp_dir.mkdir(parents=True, exist_ok=True)
+    dropper = _DropReplaced(_set_aside(exp_dir) if replace else None)
+    try:
+        return _fit_and_test(recipe, exp_dir, ckpt_path, [*callbacks, energy_cb, dropper], run_test, use_cache)
+    except BaseException:
+        if dropper.aside is not None:  # failed before training started: the old run comes back
+            _restore(exp_dir, dropper.aside)
+        raise
+
+
+def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None, callbacks: Sequence[pl.Callback],
+                  run_test: bool, use_cache: bool) -> RunResult:
     if not _is_ddp_child():
         atomic_write_text(exp_dir / "recipe.yaml", dump_recipe(recipe))
     _configure_torch(recipe)
@@ -237,7 +283,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
     ckpt_dir = exp_dir / "checkpoints"
     late = [LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"]), FinalEpochValidation()]
-    trainer = build_trainer(recipe, exp_dir, [*callbacks, energy_cb, *late])
+    trainer = build_trainer(recipe, exp_dir, [*callbacks, *late])
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     best = ckpt_dir / "best.ckpt"
     last = ckpt_dir / "last.ckpt"

@@ -148,3 +148,22 @@ def test_cli_test_never_writes_over_the_training_results(demo_overrides, tmp_pat
     assert main(["test", str(DEMO), *demo_overrides, "--ckpt", str(ckpt), "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["test", str(DEMO), *demo_overrides, "--ckpt", str(ckpt), "--out", str(out), "--force"]) == 0
+
+
+def test_force_keeps_the_old_run_until_the_new_one_trains(demo_overrides, demo_data, tmp_path):
+    """#15 row 3: `train --force` used to delete the old run before the new one's TSVs were read."""
+    recipe = load_recipe(DEMO, demo_overrides)
+    res = train(recipe)
+    before = {p.relative_to(res.exp_dir): p.read_bytes() for p in res.exp_dir.rglob("*")
+              if p.is_file() and p.suffix in (".json", ".tsv", ".ckpt", ".yaml")}
+    bad = tmp_path / "weak.tsv"
+    bad.write_text("filename\tevent_labels\n" + Path(demo_data["weak_tsv"]).read_text().split("\n", 1)[1]
+                   + "weak_0000.wav\tnot_a_class\n")
+    with pytest.raises(Exception, match="weak.tsv:26"):  # a data error found when the TSV is read
+        train(load_recipe(DEMO, demo_overrides + [f"data.weak_tsv={bad}"]), force=True)
+    after = {p.relative_to(res.exp_dir): p.read_bytes() for p in res.exp_dir.rglob("*")
+             if p.is_file() and p.suffix in (".json", ".tsv", ".ckpt", ".yaml")}
+    assert after == before and not list(res.exp_dir.glob(".replaced_*"))
+    # a clean --force replaces the run and leaves nothing set aside
+    train(recipe, force=True)
+    assert not list(res.exp_dir.glob(".replaced_*")) and (res.exp_dir / "metrics.json").is_file()
