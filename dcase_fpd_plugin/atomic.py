@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Callable
 
 
+def default_mode(directory: bool = False) -> int:
+    """The permissions a plain ``open`` / ``mkdir`` would give under the current umask (``mkstemp``
+    and ``mkdtemp`` make 0600 / 0700, which would hide results from the user's group)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path``.
+    """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path``
+    (with the permissions of a plain write under the umask).
 
     On any error the temporary file is removed and ``path`` is left as it was.
     """
@@ -22,6 +31,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -67,6 +67,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from dcase_fpd_plugin.atomic import default_mode
 from dcase_fpd_plugin.data.labels import LabelEncoder
 from dcase_fpd_plugin.data.tsv import read_durations_tsv, read_strong_tsv
 from dcase_fpd_plugin.evaluation.postprocessing import decide, median_filter
@@ -610,6 +611,7 @@ def write_outputs(result: EvaluationResult, exp_folder: str | os.PathLike,
 
 def _replace_scores_folder(folder: Path, scores: Mapping[str, pd.DataFrame]) -> None:
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    os.chmod(staging, default_mode(directory=True))
     try:
         write_scores(staging, dict(scores))
         if folder.exists():
