@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recipe", default=str(REPO_RECIPES / "demo.yaml"))
     d.set_defaults(func=cmd_demo)
 
+    # Overrides may follow the options (`test R --ckpt C eval.threshold=0.9`), as compare allows.
+    from .experiments import _IntermixedArgumentParser
+
+    for parser in (t, s, d):
+        parser.__class__ = _IntermixedArgumentParser
+
     # Sub-commands that live beside their concept: each module has add_parser(subparsers).
     import importlib
 

@@ -21,3 +21,11 @@ def test_readme_first_screen_has_make_demo_and_make_test():
     commands = re.findall(r"^make \w+", head, flags=re.M)
     assert commands == ["make demo", "make test"]
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_overrides_may_follow_the_options():
+    """#15 row 11: `test R --ckpt C eval.threshold=0.9` (cli.py's docstring) was 'unrecognized arguments'."""
+    args = build_parser().parse_args(["test", "r.yaml", "--ckpt", "c.ckpt", "eval.threshold=0.9", "training.seed=2"])
+    assert args.overrides == ["eval.threshold=0.9", "training.seed=2"] and args.ckpt == "c.ckpt"
+    args = build_parser().parse_args(["train", "r.yaml", "--force", "training.seed=3"])
+    assert args.overrides == ["training.seed=3"] and args.force
