@@ -216,7 +216,7 @@ def _merge_checked(
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in base and not open_keys:
             hint = difflib.get_close_matches(str(key), [str(k) for k in base], n=1)
-            did = f"; did you mean {prefix + '.' if prefix else ''}{hint[0]!r}?" if hint else ""
+            did = f"; did you mean {(prefix + '.' if prefix else '') + hint[0]!r}?" if hint else ""
             known = ", ".join(sorted(str(k) for k in base))
             raise RecipeError(f"{_where(path, lines, source)}unknown key {path!r}{did} (known: {known})")
         if path == "branches":

@@ -83,11 +83,13 @@ def get(group: str, name: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module), attr)
     names = sorted(set(eps) | set(_registered[group]) | set(_BUILTINS.get(group, {})))
     raise UnknownPluginError(
-        f"unknown {group[:-1].replace('_', ' ')} {name!r}; available: {', '.join(names) or '(none)'}"
+        f"unknown {_SINGULAR.get(group, group)} {name!r}; available: {', '.join(names) or '(none)'}"
     )
 
 
 # The plugins this package ships, also declared as entry points in pyproject.toml.
+_SINGULAR = {"branches": "branch", "pair_samplers": "pair sampler", "labellers": "labeller"}
+
 _BUILTINS = {
     "branches": {"fpd": "dcase_fpd_plugin.fpd.branch:FPDBranch"},
     "pair_samplers": {"same_time": "dcase_fpd_plugin.fpd.sampler:SameTimePairSampler"},

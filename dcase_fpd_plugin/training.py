@@ -352,6 +352,15 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     from .evaluation.postprocessing import decide, median_filter
 
     out_tsv = Path(out_tsv)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise RecipeError(f"--threshold is a probability and must lie in [0, 1], got {threshold}")
+    if median_window is not None:
+        from .evaluation.postprocessing import median_windows
+
+        try:
+            median_windows(median_window, 1)
+        except ValueError as exc:
+            raise RecipeError(f"--median-window: {exc}") from None
     if out_tsv.exists() and not force:
         raise FileExistsError(f"{out_tsv} exists; pass --force to overwrite it")
     task = load_task(ckpt)

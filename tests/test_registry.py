@@ -185,3 +185,15 @@ def test_third_party_dist_info_on_sys_path_adds_a_branch(tmp_path, monkeypatch):
         check_third_party_branch(ep_name, module)
     finally:
         sys.modules.pop(module, None)
+
+
+def test_unknown_names_say_branch_not_branche():
+    """#15 row 17."""
+    import pytest
+
+    from dcase_fpd_plugin import registry
+
+    with pytest.raises(registry.UnknownPluginError, match=r"unknown branch 'nope'; available"):
+        registry.get("branches", "nope")
+    with pytest.raises(registry.UnknownPluginError, match=r"unknown pair sampler 'nope'"):
+        registry.get("pair_samplers", "nope")

@@ -257,17 +257,17 @@ def _prepare_out(out: Path, config: dict, force: bool) -> None:
                 p.unlink()
     elif out.exists() and any(out.iterdir()):
         if not cfg_path.is_file():
-            raise SynthError(f"{out}: output folder exists and is not a synth run (no {CONFIG_NAME}); pass force to overwrite it")
+            raise SynthError(f"{out}: output folder exists and is not a synth run (no {CONFIG_NAME}); pass --force (force=True in Python) to overwrite it")
         try:
             old = json.loads(cfg_path.read_text(encoding="utf-8"))["fingerprint"]
         except (ValueError, KeyError):
-            raise SynthError(f"{cfg_path}: unreadable run settings; pass force to start over") from None
+            raise SynthError(f"{cfg_path}: unreadable run settings; pass --force (force=True in Python) to start over") from None
         new = config["fingerprint"]
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if diff:
             raise SynthError(
                 f"{out}: output folder holds a run with other settings ({', '.join(diff)} differ); "
-                "pass force to overwrite it, or choose another output folder"
+                "pass --force (force=True in Python) to overwrite it, or choose another output folder"
             )
     (out / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
     for tmp in (out / AUDIO_DIR).glob(".*.tmp*"):  # leftovers of an interrupted run
