@@ -80,3 +80,30 @@ def test_durations_add_empty_clips(tmp_path):
     d = write(tmp_path / "d.tsv", "filename\tduration\na.wav\t1\nempty.wav\t1\n")
     recs = strong_records(audio, s, CLASSES, d)
     assert {r.path.name: len(r.events) for r in recs} == {"a.wav": 1, "empty.wav": 0}
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_column(tmp_path):
+    """#15 row 13: a TSV saved by Excel as UTF-8 starts with a BOM; it was a 'missing column'."""
+    from dcase_fpd_plugin.data.tsv import read_strong_tsv
+
+    p = tmp_path / "s.tsv"
+    p.write_bytes("\ufefffilename\tonset\toffset\tevent_label\na.wav\t0.5\t1.0\tDog\n".encode("utf-8"))
+    assert read_strong_tsv(p)["a.wav"][0].event_label == "Dog"
+
+
+def test_a_header_only_training_tsv_is_named(demo_overrides, tmp_path):
+    """#15 row 13: 'a dataset needs at least one clip' named no file."""
+    from pathlib import Path
+
+    import pytest
+
+    from dcase_fpd_plugin.data.datamodule import SEDDataModule
+    from dcase_fpd_plugin.data.tsv import DataError
+    from dcase_fpd_plugin.recipe import load_recipe
+
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("filename\tonset\toffset\tevent_label\n")
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml",
+                         demo_overrides + [f"data.synth_tsv={empty}"])
+    with pytest.raises(DataError, match=r"empty\.tsv: no clip listed"):
+        SEDDataModule(recipe, 156, 0.064).setup("fit")

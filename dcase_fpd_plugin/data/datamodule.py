@@ -79,8 +79,8 @@ class SEDDataModule(pl.LightningDataModule):
         self.store: FeatureStore | None = None  # training clips on the device (data.feature_store)
         self._weak_split: tuple[list[ClipRecord], list[ClipRecord]] | None = None
 
-    def _dataset(self, records: list[ClipRecord], source: int) -> ClipDataset:
-        return ClipDataset(records, source, self.features, self.encoder)
+    def _dataset(self, records: list[ClipRecord], source: int, origin: str = "") -> ClipDataset:
+        return ClipDataset(records, source, self.features, self.encoder, origin)
 
     def weak_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
         """(training, held-out validation) records of the weak set (read once)."""
@@ -99,11 +99,12 @@ class SEDDataModule(pl.LightningDataModule):
             sets = []
             if bs[0] > 0:
                 sets.append(self._dataset(strong_records(data["synth_folder"], data["synth_tsv"], classes,
-                                                         max_missing_fraction=miss), SOURCE_SS))
+                                                         max_missing_fraction=miss), SOURCE_SS, data["synth_tsv"]))
             if bs[1] > 0:
-                sets.append(self._dataset(self.weak_split()[0], SOURCE_RW))
+                sets.append(self._dataset(self.weak_split()[0], SOURCE_RW, data["weak_tsv"]))
             if bs[2] > 0:
-                sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss), SOURCE_UL))
+                sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss), SOURCE_UL,
+                                          data["unlabeled_folder"]))
             self.train_sets = sets
             if self.use_store():
                 self.store = FeatureStore.cached(sets, STORE_DTYPES[data["feature_store_dtype"]],
@@ -111,14 +112,14 @@ class SEDDataModule(pl.LightningDataModule):
                                                  progress=bool(self.recipe["training"]["progress_bar"]))
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(strong_records(data["val_folder"], data["val_tsv"], classes,
-                                                        data["val_dur"], miss), SOURCE_SS)
+                                                        data["val_dur"], miss), SOURCE_SS, data["val_tsv"])
             if data["weak_val_fraction"] > 0 and data["weak_folder"] and data["weak_tsv"]:
                 held = self.weak_split()[1]
                 self.weak_val_set = self._dataset(held, SOURCE_RW) if held else None
         if stage in (None, "test") and self.test_set is None:
             if data["test_tsv"]:
                 self.test_set = self._dataset(strong_records(data["test_folder"], data["test_tsv"], classes,
-                                                             data["test_dur"], miss), SOURCE_SS)
+                                                             data["test_dur"], miss), SOURCE_SS, data["test_tsv"])
             else:
                 self.test_set = self.val_set or self._dataset(
                     strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss), SOURCE_SS)

@@ -95,9 +95,9 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, records: Sequence[ClipRecord], source: int, features: FeatureExtractor,
-                 encoder: LabelEncoder):
+                 encoder: LabelEncoder, origin: str = ""):
         if not records:
-            raise DataError("a dataset needs at least one clip")
+            raise DataError(f"{origin or 'a dataset'}: no clip listed (a dataset needs at least one clip)")
         self.records = list(records)
         self.source = source
         self.features = features

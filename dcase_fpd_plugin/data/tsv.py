@@ -31,7 +31,7 @@ def _rows(path: Path, required: Sequence[str]) -> Iterable[tuple[int, dict[str, 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM (Excel's UTF-8) is not a column name
         reader = csv.reader(f, delimiter="\t")
         try:
             header = next(reader)
