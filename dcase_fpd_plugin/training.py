@@ -238,6 +238,25 @@ def _restore(exp_dir: Path, aside: Path) -> None:
     aside.rmdir()
 
 
+class InterruptNotice(pl.Callback):
+    """Ctrl-C (SIGINT) during training: Lightning shuts down and exits with status 1 without a word;
+    this says what was kept and how to continue."""
+
+    def __init__(self, exp_dir: Path):
+        self.exp_dir = Path(exp_dir)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+            return
+        last = self.exp_dir / "checkpoints" / "last.ckpt"
+        kept = (f"{last} holds the last finished epoch" if last.is_file()
+                else "no epoch had finished, so nothing was checkpointed")
+        import sys
+
+        print(f"\ndcase-fpd: training interrupted (SIGINT) in epoch {trainer.current_epoch + 1}; {kept}. "
+              f"Continue with `dcase-fpd train RECIPE --resume` (same recipe and overrides).", file=sys.stderr)
+
+
 class _DropReplaced(pl.Callback):
     """Removes the run set aside by ``--force`` once the new run has started training cleanly."""
 
@@ -282,7 +301,8 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     task = SEDTask(recipe)
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
     ckpt_dir = exp_dir / "checkpoints"
-    late = [LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"]), FinalEpochValidation()]
+    late = [LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"]), FinalEpochValidation(),
+            InterruptNotice(exp_dir)]
     trainer = build_trainer(recipe, exp_dir, [*callbacks, *late])
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     best = ckpt_dir / "best.ckpt"

@@ -167,3 +167,21 @@ def test_force_keeps_the_old_run_until_the_new_one_trains(demo_overrides, demo_d
     # a clean --force replaces the run and leaves nothing set aside
     train(recipe, force=True)
     assert not list(res.exp_dir.glob(".replaced_*")) and (res.exp_dir / "metrics.json").is_file()
+
+
+def test_sigint_says_what_was_kept_and_how_to_resume(tmp_path, capsys):
+    """#15 row 14: SIGINT ended with status 1 and no message."""
+    from types import SimpleNamespace
+
+    from dcase_fpd_plugin.training import InterruptNotice
+
+    trainer = SimpleNamespace(is_global_zero=True, current_epoch=2)
+    InterruptNotice(tmp_path).on_exception(trainer, None, KeyboardInterrupt())
+    err = capsys.readouterr().err
+    assert "interrupted (SIGINT) in epoch 3" in err and "nothing was checkpointed" in err and "--resume" in err
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    InterruptNotice(tmp_path).on_exception(trainer, None, KeyboardInterrupt())
+    assert "last.ckpt holds the last finished epoch" in capsys.readouterr().err
+    InterruptNotice(tmp_path).on_exception(trainer, None, ValueError("other"))
+    assert capsys.readouterr().err == ""
