@@ -409,6 +409,12 @@ def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask
     stored = state.get("hyper_parameters", {}).get("recipe")
     if stored is None:
         raise ValueError(f"{ckpt}: not a dcase-fpd checkpoint (no recipe in its hyper-parameters)")
+    if recipe is not None and list(recipe["data"]["classes"]) != list(stored["data"]["classes"]):
+        from .recipe import RecipeError
+
+        raise RecipeError(f"'data.classes' {list(recipe['data']['classes'])} differ from those {ckpt} was trained "
+                          f"with {list(stored['data']['classes'])}: the weights' outputs are those classes, in "
+                          "that order; use the training recipe's data.classes")
     merged = dict(recipe or stored)
     for section in ("feats", "net", "branches"):  # what the weights were trained with wins
         merged[section] = stored[section]

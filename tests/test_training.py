@@ -185,3 +185,14 @@ def test_sigint_says_what_was_kept_and_how_to_resume(tmp_path, capsys):
     assert "last.ckpt holds the last finished epoch" in capsys.readouterr().err
     InterruptNotice(tmp_path).on_exception(trainer, None, ValueError("other"))
     assert capsys.readouterr().err == ""
+
+
+def test_test_refuses_other_classes_than_the_checkpoints(demo_overrides, capsys):
+    """#15 row 9: a recipe's data.classes that differ from the checkpoint's were silently ignored."""
+    assert main(["train", str(DEMO), *demo_overrides]) == 0
+    exp = Path(load_recipe(DEMO, demo_overrides)["training"]["exp_dir"])
+    capsys.readouterr()
+    assert main(["test", str(DEMO), *demo_overrides, "--ckpt", str(exp / "checkpoints" / "best.ckpt"),
+                 "data.classes=[chirp, tone_beeps, noise_burst, harmonic_hum, clicks]"]) == 2
+    err = capsys.readouterr().err
+    assert "'data.classes'" in err and "best.ckpt" in err and not (exp / "tests").exists()
