@@ -28,11 +28,11 @@ def test_resample_downmix_and_pad(tmp_path):
     assert abs(np.argmax(spec) * 16000 / 16000 - 1000) < 5
 
 
-def test_crop_long_clip(tmp_path):
+def test_long_clip_is_refused_not_cropped(tmp_path):
     p = tmp_path / "long.wav"
     sf.write(p, tone(16000, 3.0), 16000)
-    x, n_valid = load_clip(p, 16000, 2.0)
-    assert x.shape == (32000,) and n_valid == 32000
+    with pytest.raises(DataError, match="more than feats.clip_s"):
+        load_clip(p, 16000, 2.0)
 
 
 def test_unreadable_audio_named(tmp_path):
@@ -90,3 +90,37 @@ def test_corrupt_cache_entry_recomputed(tmp_path):
     fe2 = FeatureExtractor(FEATS, tmp_path / "cache")
     m2, _ = fe2(a)
     assert fe2.misses == 1 and np.array_equal(m1, m2)
+
+
+def test_non_finite_samples_are_an_input_error_naming_the_file(tmp_path):
+    """#15 rows 5-6: NaN samples used to give a 'weights diverged' error (training) or empty
+    scores (validation, infer), never naming the clip."""
+    import numpy as np
+    import pytest
+    import soundfile as sf
+
+    from dcase_fpd_plugin.data.audio import load_clip
+    from dcase_fpd_plugin.data.tsv import DataError
+
+    x = np.zeros(16000, np.float32)
+    x[100:103] = np.nan
+    path = tmp_path / "bad.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"bad\.wav: 3 non-finite"):
+        load_clip(path, 16000, 1.0)
+
+
+def test_a_clip_longer_than_the_recipe_is_refused_by_name(tmp_path):
+    """#15 row 7: a 30 s clip in a 10 s recipe was cropped without a word."""
+    import numpy as np
+    import pytest
+    import soundfile as sf
+
+    from dcase_fpd_plugin.data.audio import load_clip
+    from dcase_fpd_plugin.data.tsv import DataError
+
+    sf.write(tmp_path / "long.wav", np.zeros(3 * 16000, np.float32), 16000)
+    with pytest.raises(DataError, match=r"long\.wav: 3\.00 s long, more than feats.clip_s = 1.0 s"):
+        load_clip(tmp_path / "long.wav", 16000, 1.0)
+    sf.write(tmp_path / "ok.wav", np.zeros(16000 + 50, np.float32), 16000)  # a few samples over: cut
+    assert load_clip(tmp_path / "ok.wav", 16000, 1.0)[1] == 16000

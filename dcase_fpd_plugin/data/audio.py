@@ -36,7 +36,7 @@ def load_clip(path: str | Path, sample_rate: int, clip_s: float) -> tuple[np.nda
         (waveform (N,), n_valid): ``n_valid`` samples at the start are real audio, the rest
         is zero padding.
     Raises:
-        DataError: naming the file when it is absent or cannot be decoded.
+        DataError: naming the file when it is absent, cannot be decoded or holds NaN/inf samples.
     """
     path = Path(path)
     try:
@@ -45,12 +45,19 @@ def load_clip(path: str | Path, sample_rate: int, clip_s: float) -> tuple[np.nda
         if not path.is_file():
             raise DataError(f"{path}: audio file not found") from None
         raise DataError(f"{path}: unreadable audio ({exc})") from None
+    if not np.isfinite(x).all():
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise DataError(f"{path}: {bad} non-finite (NaN/inf) sample(s); the file is corrupt, replace or remove it")
     x = x.mean(axis=1)  # downmix, (N,)
     if sr != sample_rate:
         import librosa
 
         x = librosa.resample(x, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
     n = int(round(clip_s * sample_rate))
+    if len(x) > n + int(0.1 * sample_rate):  # a few ms over (encoder padding) are cut without a word
+        raise DataError(f"{path}: {len(x) / sample_rate:.2f} s long, more than feats.clip_s = {clip_s} s: it would be "
+                        "cropped and its events after the crop counted as misses; cut it into clips or raise "
+                        "feats.clip_s")
     n_valid = min(len(x), n)
     if len(x) >= n:
         return np.ascontiguousarray(x[:n]), n
