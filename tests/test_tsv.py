@@ -107,3 +107,21 @@ def test_a_header_only_training_tsv_is_named(demo_overrides, tmp_path):
                          demo_overrides + [f"data.synth_tsv={empty}"])
     with pytest.raises(DataError, match=r"empty\.tsv: no clip listed"):
         SEDDataModule(recipe, 156, 0.064).setup("fit")
+
+
+def test_a_validation_tsv_without_events_is_refused(demo_overrides, tmp_path):
+    """#15 row 8: a header-only validation TSV gave exit 0 and every metric null."""
+    from pathlib import Path
+
+    import pytest
+
+    from dcase_fpd_plugin.data.datamodule import SEDDataModule
+    from dcase_fpd_plugin.data.tsv import DataError
+    from dcase_fpd_plugin.recipe import load_recipe
+
+    empty = tmp_path / "val.tsv"
+    empty.write_text("filename\tonset\toffset\tevent_label\n")
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml",
+                         demo_overrides + [f"data.val_tsv={empty}"])
+    with pytest.raises(DataError, match=r"val\.tsv: no event"):
+        SEDDataModule(recipe, 156, 0.064).setup("validate")

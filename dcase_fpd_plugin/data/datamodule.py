@@ -27,7 +27,7 @@ from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabele
 from .features import FeatureExtractor
 from .labels import LabelEncoder
 from .store import STORE_DTYPES, FeatureStore, IndexBatch, store_nbytes
-from .tsv import list_audio_folder
+from .tsv import DataError, list_audio_folder
 
 
 def default_cache_dir(recipe: dict[str, Any]) -> Path:
@@ -82,6 +82,13 @@ class SEDDataModule(pl.LightningDataModule):
     def _dataset(self, records: list[ClipRecord], source: int, origin: str = "") -> ClipDataset:
         return ClipDataset(records, source, self.features, self.encoder, origin)
 
+    def _scored(self, records: list[ClipRecord], tsv: str) -> list[ClipRecord]:
+        """A validation or test set's records, refused when its TSV holds no event (every metric
+        would be undefined: the run used to end with exit 0 and null metrics)."""
+        if not any(r.events for r in records):
+            raise DataError(f"{tsv}: no event in this strongly-labelled set; its metrics would all be undefined")
+        return records
+
     def weak_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
         """(training, held-out validation) records of the weak set (read once)."""
         if self._weak_split is None:
@@ -111,15 +118,17 @@ class SEDDataModule(pl.LightningDataModule):
                                                  self.features.cache_dir,
                                                  progress=bool(self.recipe["training"]["progress_bar"]))
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._dataset(strong_records(data["val_folder"], data["val_tsv"], classes,
-                                                        data["val_dur"], miss), SOURCE_SS, data["val_tsv"])
+            self.val_set = self._dataset(self._scored(strong_records(data["val_folder"], data["val_tsv"], classes,
+                                                                     data["val_dur"], miss), data["val_tsv"]),
+                                         SOURCE_SS, data["val_tsv"])
             if data["weak_val_fraction"] > 0 and data["weak_folder"] and data["weak_tsv"]:
                 held = self.weak_split()[1]
                 self.weak_val_set = self._dataset(held, SOURCE_RW) if held else None
         if stage in (None, "test") and self.test_set is None:
             if data["test_tsv"]:
-                self.test_set = self._dataset(strong_records(data["test_folder"], data["test_tsv"], classes,
-                                                             data["test_dur"], miss), SOURCE_SS, data["test_tsv"])
+                self.test_set = self._dataset(self._scored(strong_records(data["test_folder"], data["test_tsv"],
+                                                                          classes, data["test_dur"], miss),
+                                                           data["test_tsv"]), SOURCE_SS, data["test_tsv"])
             else:
                 self.test_set = self.val_set or self._dataset(
                     strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss), SOURCE_SS)
