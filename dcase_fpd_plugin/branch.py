@@ -108,6 +108,11 @@ class Branch(nn.Module):
         self.classes = list(classes)
 
     @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Refuse bad values (raise ValueError naming the key) when the recipe is loaded, before
+        anything is written; the default accepts everything."""
+
+    @classmethod
     def default_config(cls) -> dict[str, Any]:
         return {"enabled": False, "weight": 1.0}
 

@@ -323,8 +323,42 @@ def _check_values(recipe: dict) -> None:
     if not 0 <= training["test_last_n_epochs"] <= training["n_epochs"]:
         raise RecipeError(f"'training.test_last_n_epochs' must lie in [0, training.n_epochs="
                           f"{training['n_epochs']}], got {training['test_last_n_epochs']}")
+    if training["batch_size_val"] < 1:
+        raise RecipeError(f"'training.batch_size_val' must be >= 1, got {training['batch_size_val']}")
     _check_eval(recipe["eval"])
     _check_training_scheme(recipe)
+    _check_branches(recipe)
+    _check_crnn_frequency(recipe)
+
+
+def _check_branches(recipe: dict) -> None:
+    """Each enabled branch's own checks (``Branch.check_config``), so that a bad value is refused at
+    load time and not after the run folder was written."""
+    for name, section in recipe["branches"].items():
+        factory = registry.get("branches", name)
+        check = getattr(factory, "check_config", None)
+        if not section.get("enabled", False) or check is None:
+            continue
+        try:
+            check(section)
+        except (ValueError, TypeError, registry.UnknownPluginError) as exc:
+            msg = str(exc)
+            raise RecipeError(msg if msg.startswith("branches.") else f"branches.{name}: {msg}") from None
+
+
+def _check_crnn_frequency(recipe: dict) -> None:
+    """The CRNN's frequency pooling must leave at least one mel band (64 mels under the default 128-mel
+    pooling used to fail when the model was built)."""
+    net = recipe["net"]
+    if net["name"] != "crnn":
+        return
+    bands = recipe["feats"]["n_mels"]
+    for t_pool, f_pool in net["crnn_pooling"]:
+        bands //= f_pool
+    if bands < 1:
+        raise RecipeError(f"'net.crnn_pooling' pools {recipe['feats']['n_mels']} mels (feats.n_mels) below one band "
+                          f"(frequency factors {[f for _, f in net['crnn_pooling']]}); use fewer or smaller "
+                          "frequency factors, or more mels")
 
 
 def _check_eval(ev: dict) -> None:

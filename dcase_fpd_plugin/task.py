@@ -405,10 +405,17 @@ def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint not found: {ckpt}")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    stored = state.get("hyper_parameters", {}).get("recipe")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as exc:  # not a torch file at all
+        from .data.tsv import DataError
+
+        raise DataError(f"{ckpt}: not a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    stored = state.get("hyper_parameters", {}).get("recipe") if isinstance(state, dict) else None
     if stored is None:
-        raise ValueError(f"{ckpt}: not a dcase-fpd checkpoint (no recipe in its hyper-parameters)")
+        from .data.tsv import DataError
+
+        raise DataError(f"{ckpt}: not a dcase-fpd checkpoint (no recipe in its hyper-parameters)")
     if recipe is not None and list(recipe["data"]["classes"]) != list(stored["data"]["classes"]):
         from .recipe import RecipeError
 

@@ -381,6 +381,8 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
             median_windows(median_window, 1)
         except ValueError as exc:
             raise RecipeError(f"--median-window: {exc}") from None
+    if out_tsv.is_dir():
+        raise FileExistsError(f"--out {out_tsv} is a folder; give the TSV file to write (e.g. {out_tsv / 'predictions.tsv'})")
     if out_tsv.exists() and not force:
         raise FileExistsError(f"{out_tsv} exists; pass --force to overwrite it")
     task = load_task(ckpt)

@@ -50,3 +50,25 @@ def test_did_you_mean_quotes_the_whole_key():
 
     with pytest.raises(RecipeError, match=r"did you mean 'training.n_epochs'\?"):
         load_recipe(None, ["training.n_epoch=3"])
+
+
+def test_bad_values_are_refused_when_the_recipe_loads(tmp_path, capsys):
+    """#15 row 10: these gave tracebacks (rc 1), often after the run folder was written."""
+    from dcase_fpd_plugin.cli import main
+
+    weak, crnn = str(REPO / "recipes" / "weak.yaml"), str(REPO / "recipes" / "dcase2023_baseline.yaml")
+    cases = [(weak, "branches.fpd.enabled=true", "branches.fpd.distance=cosine", "branches.fpd.distance"),
+             (weak, "branches.fpd.enabled=true", "branches.fpd.projection_dim=-5", "projection_dim"),
+             (weak, "branches.fpd.enabled=true", "branches.fpd.wps_low=0.9", "WPS thresholds"),
+             (weak, "training.batch_size_val=-4", "training.seed=1", "batch_size_val"),
+             (crnn, "feats.n_mels=64", "training.seed=1", "crnn_pooling")]
+    for recipe, a, b, expected in cases:
+        exp = tmp_path / "exp"
+        assert main(["train", recipe, a, b, f"training.exp_dir={exp}"]) == 2, (a, b)
+        assert expected in capsys.readouterr().err and not exp.exists()
+    bogus = tmp_path / "not.ckpt"
+    bogus.write_text("hello")
+    assert main(["infer", "--ckpt", str(bogus), "--audio", str(tmp_path), "--out", str(tmp_path / "p.tsv")]) == 2
+    assert "not a checkpoint" in capsys.readouterr().err
+    assert main(["infer", "--ckpt", str(bogus), "--audio", str(tmp_path), "--out", str(tmp_path), "--force"]) == 2
+    assert "is a folder" in capsys.readouterr().err

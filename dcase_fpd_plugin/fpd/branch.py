@@ -141,6 +141,14 @@ class FPDBranch(Branch):
             "gather_distributed": False,  # pair across all ranks under torch.distributed
         }
 
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> None:
+        """Every value, the labeller's and the pair sampler's included (they are built and dropped)."""
+        full = {**cls.default_config(), **dict(config)}
+        _check_config(full)
+        build_plugin("labellers", full["labeller"], full)
+        build_plugin("pair_samplers", full["sampler"], full)
+
     def __init__(self, config: dict[str, Any], embed_dim: int, classes: list[str]):
         full = {**self.default_config(), **dict(config)}
         _check_config(full)
