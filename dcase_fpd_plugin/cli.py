@@ -65,7 +65,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .training import infer
 
     n = infer(args.ckpt, args.audio, args.out, force=args.force, threshold=args.threshold,
-              median_window=args.median_window, scores_dir=args.scores)
+              median_window=args.median_window, scores_dir=args.scores, skip_unreadable=args.skip_unreadable)
     print(f"{n} events written to {args.out}")
     return 0
 
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--threshold", type=float, help="decision threshold (default: the recipe's eval.threshold)")
     i.add_argument("--median-window", type=int, help="median filter in frames (default: eval.median_window)")
     i.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    i.add_argument("--skip-unreadable", action="store_true",
+                   help="go on without audio files that cannot be read (named in a warning); default: refuse")
     i.set_defaults(func=cmd_infer)
 
     d = sub.add_parser("demo", help="build a tiny toy dataset, train the weak baseline on it, print the metrics")

@@ -363,7 +363,8 @@ def protocol_fields(recipe: dict[str, Any], trained_with: dict[str, Any] | None 
 
 
 def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force: bool = False,
-          threshold: float | None = None, median_window: int | None = None, scores_dir: str | Path | None = None) -> int:
+          threshold: float | None = None, median_window: int | None = None, scores_dir: str | Path | None = None,
+          skip_unreadable: bool = False) -> int:
     """Detect events in every audio file of ``audio_dir``; write DESED strong TSV ``out_tsv``.
 
     Returns the number of events written.
@@ -390,7 +391,7 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     ev = recipe["eval"]
     threshold = ev["threshold"] if threshold is None else threshold
     median_window = ev["median_window"] if median_window is None else median_window
-    loader = folder_loader(audio_dir, recipe, task.n_frames, task.frame_hop_s)
+    loader = folder_loader(audio_dir, recipe, task.n_frames, task.frame_hop_s, skip_unreadable=skip_unreadable)
     trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False,
                             single_device=True)
     with track_energy("evaluation", experiment_dir_of(ckpt, out_tsv.parent), recipe):

@@ -196,3 +196,24 @@ def test_test_refuses_other_classes_than_the_checkpoints(demo_overrides, capsys)
                  "data.classes=[chirp, tone_beeps, noise_burst, harmonic_hum, clicks]"]) == 2
     err = capsys.readouterr().err
     assert "'data.classes'" in err and "best.ckpt" in err and not (exp / "tests").exists()
+
+
+def test_infer_on_a_folder_with_a_corrupt_file(demo_overrides, demo_data, tmp_path, capsys):
+    """#15 row 12: the error said 'raise data.max_missing_fraction', which infer cannot take."""
+    import shutil
+
+    assert main(["train", str(DEMO), *demo_overrides, "training.n_epochs=1"]) == 0
+    ckpt = Path(load_recipe(DEMO, demo_overrides)["training"]["exp_dir"]) / "checkpoints" / "best.ckpt"
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for name in sorted(Path(demo_data["val_folder"]).glob("*.wav"))[:3]:
+        shutil.copy(name, folder)
+    (folder / "broken.wav").write_bytes(b"RIFF....not audio")
+    capsys.readouterr()
+    assert main(["infer", "--ckpt", str(ckpt), "--audio", str(folder), "--out", str(tmp_path / "p.tsv")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.wav" in err and "--skip-unreadable" in err and "max_missing_fraction" not in err
+    with pytest.warns(UserWarning, match="broken.wav"):
+        assert main(["infer", "--ckpt", str(ckpt), "--audio", str(folder), "--out", str(tmp_path / "p.tsv"),
+                     "--skip-unreadable"]) == 0
+    assert "broken.wav" not in (tmp_path / "p.tsv").read_text()

@@ -197,10 +197,11 @@ class _Indices(Dataset):
 
 
 def folder_loader(folder: str | Path, recipe: dict[str, Any], n_frames: int, frame_hop_s: float,
-                  batch_size: int = 16) -> DataLoader:
-    """Batches of every audio file in ``folder`` (no labels), for ``dcase-fpd infer``."""
+                  batch_size: int = 16, skip_unreadable: bool = False) -> DataLoader:
+    """Batches of every audio file in ``folder`` (no labels), for ``dcase-fpd infer``; unreadable
+    files are refused by name unless ``skip_unreadable`` (then they are named in a warning)."""
     dm = SEDDataModule(recipe, n_frames, frame_hop_s, use_cache=False)
     if not list_audio_folder(folder):
         raise FileNotFoundError(f"{folder}: no audio files (.wav, .flac, ...) found")
-    records = unlabeled_records(folder)  # refuses unreadable files, naming them
+    records = unlabeled_records(folder, 1.0 if skip_unreadable else 0.0, knob="--skip-unreadable")
     return dm._loader(dm._dataset(records, SOURCE_UL), batch_size=batch_size, shuffle=False)

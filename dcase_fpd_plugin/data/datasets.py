@@ -37,7 +37,8 @@ class ClipRecord:
     tags: list[str] | None = None  # weak labels (RW)
 
 
-def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: float) -> list[ClipRecord]:
+def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: float,
+                    knob: str = "data.max_missing_fraction") -> list[ClipRecord]:
     bad: list[str] = []  # messages
     bad_paths: set[Path] = set()
     for r in records:
@@ -53,10 +54,11 @@ def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: 
     msg = f"{what}: {len(bad)} of {len(records)} listed audio files are absent or unreadable:\n  {shown}"
     if frac > max_missing_fraction:
         raise DataError(
-            msg + f"\n({frac:.1%} missing > data.max_missing_fraction={max_missing_fraction}; "
-            "raise it to go on without these files)"
+            msg + f"\n({frac:.1%} missing > {knob}={max_missing_fraction}; "
+            "raise it to go on without these files)" if knob.startswith("data.") else
+            msg + f"\n(pass {knob} to go on without these files)"
         )
-    warnings.warn(msg + f"\n(going on without them: {frac:.1%} <= data.max_missing_fraction)", stacklevel=2)
+    warnings.warn(msg + f"\n(going on without them: {frac:.1%} <= {knob})", stacklevel=2)
     return [r for r in records if r.path not in bad_paths]
 
 
@@ -79,9 +81,9 @@ def weak_records(folder, tsv, classes, max_missing_fraction=0.0) -> list[ClipRec
     return _filter_present(recs, str(tsv), max_missing_fraction)
 
 
-def unlabeled_records(folder, max_missing_fraction=0.0) -> list[ClipRecord]:
+def unlabeled_records(folder, max_missing_fraction=0.0, knob: str = "data.max_missing_fraction") -> list[ClipRecord]:
     recs = [ClipRecord(Path(folder) / n) for n in list_audio_folder(folder)]
-    return _filter_present(recs, str(folder), max_missing_fraction)
+    return _filter_present(recs, str(folder), max_missing_fraction, knob)
 
 
 class ClipDataset(Dataset):
