@@ -72,3 +72,13 @@ def test_bad_values_are_refused_when_the_recipe_loads(tmp_path, capsys):
     assert "not a checkpoint" in capsys.readouterr().err
     assert main(["infer", "--ckpt", str(bogus), "--audio", str(tmp_path), "--out", str(tmp_path), "--force"]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_synth_help_gives_each_default_once(capsys):
+    """#15 row 17: `synth --help` printed '(default: ...) (default: None)'."""
+    import pytest
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["synth", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out and "(default: 1) (default" not in out and "--soundbank" in out

@@ -51,7 +51,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "synth",
         help="generate a DESED-format synthetic strongly labelled set with scaper",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     return configure(p)
 
