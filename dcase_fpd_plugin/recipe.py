@@ -117,6 +117,7 @@ DEFAULTS: dict[str, Any] = {
         "threshold": 0.5,
         "tagging_threshold": 0.5,
         "psds": True,
+        "psds_late_epochs": True,  # PSDS for training.test_last_n_epochs too (false: the F1 families only)
     },
     "energy": {  # codecarbon energy tracking (dcase_fpd_plugin.energy): kWh per phase in <exp_dir>/energy.json
         "enabled": True,

@@ -105,6 +105,7 @@ def test_late_epochs(recipe: dict[str, Any], exp_dir: Path) -> list[Path]:
     quiet = copy.deepcopy(recipe)
     quiet["energy"]["enabled"] = False
     quiet["training"]["progress_bar"] = False
+    quiet["eval"]["psds"] = recipe["eval"]["psds"] and recipe["eval"]["psds_late_epochs"]
     written = []
     for epoch, ckpt in late_checkpoints(exp_dir)[-n_last:] if n_last else []:
         out = Path(exp_dir) / LATE_EPOCHS_DIR / f"epoch_{epoch:03d}"

@@ -84,3 +84,38 @@ def test_bench_refuses_a_split_of_another_seed(bench, soundbank):
     out, _ = bench
     with pytest.raises(FileExistsError, match="seed 0, not .* with seed 1"):
         build_bench(soundbank, out, seed=1, sets=bench_sets(**SIZES), progress=False)
+
+
+def test_bench_strong_reference_set(bench):
+    """strong_train: every synthetic training clip and every weak clip that training sees (not the
+    held-out 10 %), each with its own strong labels; the overrides make a valid recipe on it."""
+    from dcase_fpd_plugin.data.datamodule import split_weak_validation
+    from dcase_fpd_plugin.data.datasets import weak_records
+    from dcase_fpd_plugin.data.tsv import read_strong_tsv
+
+    out, info = bench
+    classes = info["classes"]
+    weak_train, held = split_weak_validation(
+        weak_records(out / "weak" / "soundscapes", out / "weak" / "weak.tsv", classes), 0.1, 0)
+    assert held  # the bench's 8 weak clips hold one out
+    links = sorted((out / "strong_train" / "soundscapes").iterdir())
+    assert [p.name for p in links] == sorted(
+        [f"synth_{p.name}" for p in (out / "synth_train" / "soundscapes").glob("*.wav")]
+        + [f"weak_{r.path.name}" for r in weak_train])
+    assert all(p.is_symlink() and not os.path.isabs(os.readlink(p)) and p.resolve().is_file() for p in links)
+    labels = read_strong_tsv(out / "strong_train" / "soundscapes.tsv", classes)
+    for source in ("synth_train", "weak"):
+        own = read_strong_tsv(out / source / "soundscapes.tsv", classes)
+        prefix = "synth_" if source == "synth_train" else "weak_"
+        for name, events in own.items():
+            if prefix == "weak_" and name in {r.path.name for r in held}:
+                assert prefix + name not in labels
+            else:
+                def key(evs):
+                    return [(round(e.onset, 3), round(e.offset, 3), e.event_label) for e in evs]
+                assert key(labels[prefix + name]) == key(events)
+    assert info["strong_train"] == {"n_clips": len(links), "occurrences": sum(map(len, labels.values()))}
+    recipe = load_recipe(DEMO, info["strong_reference_overrides"])
+    assert recipe["training"]["batch_size"][1:] == [0, 0]
+    assert recipe["data"]["synth_tsv"].endswith("strong_train/soundscapes.tsv")
+    assert recipe["data"]["test_tsv"].endswith("test/soundscapes.tsv")

@@ -144,3 +144,19 @@ def test_protocol_fields_follow_the_recipe_the_checkpoint_was_trained_with():
     chose_on_test = load_recipe(DEMO, [f"data.val_tsv={now['data']['test_tsv']}",
                                        f"data.val_folder={now['data']['test_folder']}"])
     assert protocol_fields(now, chose_on_test)["selection_on_test"] is True
+
+
+@pytest.mark.parametrize("late_psds, expected", [(True, [True, True]), (False, [False, False])])
+def test_late_epoch_tests_compute_psds_only_when_asked(late_psds, expected, monkeypatch, tmp_path):
+    """eval.psds_late_epochs=false leaves PSDS (the slow part) out of the last-N-epochs tests only."""
+    import dcase_fpd_plugin.training as training
+
+    (tmp_path / "checkpoints").mkdir()
+    for epoch in (1, 2, 3):
+        (tmp_path / "checkpoints" / f"epoch_{epoch:03d}.ckpt").write_bytes(b"")
+    seen = []
+    monkeypatch.setattr(training, "test", lambda recipe, ckpt, out_dir, outputs: seen.append(recipe["eval"]["psds"]))
+    recipe = load_recipe(DEMO, ["training.n_epochs=3", "training.test_last_n_epochs=2",
+                                f"eval.psds_late_epochs={str(late_psds).lower()}"])
+    training.test_late_epochs(recipe, tmp_path)
+    assert seen == expected and recipe["eval"]["psds"] is True

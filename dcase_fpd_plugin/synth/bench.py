@@ -12,7 +12,11 @@ DESED's roles and sizes, each rendered with scaper from its own recordings::
                    given to training
     test/          1168 strongly-labelled clips standing in for the DESED validation set (reported,
                    never used for selection), SNR 0-20 dB, the target's events per clip, from banks/test
-    bench.json     sizes, seeds, build time, and the recipe overrides (``overrides``) pointing at it
+    strong_train/  the upper reference's training set: links to synth_train's clips and to the weak
+                   clips left for training (the held-out 10 % excluded), with their strong labels
+    bench.json     sizes, seeds, build time, and the recipe overrides (``overrides``) pointing at it;
+                   ``strong_reference_overrides`` trains on strong_train alone (strong labels on every
+                   training clip), with the same validation and test sets
 
 Every set follows the class distribution of the DESED validation set (the bundled measurement
 ``desed_validation``: share of clips per class, class co-occurrence, events per clip, event
@@ -23,6 +27,7 @@ resumable (each set is resumed by :func:`generate_soundscapes`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +77,58 @@ def bench_overrides(out: Path, classes: Sequence[str]) -> list[str]:
         f"data.val_folder={out / 'synth_val' / 'soundscapes'}",
         f"data.val_tsv={out / 'synth_val' / 'soundscapes.tsv'}",
         f"data.val_dur={out / 'synth_val' / 'durations.tsv'}",
-        "data.weak_val_fraction=0.1",
+        f"data.weak_val_fraction={WEAK_VAL_FRACTION}",
         f"data.test_folder={out / 'test' / 'soundscapes'}",
         f"data.test_tsv={out / 'test' / 'soundscapes.tsv'}",
         f"data.test_dur={out / 'test' / 'durations.tsv'}",
         "data.max_missing_fraction=0",
     ]
+
+
+WEAK_VAL_FRACTION = 0.1  # DESED_task's weak_split 0.9; in bench_overrides and the strong reference
+
+
+def strong_reference_overrides(out: Path, classes: Sequence[str], batch_size: int = 48) -> list[str]:
+    """Overrides for the upper reference: strong labels on every training clip (``strong_train``:
+    synthetic + weak training clips) in one batch slice of ``batch_size``, the weak slice off; the
+    held-out weak clips still select and the test set still reports."""
+    out = Path(out).absolute()
+    return [*bench_overrides(out, classes),
+            f"data.synth_folder={out / 'strong_train' / 'soundscapes'}",
+            f"data.synth_tsv={out / 'strong_train' / 'soundscapes.tsv'}",
+            f"training.batch_size=[{batch_size}, 0, 0]"]
+
+
+def build_strong_train(out: Path, classes: Sequence[str], weak_val_seed: int = 0) -> dict:
+    """``out/strong_train``: relative links to synth_train's clips (``synth_NNNN.wav``) and to the weak
+    clips that training sees (``weak_NNNN.wav``; the same held-out split as a recipe with
+    ``data.weak_val_fraction`` 0.1 and ``data.weak_val_seed`` ``weak_val_seed``), and their strong
+    labels from the sets' ``soundscapes.tsv``. Returns ``{"n_clips", "occurrences"}``."""
+    from ..data.datamodule import split_weak_validation
+    from ..data.datasets import weak_records
+    from ..data.tsv import read_strong_tsv, write_tsv
+
+    out = Path(out)
+    weak_train, _ = split_weak_validation(
+        weak_records(out / "weak" / "soundscapes", out / "weak" / "weak.tsv", classes),
+        WEAK_VAL_FRACTION, weak_val_seed)
+    clips = [("synth", out / "synth_train" / "soundscapes" / name)
+             for name in sorted(p.name for p in (out / "synth_train" / "soundscapes").glob("*.wav"))]
+    clips += [("weak", r.path) for r in weak_train]
+    labels = {"synth": read_strong_tsv(out / "synth_train" / "soundscapes.tsv", classes),
+              "weak": read_strong_tsv(out / "weak" / "soundscapes.tsv", classes)}
+    folder = out / "strong_train" / "soundscapes"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for source, path in clips:
+        link = folder / f"{source}_{path.name}"
+        target = os.path.relpath(path, folder)
+        if not (link.is_symlink() and os.readlink(link) == target):
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+        rows += [(link.name, f"{e.onset:.3f}", f"{e.offset:.3f}", e.event_label) for e in labels[source].get(path.name, [])]
+    write_tsv(out / "strong_train" / "soundscapes.tsv", ("filename", "onset", "offset", "event_label"), rows)
+    return {"n_clips": len(clips), "occurrences": len(rows)}
 
 
 def _split_banks(soundbank: str | Path, banks_dir: Path, seed: int) -> dict[str, Path]:
@@ -128,6 +179,7 @@ def build_bench(soundbank: str | Path, out: str | Path, *, seed: int = 0, worker
                                    **spec_overrides)
         built[s.name] = {"bank": s.bank, "n_clips": res.n_clips, "occurrences": res.occurrences,
                          "rendered": res.rendered, "seconds": round(res.seconds, 1)}
+    strong_train = build_strong_train(out, classes)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and not p.is_symlink())
     info = {
         "soundbank": str(Path(soundbank).resolve()),
@@ -137,9 +189,11 @@ def build_bench(soundbank: str | Path, out: str | Path, *, seed: int = 0, worker
         "classes": classes,
         "bank_fractions": BANK_FRACTIONS,
         "sets": built,
+        "strong_train": strong_train,
         "build_seconds": round(time.perf_counter() - t0, 1),
         "size_bytes": size,
         "overrides": bench_overrides(out, classes),
+        "strong_reference_overrides": strong_reference_overrides(out, classes),
     }
     atomic_write_text(out / BENCH_FILE, json.dumps(info, indent=2) + "\n")
     return info
@@ -207,4 +261,4 @@ def _cmd_build(args) -> int:
     return 0
 
 
-__all__ = ["BenchSet", "bench_sets", "bench_overrides", "build_bench", "read_bench", "BANK_FRACTIONS"]
+__all__ = ["BenchSet", "bench_sets", "bench_overrides", "strong_reference_overrides", "build_bench", "read_bench", "BANK_FRACTIONS"]
