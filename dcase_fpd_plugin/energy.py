@@ -10,7 +10,10 @@ codecarbon's :class:`OfflineEmissionsTracker` (no network), one tracker per phas
 Files, in the experiment folder ``EXP_DIR``::
 
     energy.json                 kWh per phase (segments + totals), see below
-    energy/<phase>.csv          codecarbon's own CSV, one row per tracked segment
+    energy/<phase>.csv          codecarbon's own CSV, one row per tracked segment (written when its
+                                tracker stops: a killed run leaves no row there)
+    energy/training.live.json   the running training segment's figures so far (rewritten atomically
+                                about every ``measure_power_secs``; removed when the segment is recorded)
 
 **Measured or estimated.** codecarbon reads power counters where the machine exposes them
 (CPU: Intel RAPL, Intel Power Gadget, Windows EMI, Apple powermetrics; GPU: NVML / AMD SMI).
@@ -24,9 +27,10 @@ component used. Print a kWh figure only together with its method (see :func:`for
 
     {"format": 1, "unit": "kWh",
      "phases": {"training": {"energy_kwh": 0.0123, "duration_s": 3600.0, "method": "estimated",
-                             "n_segments": 2, "segments": [SEGMENT, SEGMENT]},
+                             "n_segments": 2, "segments": [SEGMENT, SEGMENT],
+                             "unmeasured_s": 0.0, "unmeasured": [SPAN, ...]},
                 "devtest": {...}, "evaluation": {...}},
-     "total_kwh": 0.0150, "method": "estimated", "updated": "2026-...Z"}
+     "total_kwh": 0.0150, "method": "estimated", "unmeasured_s": 0.0, "updated": "2026-...Z"}
 
     SEGMENT = {"started": ISO time (UTC), "duration_s": s, "energy_kwh": kWh,
                "cpu_kwh", "gpu_kwh", "ram_kwh": kWh, "emissions_kg_co2eq": kg,
@@ -34,12 +38,26 @@ component used. Print a kWh figure only together with its method (see :func:`for
                "tracking_mode": "machine" | "process", "country_iso_code": "FRA",
                "hardware": {cpu_model, cpu_count, ram_total_gib, gpu_model, gpu_count, torch, ...},
                "codecarbon_version": "3.x", "csv": "energy/training.csv", "interrupted": false}
+              (a segment recovered after a kill: + "recovered": "killed", "id", "measured_until"; "csv": null)
+
+    SPAN = {"id", "from": ISO, "to": ISO, "duration_s": s, "ran_at_least_s": s (when known), "reason": ...}
+
+``duration_s`` of a phase is the measured time (the sum of its segments); ``energy_kwh`` is None and
+``method`` ``"unmeasured"`` for a phase with no measured segment.
 
 A resumed training adds a segment to ``training`` (the phase total is the sum of its segments);
 a fresh training (``fit`` without a checkpoint to resume) starts a new ``energy.json``. Inference
 phases keep only their latest segment unless ``accumulate=True`` (e.g. an evaluation set inferred
 folder by folder). Only the global-zero process tracks (``tracking_mode: machine`` measures the
 whole computer; on several nodes only node 0 is measured).
+
+**A killed training** (SIGKILL, out of memory, power cut) cannot stop its tracker. It leaves
+``energy/training.live.json``: what codecarbon had measured up to its latest power reading. The
+``--resume`` (a fit from a checkpoint) adds that as a segment marked ``"recovered": "killed"``, and
+the span from that reading to the resume, in which the process died, as an *unmeasured* SPAN (no
+kWh; ``duration_s`` an upper bound of the unmeasured running time, ``ran_at_least_s`` a lower bound
+from the resumed checkpoint's time): the phase's kWh is then a lower bound, and the report says so
+(:func:`recover_killed_segment`).
 
 A tracker that cannot start or stop (codecarbon missing, an exception inside it) warns with
 :class:`EnergyWarning` and the run goes on without that figure.
@@ -51,6 +69,9 @@ import contextlib
 import json
 import logging
 import math
+import os
+import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -119,8 +140,12 @@ def _is_global_zero() -> bool:
         return True
 
 
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(time.time())
 
 
 def _warn(msg: str) -> None:
@@ -211,7 +236,9 @@ class PhaseTracker:
     config: dict[str, Any] = field(default_factory=dict)
     _tracker: Any = None
     _started: str | None = None
+    _started_unix: float = 0.0
     _key: tuple[str, str] | None = None
+    _snapshot_failed: bool = False
 
     def __post_init__(self) -> None:
         self.exp_dir = Path(self.exp_dir)
@@ -247,7 +274,8 @@ class PhaseTracker:
             _warn(f"energy tracking of phase {self.phase!r} disabled: codecarbon could not start "
                   f"({type(exc).__name__}: {exc}); the run goes on without its kWh figure")
             return False
-        self._started = _now()
+        self._started_unix = time.time()
+        self._started = _iso(self._started_unix)
         self._key = key
         _ACTIVE.add(key)
         return True
@@ -263,39 +291,70 @@ class PhaseTracker:
             data = getattr(tracker, "final_emissions_data", None)
             if data is None:
                 raise RuntimeError("codecarbon returned no figures (an error inside codecarbon)")
-            sources = _component_sources(tracker)
-            energy = float(data.energy_consumed)
-            if not math.isfinite(energy) or energy < 0:
-                raise RuntimeError(f"codecarbon reported an invalid energy {energy!r} kWh")
-            return {
-                "started": self._started,
-                "duration_s": float(data.duration),
-                "energy_kwh": energy,
-                "cpu_kwh": float(data.cpu_energy),
-                "gpu_kwh": float(data.gpu_energy),
-                "ram_kwh": float(data.ram_energy),
-                "emissions_kg_co2eq": float(data.emissions),
-                "method": _method(sources),
-                "sources": sources,
-                "tracking_mode": data.tracking_mode,
-                "country_iso_code": data.country_iso_code,
-                "hardware": {
-                    "cpu_model": data.cpu_model,
-                    "cpu_count": data.cpu_count,
-                    "ram_total_gib": round(float(data.ram_total_size), 2),  # codecarbon's "GB" = 2**30 bytes
-                    "gpu_model": data.gpu_model or None,
-                    "gpu_count": data.gpu_count,
-                    "os": data.os,
-                    **_torch_hardware(),
-                },
-                "codecarbon_version": data.codecarbon_version,
-                "csv": f"{self.config['output_subdir']}/{self.phase}.csv",
-                "interrupted": bool(interrupted),
-            }
+            return self._segment(tracker, data, interrupted, float(data.duration))
         except Exception as exc:
             _warn(f"energy tracking of phase {self.phase!r} failed when stopping codecarbon "
                   f"({type(exc).__name__}: {exc}); no kWh figure recorded for it")
             return None
+
+    def measured_s(self) -> float:
+        """Seconds from the start to codecarbon's latest power reading (0 when not running): the span
+        that the figures of :meth:`snapshot` cover."""
+        tracker = self._tracker
+        if tracker is None:
+            return 0.0
+        return max(0.0, float(tracker._last_measured_time - tracker._start_time))
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The figures measured so far, without stopping: a segment (``interrupted: true``) whose
+        ``duration_s`` ends at codecarbon's latest power reading, which its kWh cover; None when
+        nothing was measured yet or codecarbon cannot say (a warning the first time)."""
+        tracker = self._tracker
+        if tracker is None:
+            return None
+        try:
+            measured_s = self.measured_s()  # codecarbon's private clock: checked by the except below
+            if measured_s <= 0.0:
+                return None
+            return self._segment(tracker, tracker._prepare_emissions_data(), True, measured_s)
+        except Exception as exc:
+            if not self._snapshot_failed:
+                self._snapshot_failed = True
+                _warn(f"energy of phase {self.phase!r}: codecarbon's running figures cannot be read "
+                      f"({type(exc).__name__}: {exc}); a killed run's energy will be recorded as unmeasured")
+            return None
+
+    def _segment(self, tracker: Any, data: Any, interrupted: bool, duration_s: float) -> dict[str, Any]:
+        """The segment dict (module docstring) of codecarbon's ``EmissionsData``."""
+        sources = _component_sources(tracker)
+        energy = float(data.energy_consumed)
+        if not math.isfinite(energy) or energy < 0:
+            raise RuntimeError(f"codecarbon reported an invalid energy {energy!r} kWh")
+        return {
+            "started": self._started,
+            "duration_s": duration_s,
+            "energy_kwh": energy,
+            "cpu_kwh": float(data.cpu_energy),
+            "gpu_kwh": float(data.gpu_energy),
+            "ram_kwh": float(data.ram_energy),
+            "emissions_kg_co2eq": float(data.emissions),
+            "method": _method(sources),
+            "sources": sources,
+            "tracking_mode": data.tracking_mode,
+            "country_iso_code": data.country_iso_code,
+            "hardware": {
+                "cpu_model": data.cpu_model,
+                "cpu_count": data.cpu_count,
+                "ram_total_gib": round(float(data.ram_total_size), 2),  # codecarbon's "GB" = 2**30 bytes
+                "gpu_model": data.gpu_model or None,
+                "gpu_count": data.gpu_count,
+                "os": data.os,
+                **_torch_hardware(),
+            },
+            "codecarbon_version": data.codecarbon_version,
+            "csv": f"{self.config['output_subdir']}/{self.phase}.csv",
+            "interrupted": bool(interrupted),
+        }
 
 
 # --------------------------------------------------------------------------- energy.json
@@ -322,13 +381,16 @@ def read_energy(exp_dir: str | Path) -> dict[str, Any] | None:
     return data
 
 
-def _phase_summary(segments: list[dict[str, Any]]) -> dict[str, Any]:
+def _phase_summary(segments: list[dict[str, Any]], unmeasured: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "energy_kwh": float(sum(s["energy_kwh"] for s in segments)),
+        "energy_kwh": float(sum(s["energy_kwh"] for s in segments)) if segments else None,
         "duration_s": float(sum(s["duration_s"] for s in segments)),
-        "method": "measured" if segments and all(s["method"] == "measured" for s in segments) else "estimated",
+        "method": ("measured" if all(s["method"] == "measured" for s in segments) else "estimated")
+                  if segments else "unmeasured",
         "n_segments": len(segments),
         "segments": segments,
+        "unmeasured_s": float(sum(g["duration_s"] for g in unmeasured)),
+        "unmeasured": unmeasured,
     }
 
 
@@ -339,6 +401,12 @@ def record_segment(exp_dir: str | Path, phase: str, segment: Mapping[str, Any],
     ``accumulate`` (default: True for ``training``, False otherwise) appends the segment to the
     phase's list; False replaces the list. An unreadable energy.json is replaced, with a warning.
     """
+    return _update_phase(exp_dir, phase, [segment], [], accumulate)
+
+
+def _update_phase(exp_dir: str | Path, phase: str, segments_added: list[Mapping[str, Any]],
+                  unmeasured_added: list[Mapping[str, Any]], accumulate: bool | None) -> dict[str, Any]:
+    """Add segments and unmeasured spans to one phase of ``EXP_DIR/energy.json`` in one atomic rewrite."""
     if accumulate is None:
         accumulate = ACCUMULATE_BY_DEFAULT.get(phase, False)
     try:
@@ -347,29 +415,105 @@ def record_segment(exp_dir: str | Path, phase: str, segment: Mapping[str, Any],
         _warn(f"{exc}; starting a new energy file")
         data = None
     phases: dict[str, Any] = dict((data or {}).get("phases", {}))
-    segments = list(phases.get(phase, {}).get("segments", [])) if accumulate else []
-    segments.append(dict(segment))
-    phases[phase] = _phase_summary(segments)
+    old = phases.get(phase, {}) if accumulate else {}
+    segments = [*old.get("segments", []), *map(dict, segments_added)]
+    unmeasured = [*old.get("unmeasured", []), *map(dict, unmeasured_added)]
+    phases[phase] = _phase_summary(segments, unmeasured)
     ordered = {p: phases[p] for p in PHASES if p in phases}
     ordered.update({p: v for p, v in phases.items() if p not in ordered})
+    with_kwh = [v for v in ordered.values() if v.get("energy_kwh") is not None]
     out = {
         "format": FORMAT_VERSION,
         "unit": "kWh",
         "phases": ordered,
-        "total_kwh": float(sum(v["energy_kwh"] for v in ordered.values())),
-        "method": "measured" if all(v["method"] == "measured" for v in ordered.values()) else "estimated",
+        "total_kwh": float(sum(v["energy_kwh"] for v in with_kwh)),
+        "method": ("measured" if all(v["method"] == "measured" for v in with_kwh) else "estimated")
+                  if with_kwh else "unmeasured",
+        "unmeasured_s": float(sum(v.get("unmeasured_s", 0.0) for v in ordered.values())),
         "updated": _now(),
     }
     atomic_write_text(energy_json_path(exp_dir), json.dumps(out, indent=2) + "\n")
     return out
 
 
+# --------------------------------------------------------------------------- a killed run
+def live_record_path(exp_dir: str | Path, phase: str, config: Mapping[str, Any] | None = None) -> Path:
+    """``EXP_DIR/energy/<phase>.live.json``: the running segment's figures so far (see :class:`EnergyCallback`)."""
+    return Path(exp_dir) / energy_config(config)["output_subdir"] / f"{phase}.live.json"
+
+
+def write_live_record(path: Path, tracker: PhaseTracker, record_id: str) -> None:
+    """Write (atomically) what ``tracker`` has measured so far, for :func:`recover_killed_segment`."""
+    segment = tracker.snapshot()
+    measured_until = tracker._started_unix + (segment["duration_s"] if segment else 0.0)
+    record = {
+        "format": FORMAT_VERSION, "phase": tracker.phase, "id": record_id, "pid": os.getpid(),
+        "started": tracker._started, "started_unix": tracker._started_unix,
+        "measured_until": _iso(measured_until), "measured_until_unix": measured_until,
+        "written": _now(), "segment": segment,
+    }
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def recover_killed_segment(exp_dir: str | Path, phase: str = "training", config: Mapping[str, Any] | None = None,
+                           *, resumed_unix: float | None = None, alive_unix: float | None = None
+                           ) -> dict[str, Any] | None:
+    """Record in ``energy.json`` the segment of a run that died without stopping its tracker (SIGKILL,
+    out of memory, power cut), from the live record it left (``energy/<phase>.live.json``), then
+    remove that record. Returns ``{"segment": SEGMENT | None, "unmeasured": SPAN}``, or None when
+    there is no live record (the previous run stopped its tracker) or it was already recovered.
+
+    * ``segment``: the figures codecarbon had measured up to its latest power reading before the
+      kill, added to the phase like any segment with ``"interrupted": true, "recovered": "killed"``
+      (None when nothing had been measured yet);
+    * ``unmeasured``: the span from that reading to ``resumed_unix`` (now by default), with no kWh:
+      the process died somewhere inside it, so its ``duration_s`` is an upper bound of the
+      unmeasured running time; ``ran_at_least_s`` (when ``alive_unix``, e.g. the time of the
+      checkpoint being resumed, falls inside it) a lower bound. It goes into the phase's
+      ``unmeasured`` list and ``unmeasured_s``, never into its kWh.
+    """
+    path = live_record_path(exp_dir, phase, config)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        since = float(record["measured_until_unix"])
+        record_id = str(record["id"])
+        segment = record.get("segment")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _warn(f"{path}: unreadable ({type(exc).__name__}: {exc}); the energy of the killed run that "
+              f"wrote it is not recorded")
+        path.unlink(missing_ok=True)
+        return None
+    try:
+        previous = read_energy(exp_dir) or {}
+    except ValueError:
+        previous = {}
+    entry = previous.get("phases", {}).get(phase, {})
+    if any(x.get("id") == record_id for x in [*entry.get("segments", []), *entry.get("unmeasured", [])]):
+        path.unlink(missing_ok=True)  # recovered by a resume that died before removing the record
+        return None
+    resumed = time.time() if resumed_unix is None else float(resumed_unix)
+    span = {"id": record_id, "from": _iso(since), "to": _iso(resumed), "duration_s": max(0.0, resumed - since),
+            "reason": "the run was killed after its last energy reading; no kWh for this span "
+                      "(duration_s: until the resume, an upper bound of the time it still ran)"}
+    if alive_unix is not None and since < alive_unix <= resumed:
+        span["ran_at_least_s"] = alive_unix - since
+    if segment:
+        segment = {**segment, "id": record_id, "interrupted": True, "recovered": "killed",
+                   "measured_until": record.get("measured_until"), "csv": None}  # codecarbon wrote no row
+    _update_phase(exp_dir, phase, [segment] if segment else [], [span], accumulate=True)
+    path.unlink(missing_ok=True)
+    return {"segment": segment or None, "unmeasured": span}
+
+
 def reset_energy(exp_dir: str | Path, config: Mapping[str, Any] | None = None) -> None:
-    """Remove ``energy.json`` and the phases' codecarbon CSVs (a fresh training starts over)."""
+    """Remove ``energy.json``, the phases' codecarbon CSVs and live records (a fresh training starts over)."""
     cfg = energy_config(config)
     energy_json_path(exp_dir).unlink(missing_ok=True)
     for phase in PHASES:
         (Path(exp_dir) / cfg["output_subdir"] / f"{phase}.csv").unlink(missing_ok=True)
+        live_record_path(exp_dir, phase, cfg).unlink(missing_ok=True)
 
 
 def format_kwh(kwh: float | None, method: str | None) -> str:
@@ -448,8 +592,10 @@ class EnergyCallback(pl.Callback):
     ``phases`` maps a Trainer stage (``fit``, ``test``, ``predict``) to a phase name; by default
     only ``fit`` is tracked, as ``training`` (``on_fit_start`` to ``on_fit_end``: training and
     validation epochs, checkpointing; not the data set-up before it). A fit that does not resume
-    from a checkpoint starts a new energy.json (:func:`reset_energy`); a resumed one adds a segment.
-    A fit that raises records its segment with ``interrupted: true``. Only global zero tracks;
+    from a checkpoint starts a new energy.json (:func:`reset_energy`); a resumed one adds a segment,
+    after the segment of a killed predecessor (:func:`recover_killed_segment`). During fit, a live
+    record of the figures so far is rewritten about every ``measure_power_secs`` (on batch and epoch
+    ends). A fit that raises records its segment with ``interrupted: true``. Only global zero tracks;
     a second tracker of the same phase and folder in this process (another EnergyCallback, an
     enclosing :func:`track_energy`) does nothing, so nothing is counted twice.
     """
@@ -466,6 +612,10 @@ class EnergyCallback(pl.Callback):
         self.reset_on_fresh_fit = reset_on_fresh_fit
         self._trackers: dict[str, PhaseTracker] = {}
         self.segments: list[dict[str, Any]] = []  # recorded in this process, for callers and tests
+        self.recovered: list[dict[str, Any]] = []  # killed runs' figures recorded on resume (recover_killed_segment)
+        self._live: tuple[Path, str] | None = None  # the running fit's live record and its id
+        self._last_beat = 0.0
+        self._beat_failed = False
 
     def _start(self, trainer: pl.Trainer, stage: str) -> None:
         if stage not in self.phases or not self.config["enabled"] or not trainer.is_global_zero:
@@ -473,16 +623,57 @@ class EnergyCallback(pl.Callback):
         tracker = PhaseTracker(self.phases[stage], self.exp_dir, self.config)
         if tracker.already_tracked:  # e.g. a second EnergyCallback on the same Trainer
             return
-        if stage == "fit" and self.reset_on_fresh_fit and not trainer.ckpt_path:
+        if stage == "fit" and trainer.ckpt_path:
+            self._recover(tracker.phase, trainer.ckpt_path)
+        elif stage == "fit" and self.reset_on_fresh_fit:
             reset_energy(self.exp_dir, self.config)
         if tracker.start():
             self._trackers[stage] = tracker
+            if stage == "fit":
+                self._live = (live_record_path(self.exp_dir, tracker.phase, self.config), uuid.uuid4().hex)
+                self._beat(force=True)
+
+    def _recover(self, phase: str, ckpt_path: Any) -> None:
+        """A resumed fit: record the segment of a run that was killed (:func:`recover_killed_segment`)."""
+        try:
+            alive = Path(str(ckpt_path)).stat().st_mtime
+        except OSError:
+            alive = None
+        try:
+            found = recover_killed_segment(self.exp_dir, phase, self.config, alive_unix=alive)
+        except Exception as exc:
+            _warn(f"could not record the energy of the killed run in {energy_json_path(self.exp_dir)} "
+                  f"({type(exc).__name__}: {exc})")
+            return
+        if found is not None:
+            self.recovered.append(found)
+
+    def _beat(self, force: bool = False) -> None:
+        """Write the live record of the running fit (at most once per ``measure_power_secs``, the
+        interval of codecarbon's readings), so that a killed run leaves its figures behind."""
+        tracker = self._trackers.get("fit")
+        if tracker is None or self._live is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_beat < float(self.config["measure_power_secs"]):
+            return
+        self._last_beat = now
+        try:
+            write_live_record(self._live[0], tracker, self._live[1])
+        except Exception as exc:
+            if not self._beat_failed:
+                self._beat_failed = True
+                _warn(f"could not write {self._live[0]} ({type(exc).__name__}: {exc}); if this run is "
+                      f"killed, its energy will be recorded as unmeasured from its last record")
 
     def _stop(self, stage: str, interrupted: bool = False) -> None:
         tracker = self._trackers.pop(stage, None)
         if tracker is None:
             return
         segment = tracker.stop(interrupted=interrupted)
+        if stage == "fit" and self._live is not None:  # stopped, not killed: the segment goes below
+            self._live[0].unlink(missing_ok=True)
+            self._live = None
         if segment is None:
             return
         accumulate = stage == "fit" or ACCUMULATE_BY_DEFAULT.get(tracker.phase, False)
@@ -490,6 +681,15 @@ class EnergyCallback(pl.Callback):
             return  # an interrupted inference run must not replace a complete one
         self.segments.append(segment)
         _safe_record(self.exp_dir, tracker.phase, segment, accumulate)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._beat()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._beat()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._beat()
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self._start(trainer, "fit")
@@ -516,6 +716,6 @@ class EnergyCallback(pl.Callback):
 
 __all__ = [
     "PHASES", "EnergyCallback", "EnergyMeasurement", "EnergyWarning", "PhaseTracker", "energy_config",
-    "energy_json_path", "experiment_dir_of", "format_kwh", "quiet_codecarbon", "read_energy",
-    "record_segment", "reset_energy", "track_energy",
+    "energy_json_path", "experiment_dir_of", "format_kwh", "live_record_path", "quiet_codecarbon", "read_energy",
+    "record_segment", "recover_killed_segment", "reset_energy", "track_energy", "write_live_record",
 ]

@@ -218,11 +218,16 @@ def _energy_section(exp_dir: Path, notes: list[str]) -> tuple[dict[str, Any], di
         entry = (data or {}).get("phases", {}).get(phase)
         if entry is None:
             phases[phase] = {"kwh": None, "method": None, "duration_s": None, "n_segments": 0,
-                             "label": format_kwh(None, None)}
-        else:
-            phases[phase] = {"kwh": entry["energy_kwh"], "method": entry["method"],
-                             "duration_s": entry["duration_s"], "n_segments": entry["n_segments"],
-                             "label": format_kwh(entry["energy_kwh"], entry["method"])}
+                             "label": format_kwh(None, None), "recovered_segments": 0, "unmeasured_s": 0.0}
+            continue
+        segments = entry.get("segments", [])
+        spans = entry.get("unmeasured", [])
+        phases[phase] = {"kwh": entry["energy_kwh"], "method": entry["method"],
+                         "duration_s": entry["duration_s"], "n_segments": entry["n_segments"],
+                         "label": format_kwh(entry["energy_kwh"], entry["method"]),
+                         "recovered_segments": sum(1 for s in segments if s.get("recovered")),
+                         "unmeasured_s": float(entry.get("unmeasured_s", 0.0))}
+        notes.extend(_killed_run_notes(phase, segments, spans))
     measured = [p for p in phases.values() if p["kwh"] is not None]
     section = {
         "file": str(path),
@@ -230,6 +235,7 @@ def _energy_section(exp_dir: Path, notes: list[str]) -> tuple[dict[str, Any], di
         "phases": phases,
         "total_kwh": sum(p["kwh"] for p in measured) if measured else None,
         "method": (data or {}).get("method"),
+        "unmeasured_s": sum(p["unmeasured_s"] for p in phases.values()),
     }
     if data is not None:
         segs = [s for v in data["phases"].values() for s in v.get("segments", [])]
@@ -240,6 +246,21 @@ def _energy_section(exp_dir: Path, notes: list[str]) -> tuple[dict[str, Any], di
             section["country_iso_code"] = last.get("country_iso_code")
             section["tracking_mode"] = last.get("tracking_mode")
     return section, data
+
+
+def _killed_run_notes(phase: str, segments: list[Mapping[str, Any]], spans: list[Mapping[str, Any]]) -> list[str]:
+    """What a killed run left out of a phase's kWh (see :func:`dcase_fpd_plugin.energy.recover_killed_segment`)."""
+    notes = []
+    for seg in segments:
+        if seg.get("recovered"):
+            notes.append(f"{phase}: a segment started {seg.get('started')} was {seg['recovered']}; its "
+                         f"{format_kwh(seg['energy_kwh'], seg['method'])} over {seg['duration_s']:.1f} s "
+                         f"were recovered up to codecarbon's last reading before the kill ({seg.get('measured_until')})")
+    for span in spans:
+        at_least = (f", of which it ran at least {span['ran_at_least_s']:.1f} s" if "ran_at_least_s" in span else "")
+        notes.append(f"{phase}: {span['duration_s']:.1f} s unmeasured ({span['from']} to {span['to']}): the run "
+                     f"was killed in this span{at_least}; no kWh for it, so the {phase} kWh is a lower bound")
+    return notes
 
 
 def _training_hardware(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -330,11 +351,16 @@ def format_report(fig: Mapping[str, Any]) -> str:
     if e.get("codecarbon_version"):
         head += f" {e['codecarbon_version']}, country {e.get('country_iso_code')}, tracking {e.get('tracking_mode')}"
     lines.append(head + ")")
-    lines.append(f"  {'phase':<12}{'energy':<32}{'duration':>10}  segments")
+    lines.append(f"  {'phase':<12}{'energy':<32}{'measured':>10}  {'unmeasured':>10}  segments")
     for phase, p in e["phases"].items():
-        lines.append(f"  {phase:<12}{p['label']:<32}{_duration(p['duration_s']):>10}  {p['n_segments'] or '-'}")
+        segs = f"{p['n_segments'] or '-'}" + (f" ({p['recovered_segments']} recovered after a kill)"
+                                              if p.get("recovered_segments") else "")
+        unmeasured = _duration(p["unmeasured_s"]) if p.get("unmeasured_s") else "-"
+        lines.append(f"  {phase:<12}{p['label']:<32}{_duration(p['duration_s']):>10}  {unmeasured:>10}  {segs}")
     if e["total_kwh"] is not None:
-        lines.append(f"  {'total':<12}{format_kwh(e['total_kwh'], e['method'])}")
+        bound = (f"  (a lower bound: {e['unmeasured_s']:.1f} s unmeasured, see the notes)"
+                 if e.get("unmeasured_s") else "")
+        lines.append(f"  {'total':<12}{format_kwh(e['total_kwh'], e['method'])}{bound}")
     if e.get("sources"):
         lines.append("  sources: " + "; ".join(f"{k}: {v}" for k, v in e["sources"].items()))
         if e.get("method") == "estimated":

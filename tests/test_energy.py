@@ -256,3 +256,100 @@ def test_callback_with_failing_tracker_lets_training_finish(tmp_path, monkeypatc
 def test_callback_rejects_unknown_stage(tmp_path):
     with pytest.raises(ValueError, match="validate"):
         EnergyCallback(tmp_path, phases={"validate": "x"})
+
+
+# --------------------------------------------------------------------------- a killed run (#15 row 15)
+def _abandon(tracker):
+    """What a SIGKILL leaves: codecarbon's threads end with the process, nothing is recorded."""
+    tracker._tracker.stop()
+    energy._ACTIVE.discard(tracker._key)
+
+
+def test_killed_segment_is_recovered_once_with_its_unmeasured_tail(tmp_path):
+    tracker = energy.PhaseTracker("training", tmp_path, FAST)
+    assert tracker.start()
+    sum(range(3_000_000))
+    import time
+
+    time.sleep(1.3)  # codecarbon reads power every second (FAST)
+    live = energy.live_record_path(tmp_path, "training", FAST)
+    energy.write_live_record(live, tracker, "seg-1")
+    _abandon(tracker)
+    record = json.loads(live.read_text())
+    saved = live.read_text()
+    resumed = record["measured_until_unix"] + 30.0
+    found = energy.recover_killed_segment(tmp_path, "training", FAST, resumed_unix=resumed,
+                                          alive_unix=record["measured_until_unix"] + 4.0)
+    assert not live.exists()
+    seg, span = found["segment"], found["unmeasured"]
+    assert seg["recovered"] == "killed" and seg["interrupted"] is True and seg["energy_kwh"] > 0
+    assert seg["duration_s"] >= 1.0 and seg["energy_kwh"] == pytest.approx(seg["cpu_kwh"] + seg["gpu_kwh"] + seg["ram_kwh"])
+    assert span["duration_s"] == pytest.approx(30.0) and span["ran_at_least_s"] == pytest.approx(4.0)
+    tr = read_energy(tmp_path)["phases"]["training"]
+    assert tr["segments"] == [seg] and tr["energy_kwh"] == pytest.approx(seg["energy_kwh"])
+    assert tr["unmeasured"] == [span] and tr["unmeasured_s"] == pytest.approx(30.0)
+    assert read_energy(tmp_path)["unmeasured_s"] == pytest.approx(30.0)
+    # a resume killed after recording but before removing the record: not counted twice
+    live.write_text(saved)
+    assert energy.recover_killed_segment(tmp_path, "training", FAST) is None and not live.exists()
+    assert read_energy(tmp_path)["phases"]["training"]["n_segments"] == 1
+    # the next (resumed) segment adds to the recovered one; the unmeasured span stays
+    with track_energy("training", tmp_path, FAST):
+        pass
+    tr = read_energy(tmp_path)["phases"]["training"]
+    assert tr["n_segments"] == 2 and tr["unmeasured_s"] == pytest.approx(30.0)
+
+
+def test_killed_before_any_reading_is_recorded_as_unmeasured(tmp_path):
+    from dcase_fpd_plugin.submission_report import _energy_section, format_report
+
+    tracker = energy.PhaseTracker("training", tmp_path, FAST)
+    assert tracker.start()
+    tracker.snapshot = lambda: None  # nothing measured yet
+    live = energy.live_record_path(tmp_path, "training", FAST)
+    energy.write_live_record(live, tracker, "seg-0")
+    _abandon(tracker)
+    started = json.loads(live.read_text())["started_unix"]
+    found = energy.recover_killed_segment(tmp_path, "training", FAST, resumed_unix=started + 12.5)
+    assert found["segment"] is None and found["unmeasured"]["duration_s"] == pytest.approx(12.5)
+    data = read_energy(tmp_path)
+    tr = data["phases"]["training"]
+    assert tr["energy_kwh"] is None and tr["method"] == "unmeasured" and tr["n_segments"] == 0
+    assert tr["unmeasured_s"] == pytest.approx(12.5)
+    notes: list = []
+    section, _ = _energy_section(tmp_path, notes)
+    assert section["phases"]["training"]["kwh"] is None and section["unmeasured_s"] == pytest.approx(12.5)
+    assert any("12.5 s unmeasured" in n and "lower bound" in n for n in notes)
+    fig = {"exp_dir": str(tmp_path), "net": "x", "model_source": "x", "energy": section,
+           "macs": {"input_shape": [1], "counted": 0, "recurrent": 0}, "parameters": 1, "macs_per_10s": 1,
+           "hardware": {"source": "x"}, "notes": notes}
+    line = next(ln for ln in format_report(fig).splitlines() if ln.strip().startswith("training"))
+    assert "not measured" in line and "0:00:12" in line
+
+
+def test_callback_keeps_a_live_record_during_fit_only(tmp_path):
+    exp = tmp_path / "exp"
+    seen = []
+
+    class Probe(pl.Callback):
+        def on_train_end(self, trainer, pl_module):
+            live = energy.live_record_path(exp, "training", FAST)
+            seen.append(json.loads(live.read_text()) if live.is_file() else None)
+
+    _fit(exp, 2, extra=[Probe()])
+    assert seen[0] is not None and seen[0]["phase"] == "training" and seen[0]["pid"] > 0
+    assert not energy.live_record_path(exp, "training", FAST).exists()  # stopped: recorded, record removed
+    tr = read_energy(exp)["phases"]["training"]
+    assert tr["n_segments"] == 1 and tr["unmeasured"] == [] and tr["unmeasured_s"] == 0.0
+    # a stale record (a killed run) is recovered by a resumed fit and dropped by a fresh one
+    stale = {"format": 1, "phase": "training", "id": "killed", "started_unix": 0.0, "measured_until_unix": 100.0,
+             "measured_until": "x", "segment": None}
+    live = energy.live_record_path(exp, "training", FAST)
+    live.write_text(json.dumps(stale))
+    cb = _fit(exp, 3, ckpt=str(exp / "ckpt" / "last.ckpt"))
+    assert cb.recovered and cb.recovered[0]["unmeasured"]["id"] == "killed" and not live.exists()
+    tr = read_energy(exp)["phases"]["training"]
+    assert tr["n_segments"] == 2 and [s["id"] for s in tr["unmeasured"]] == ["killed"]
+    live.write_text(json.dumps(stale))
+    _fit(exp, 1)
+    assert not live.exists() and read_energy(exp)["phases"]["training"]["unmeasured"] == []

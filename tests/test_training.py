@@ -217,3 +217,58 @@ def test_infer_on_a_folder_with_a_corrupt_file(demo_overrides, demo_data, tmp_pa
         assert main(["infer", "--ckpt", str(ckpt), "--audio", str(folder), "--out", str(tmp_path / "p.tsv"),
                      "--skip-unreadable"]) == 0
     assert "broken.wav" not in (tmp_path / "p.tsv").read_text()
+
+
+_KILL_SCRIPT = '''
+import json, os, signal, sys, time
+from pathlib import Path
+import pytorch_lightning as pl
+from dcase_fpd_plugin.recipe import load_recipe
+from dcase_fpd_plugin.training import train
+
+class KillMidEpoch(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 2:  # epochs 0 and 1 are checkpointed
+            Path(sys.argv[2]).write_text(json.dumps({"killed": time.time()}))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(load_recipe(sys.argv[1], json.loads(sys.argv[3])), callbacks=[KillMidEpoch()])
+'''
+
+
+def test_sigkill_then_resume_keeps_the_killed_segments_energy(demo_overrides, tmp_path):
+    """#15 row 15: after a SIGKILL, `--resume` trained on but energy.json dropped the killed segment."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dcase_fpd_plugin.energy import read_energy
+    from dcase_fpd_plugin.submission_report import format_report, submission_figures
+
+    overrides = demo_overrides + ["training.n_epochs=3", "energy.measure_power_secs=0.5"]
+    script, stamp = tmp_path / "kill.py", tmp_path / "killed.json"
+    script.write_text(_KILL_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(DEMO.parents[1]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script), str(DEMO), str(stamp), json.dumps(overrides)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    killed = json.loads(stamp.read_text())["killed"]
+    recipe = load_recipe(DEMO, overrides)
+    exp = Path(recipe["training"]["exp_dir"])
+    assert torch.load(exp / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+    resume_called = time.time()
+    train(recipe, resume=True, run_test=False)
+    tr = read_energy(exp)["phases"]["training"]
+    recovered = [s for s in tr["segments"] if s.get("recovered") == "killed"]
+    assert len(recovered) == 1 and tr["n_segments"] == 2  # the killed segment, then the resumed one
+    seg = recovered[0]
+    assert seg["energy_kwh"] > 0 and seg["duration_s"] > 0 and seg["interrupted"] is True
+    assert tr["energy_kwh"] == pytest.approx(sum(s["energy_kwh"] for s in tr["segments"]))
+    # the tail after codecarbon's last reading is kept as unmeasured seconds, reaching past the kill
+    (span,) = tr["unmeasured"]
+    assert span["duration_s"] >= resume_called - killed > 0 and tr["unmeasured_s"] == span["duration_s"]
+    assert not (exp / "energy" / "training.live.json").exists()
+    out = format_report(submission_figures(exp))
+    assert "1 recovered after a kill" in out and "lower bound" in out and "unmeasured" in out
