@@ -1,12 +1,13 @@
 """The ``dcase-fpd`` command.
 
-    dcase-fpd train RECIPE [key.path=value ...] [--resume | --force]
+    dcase-fpd train RECIPE [key.path=value ...] [--resume | --force]   (RECIPE: a file or a bundled name)
     dcase-fpd test RECIPE --ckpt CKPT [key.path=value ...] [--out DIR]
     dcase-fpd infer --ckpt CKPT --audio DIR --out preds.tsv [--force]
     dcase-fpd demo [key.path=value ...]
     dcase-fpd synth ...            (see dcase-fpd synth --help)
     dcase-fpd compare RECIPE [RECIPE ...] --seeds N --out DIR [key.path=value ...]
     dcase-fpd report EXP_DIR
+    dcase-fpd recipes [show NAME [key.path=value ...]]
 
 Errors in the user's input (recipe keys, data files, existing outputs) print one clear
 message naming the file and exit with status 2; nothing is written before the input is valid.
@@ -18,8 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
-
-REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def _print_metrics(metrics: dict, exp_dir: Path) -> None:
@@ -89,13 +88,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipe import bundled_recipes, dump_recipe, load_recipe, recipe_summary
+
+    if args.action == "show":
+        if args.name is None:
+            args.parser.error("show needs a recipe: dcase-fpd recipes show NAME")
+        print(dump_recipe(load_recipe(args.name, args.overrides)), end="")
+        return 0
+    bundled = bundled_recipes()
+    width = max(len(n) for n in bundled)
+    for name, path in bundled.items():
+        print(f"{name:<{width}}  {recipe_summary(path)}")
+    print("\nUse one by name (dcase-fpd train NAME key.path=value ...) or copy it: dcase-fpd recipes show NAME "
+          "> my.yaml prints it resolved (base: merged in). Files: " + str(next(iter(bundled.values())).parent))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dcase-fpd", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a recipe, then test its best checkpoint")
-    t.add_argument("recipe", help="recipe YAML (e.g. recipes/weak.yaml)")
+    t.add_argument("recipe", help="recipe YAML file or bundled recipe name (e.g. weak, my/recipe.yaml; "
+                                  "see dcase-fpd recipes)")
     t.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. training.seed=3")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt in training.exp_dir")
@@ -103,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("test", help="score a checkpoint on the recipe's test (or validation) set")
-    s.add_argument("recipe")
+    s.add_argument("recipe", help="recipe YAML file or bundled recipe name")
     s.add_argument("overrides", nargs="*")
     s.add_argument("--ckpt", required=True, help="checkpoint file (e.g. exp/weak/checkpoints/best.ckpt)")
     s.add_argument("--out", help="output folder (default: a new folder EXP_DIR/tests/<checkpoint>_<time>)")
@@ -124,8 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="build a tiny toy dataset, train the weak baseline on it, print the metrics")
     d.add_argument("overrides", nargs="*")
-    d.add_argument("--recipe", default=str(REPO_RECIPES / "demo.yaml"))
+    d.add_argument("--recipe", default="demo", help="recipe file or bundled name (default: the bundled demo)")
     d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("recipes", help="list the bundled recipes; 'recipes show NAME' prints one resolved",
+                       description="Without arguments: the recipes bundled with the package, each with its first "
+                                   "comment line. 'show NAME [key.path=value ...]': the recipe fully resolved "
+                                   "(defaults, its base: chain, overrides), as saved in a run's recipe.yaml.")
+    r.add_argument("action", nargs="?", choices=["show"], help="show: print one recipe resolved")
+    r.add_argument("name", nargs="?", help="bundled recipe name or recipe file (with show)")
+    r.add_argument("overrides", nargs="*", help="key.path=value overrides (with show)")
+    r.set_defaults(func=cmd_recipes, parser=r)
 
     # Overrides may follow the options (`test R --ckpt C eval.threshold=0.9`), as compare allows.
     from .experiments import _IntermixedArgumentParser

@@ -3,14 +3,21 @@
 * sed_eval / dcase_util import ``pkg_resources`` (setuptools < 81 pinned) and warn about it.
 * pytorch-lightning prints advertising tips and deprecation noise from its own internals
   that users of this package cannot act on.
-* sed_scores_eval 0.0.x writes into arrays that pandas 3 returns read-only (pandas < 3 pinned).
-* scaper 1.6.5 uses ``np.Inf``, removed in numpy 2 (numpy < 2 pinned).
+* sed_scores_eval 0.0.x hands the arrays it gets from its score DataFrames to a Cython function
+  that needs writable buffers; pandas 3 (copy-on-write) returns them read-only:
+  ``ValueError: buffer source array is read-only`` in ``cy_detection.onset_offset_curves``.
+  :func:`import_sed_libraries` wraps that function to pass writable copies.
+* scaper 1.6.5 uses ``np.Inf``, removed in numpy 2: :func:`import_scaper` (the synth code path
+  only) restores the alias before importing scaper.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
+
+import numpy as np
 
 
 def quiet_dependencies() -> None:
@@ -30,9 +37,8 @@ def import_sed_libraries() -> None:
 
     ``import sed_scores_eval`` also imports sed_eval -> dcase_util -> ``pkg_resources``, which
     setuptools >= 81 no longer ships (we pin ``setuptools<81``). Here we silence its deprecation
-    warning and turn a missing ``pkg_resources`` into an error that says the fix. The other trap,
-    sed_scores_eval writing into pandas-3 read-only arrays, cannot be shimmed from outside
-    (``pandas<3`` is pinned); our own code never writes into arrays it gets from pandas.
+    warning and turn a missing ``pkg_resources`` into an error that says the fix, and make
+    sed_scores_eval work under pandas 3 (:func:`_writable_onset_offset_curves`).
     evaluation/scores.py calls this before importing them; metrics.py imports scores.py first.
     """
     with warnings.catch_warnings():
@@ -47,3 +53,47 @@ def import_sed_libraries() -> None:
                     "pip install 'setuptools<81'"
                 ) from e
             raise
+    _writable_onset_offset_curves()
+
+
+def _writable(a):
+    """``a`` itself when it is a writable array (or not an array), else a writable copy."""
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        return np.array(a, copy=True)
+    return a
+
+
+def _writable_onset_offset_curves() -> None:
+    """Have sed_scores_eval's statistics call ``cy_detection.onset_offset_curves`` with writable arrays.
+
+    Its ``_worker`` takes ``df[classes].to_numpy()`` and ``df["onset"].to_numpy()``, which pandas 3
+    returns read-only even for a fresh copy of the DataFrame, and the Cython function declares
+    writable ``double[:]`` views (it reads them only). The wrapper copies read-only inputs: a
+    few kB per clip and class. Applied once; a no-op where sed_scores_eval lacks the function
+    (a later version that fixed it another way).
+    """
+    from sed_scores_eval.base_modules import statistics
+
+    original = getattr(statistics, "onset_offset_curves", None)
+    if original is None or getattr(original, "_dcase_fpd_writable", False):
+        return
+
+    @functools.wraps(original)
+    def onset_offset_curves(scores, timestamps, change_point_candidates=None):
+        return original(_writable(scores), _writable(timestamps), _writable(change_point_candidates))
+
+    onset_offset_curves._dcase_fpd_writable = True  # type: ignore[attr-defined]
+    statistics.onset_offset_curves = onset_offset_curves
+
+
+def import_scaper():
+    """``import scaper`` under numpy 2: restore ``np.Inf`` (an alias of ``np.inf`` that numpy 2
+    removed and scaper 1.6.5 still uses when it draws event durations and times) first.
+
+    Only the synth code path calls this, so training and evaluation never touch numpy's namespace.
+    """
+    if "Inf" not in np.__dict__:
+        np.Inf = np.inf  # type: ignore[attr-defined]
+    import scaper
+
+    return scaper

@@ -1,13 +1,13 @@
 """N-seed comparisons of recipes: ``dcase-fpd compare``, its tables and plots.
 
-    dcase-fpd compare recipes/weak.yaml recipes/weak_fpd_ip.yaml --seeds 20 --out exp/cmp \\
+    dcase-fpd compare weak weak_fpd_ip --seeds 20 --out exp/cmp \\
         [--jobs 4] training.n_epochs=30
 
 Each recipe is trained and tested once per seed (``--seed-start`` .. ``--seed-start + N - 1``);
 the command-line overrides apply to every recipe, and compare itself sets ``training.seed`` and
 ``training.exp_dir``. Output folder::
 
-    OUT/<recipe stem>/seed_<s>/     one experiment folder per run (see training.py), plus
+    OUT/<recipe name>/seed_<s>/     one experiment folder per run (see training.py), plus
                                     compare_run.json (wall time of the run, written by compare)
     OUT/summary.csv                 one row per recipe x metric (see summarise())
     OUT/summary.md                  the paper's Tables 1-3 layout, plus intersection F1, PSDS1,
@@ -709,11 +709,6 @@ def run_action(planned: PlannedRun, force: bool = False) -> str:
     return "resume" if has_last else "restart"
 
 
-def recipe_name(path: Path) -> str:
-    """A recipe's name in the reports and its folder under OUT: the file stem."""
-    return Path(path).stem
-
-
 def plan_runs(recipe_paths: Sequence[str | Path], seeds: Sequence[int], out: str | Path,
               overrides: Sequence[str] = (), force: bool = False) -> list[PlannedRun]:
     """Resolve and validate every (recipe, seed) run before anything is trained.
@@ -725,7 +720,7 @@ def plan_runs(recipe_paths: Sequence[str | Path], seeds: Sequence[int], out: str
     Raises:
         CompareError, RecipeError, RecipeMismatchError: with the recipe and key named.
     """
-    from .recipe import RecipeError, check_data_paths, load_recipe, parse_override
+    from .recipe import RecipeError, check_data_paths, load_recipe, parse_override, recipe_name
 
     if not recipe_paths:
         raise CompareError("compare needs at least one recipe")
@@ -939,7 +934,7 @@ def split_recipes_and_overrides(items: Sequence[str]) -> tuple[list[str], list[s
 def cmd_compare(args: argparse.Namespace) -> int:
     recipes, overrides = split_recipes_and_overrides(args.items)
     if not recipes:
-        raise CompareError("compare needs at least one recipe file before the key=value overrides")
+        raise CompareError("compare needs at least one recipe (file or bundled name) before the key=value overrides")
     result = run_comparison(recipes, args.seeds, args.out, overrides, seed_start=args.seed_start,
                             force=args.force, jobs=args.jobs, reports=not args.run_only)
     if "summary.md" in result.files:  # absent in the helper processes of a DDP run
@@ -969,7 +964,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.__class__ = _IntermixedArgumentParser
     p.add_argument("items", nargs="+", metavar="RECIPE|key=value",
-                   help="recipe YAML files, then key.path=value overrides applied to every recipe")
+                   help="recipe YAML files or bundled names, then key.path=value overrides applied to every recipe")
     p.add_argument("--seeds", type=int, required=True, metavar="N", help="seeds per recipe")
     p.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed (default 0): seeds S .. S+N-1")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (run folders, summary.md, ...)")

@@ -6,6 +6,12 @@ Every key has a default here (branches: the plugin's ``default_config()``); a re
 states what differs. Unknown keys and wrong types are refused with the key path (and the
 file and line where the key was written); overrides ``a.b=value`` are parsed as YAML.
 
+A recipe may build on another: ``base: NAME`` (a recipe bundled with the package, see
+:func:`bundled_recipes`) or ``base: path/to/file.yaml`` (relative to the recipe's own file). The
+recipe's keys override its base's (mappings are merged key by key; lists and scalars replace),
+bases may have bases, and the resolved recipe holds no ``base`` key. A recipe whose chain never
+sets ``training.exp_dir`` gets ``exp/<its name>``, so a variant never shares its base's folder.
+
 Relative data paths are resolved against the current working directory, as in DESED_task.
 """
 
@@ -19,6 +25,8 @@ from typing import Any, Iterable
 import yaml
 
 from . import DESED_CLASSES, registry
+
+BUNDLED_RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 
 DEFAULTS: dict[str, Any] = {
     "data": {
@@ -281,20 +289,104 @@ def _nest(key: str, value: Any) -> dict:
     return out
 
 
-def load_recipe(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults <- recipe file <- overrides, validated; returns a plain nested dict.
+def bundled_recipes() -> dict[str, Path]:
+    """``{name: file}`` of the recipes shipped inside the package (``dcase_fpd_plugin/recipes``)."""
+    return {p.stem: p for p in sorted(BUNDLED_RECIPES_DIR.glob("*.yaml"))}
+
+
+def recipe_summary(path: str | Path) -> str:
+    """A recipe file's first comment line, without the ``#`` (empty when it has none)."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith("#"):
+            return line.strip().lstrip("#").strip()
+    return ""
+
+
+def _is_name(ref: str) -> bool:
+    """A bare recipe name (``weak``), as opposed to a path (``recipes/weak.yaml``, ``./weak``)."""
+    return "/" not in ref and "\\" not in ref and not Path(ref).suffix and ref not in (".", "..")
+
+
+def resolve_recipe(ref: str | Path) -> Path:
+    """The file of a recipe reference: an existing file, else a bundled recipe's name.
 
     Raises:
-        RecipeError: unknown key, wrong type or bad YAML, naming the key path and the
-            file and line (or the command-line override) it came from.
+        RecipeError: neither, naming the reference and the bundled recipes.
+    """
+    path = Path(ref)
+    if path.is_file():
+        return path
+    bundled = bundled_recipes()
+    if _is_name(str(ref)) and str(ref) in bundled:
+        return bundled[str(ref)]
+    raise RecipeError(f"recipe file not found: {ref} (bundled recipes, usable by name: {', '.join(bundled)})")
+
+
+def _resolve_base(ref: Any, child: Path, lines: dict[str, int]) -> Path:
+    """The file named by ``base:`` in ``child``: a bundled name, or a path relative to ``child``'s folder."""
+    where = _where("base", lines, str(child))
+    if not isinstance(ref, str) or not ref.strip():
+        raise RecipeError(f"{where}'base' must be a bundled recipe name or a path to a recipe file, got {ref!r}")
+    bundled = bundled_recipes()
+    if _is_name(ref):
+        if ref in bundled:
+            return bundled[ref]
+        raise RecipeError(f"{where}base {ref!r} is not a bundled recipe (bundled: {', '.join(bundled)}); "
+                          f"name a file as a path, e.g. base: ./{ref}.yaml")
+    path = Path(ref).expanduser()
+    if not path.is_absolute():
+        path = child.parent / path
+    if not path.is_file():
+        raise RecipeError(f"{where}base file not found: {path} (base: {ref}, relative to {child.parent})")
+    return path
+
+
+def recipe_chain(path: str | Path) -> list[tuple[Path, dict, dict[str, int]]]:
+    """``[(file, keys, key lines), ...]`` from the first base to the recipe itself; ``base`` keys removed.
+
+    Raises:
+        RecipeError: a missing file or base, or a cycle (naming every file in it).
+    """
+    chain: list[tuple[Path, dict, dict[str, int]]] = []
+    seen: list[Path] = []
+    current = resolve_recipe(path)
+    while True:
+        key = current.resolve()
+        if key in seen:
+            cycle = " -> ".join(str(p) for p in [*(c[0] for c in chain[seen.index(key):]), current])
+            raise RecipeError(f"recipe bases form a cycle (each file names the next as its base): {cycle}")
+        seen.append(key)
+        data, lines = _load_with_lines(current.read_text(encoding="utf-8"), str(current))
+        base = data.pop("base", None)
+        chain.append((current, data, lines))
+        if base is None:
+            return chain[::-1]
+        current = _resolve_base(base, current, lines)
+
+
+def recipe_name(path: str | Path) -> str:
+    """A recipe's name: its file stem (a bundled name is its own stem)."""
+    return Path(path).stem
+
+
+def load_recipe(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Defaults <- bases <- recipe file <- overrides, validated; returns a plain nested dict.
+
+    ``path`` is a file or a bundled recipe's name (``dcase2023_baseline``). Without a
+    ``training.exp_dir`` anywhere in the chain or the overrides, the run folder is ``exp/<name>``.
+
+    Raises:
+        RecipeError: unknown key, wrong type, bad YAML, a missing base or a cycle of bases, naming
+            the key path and the file and line (or the command-line override) it came from.
     """
     recipe = copy.deepcopy(DEFAULTS)
+    exp_dir_set = False
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"recipe file not found: {path}")
-        data, lines = _load_with_lines(path.read_text(), str(path))
-        _merge_checked(recipe, data, "", lines, str(path))
+        for file, data, lines in recipe_chain(path):
+            _merge_checked(recipe, data, "", lines, str(file))
+            exp_dir_set |= "exp_dir" in (data.get("training") or {})
+        if not exp_dir_set:
+            recipe["training"]["exp_dir"] = f"exp/{recipe_name(path)}"
     for text in overrides:
         key, value = parse_override(text)
         _merge_checked(recipe, _nest(key, value), "", {}, f"override {text!r}")

@@ -14,6 +14,23 @@ quiet_dependencies()
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config) -> str:
+    """Which dcase_fpd_plugin the tests import: the checkout's, or an installed wheel's (CI's 2nd env)."""
+    import dcase_fpd_plugin
+
+    return f"dcase_fpd_plugin: {Path(dcase_fpd_plugin.__file__).parent}"
+
+
+def pytest_configure(config) -> None:
+    """With DCASE_FPD_TEST_INSTALLED=1 (scripts/ci_wheel_env.sh) the tests must exercise the installed
+    package, not the checkout's copy beside them."""
+    import dcase_fpd_plugin
+
+    where = Path(dcase_fpd_plugin.__file__).resolve()
+    if os.environ.get("DCASE_FPD_TEST_INSTALLED") == "1" and where.is_relative_to(REPO.resolve()):
+        raise pytest.UsageError(f"DCASE_FPD_TEST_INSTALLED=1 but dcase_fpd_plugin comes from the checkout: {where}")
+
+
 def soundbank_path() -> Path | None:
     """``$DCASE_FPD_SOUNDBANK`` or ``../shared/soundbank`` beside the checkout, if present."""
     env = os.environ.get("DCASE_FPD_SOUNDBANK")

@@ -5,6 +5,7 @@ import shlex
 from pathlib import Path
 
 from dcase_fpd_plugin.cli import build_parser
+from dcase_fpd_plugin.recipe import resolve_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -13,7 +14,7 @@ def test_makefile_demo_command_parses():
     make = (REPO / "Makefile").read_text()
     (line,) = re.findall(r"dcase-fpd (demo[^\n]*)", make)
     args = build_parser().parse_args(shlex.split(line))
-    assert args.command == "demo" and Path(args.recipe).is_file()
+    assert args.command == "demo" and resolve_recipe(args.recipe).is_file()
 
 
 def test_readme_first_screen_has_make_demo_and_make_test():

@@ -36,9 +36,10 @@ from typing import Sequence
 from ..atomic import atomic_write_text
 from .generate import generate_soundscapes
 from .soundbank import bank_classes, split_soundbank
+from .spec import SPECS_DIR
 from .target import resolve_match
 
-SPEC_2046 = Path(__file__).resolve().parents[2] / "synth" / "dcase2023_2046.yaml"
+SPEC_2046 = SPECS_DIR / "dcase2023_2046.yaml"  # bundled; synth/dcase2023_2046.yaml in a checkout
 BANK_FRACTIONS = {"synth": 0.5, "weak": 0.25, "test": 0.25}
 BENCH_FILE = "bench.json"
 

@@ -1,6 +1,6 @@
 """``dcase-fpd synth``: regenerate a DESED-style synthetic strongly labelled set.
 
-    dcase-fpd synth --spec synth/dcase2023_2046.yaml --soundbank DESED/soundbank \\
+    dcase-fpd synth --spec dcase2023_2046 --soundbank DESED/soundbank \\
         --match DESED/metadata/validation/validation.tsv --out data/synth_2046 --workers 8
 
 The lead's ``cli.py`` calls :func:`add_parser` on its subparsers; ``python -m
@@ -34,7 +34,7 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--match", metavar="VALIDATION_TSV", help="strong-label TSV whose class distribution to follow, or desed_validation (the bundled measurement of the DESED validation set) (default: the same share for every class)")
     p.add_argument("--n-clips", type=int, metavar="N", help="clips to make (default: the spec's n_clips)")
     p.add_argument("--occurrences", type=int, metavar="M", help="total events to aim for (default: the spec's, else the target's events per clip)")
-    p.add_argument("--spec", metavar="FILE", help="YAML settings, e.g. synth/dcase2023_2046.yaml (default: DESED's values)")
+    p.add_argument("--spec", metavar="FILE", help="YAML settings: a file or a bundled name, e.g. dcase2023_2046 (default: DESED's values)")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="processes (the output does not depend on it; default 1)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the run (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite a previous run in --out (without it a matching run is resumed)")

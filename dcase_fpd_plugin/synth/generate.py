@@ -72,7 +72,9 @@ def render_layout(layout: ClipLayout, bank: Soundbank, spec: SynthSpec, scaper_s
         ``(audio, jam, labels)``: audio ``(n_samples, 1)`` float, the ``jams.JAMS`` annotation,
         and scaper's raw foreground labels ``[(onset_s, offset_s, label), ...]``.
     """
-    import scaper  # heavy import, kept out of module import time
+    from ..compat import import_scaper
+
+    scaper = import_scaper()  # heavy import, kept out of module import time; numpy 2 shim
     from scaper.scaper_warnings import ScaperWarning
 
     bg = layout.background

@@ -166,8 +166,17 @@ def make_spec(values: Mapping[str, Any] | None = None, base: SynthSpec | None = 
     return spec
 
 
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+
+
+def bundled_specs() -> dict[str, Path]:
+    """``{name: file}`` of the specs shipped inside the package (``dcase2023_2046``)."""
+    return {p.stem: p for p in sorted(SPECS_DIR.glob("*.yaml"))}
+
+
 def load_spec(spec: str | Path | Mapping[str, Any] | SynthSpec | None) -> SynthSpec:
-    """Read a YAML spec file (or accept a mapping / a spec / ``None`` for the defaults)."""
+    """Read a YAML spec file or a bundled spec by name (or accept a mapping / a spec / ``None`` for
+    the defaults)."""
     if spec is None:
         return SynthSpec()
     if isinstance(spec, SynthSpec):
@@ -175,8 +184,11 @@ def load_spec(spec: str | Path | Mapping[str, Any] | SynthSpec | None) -> SynthS
     if isinstance(spec, Mapping):
         return make_spec(spec)
     path = Path(spec)
+    if not path.is_file() and str(spec) in bundled_specs():
+        path = bundled_specs()[str(spec)]
     if not path.is_file():
-        raise SpecError(f"{path}: spec file not found")
+        raise SpecError(f"{path}: spec file not found (bundled specs, usable by name: "
+                        f"{', '.join(bundled_specs())})")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
