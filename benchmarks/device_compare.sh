@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The #13 comparison as one device call (see benchmarks/device_compare.py and docs/results.md):
+#   here: the cp312 wheels the GPU image lacks in .whl/ (ignored; soxbindings built for cp312 and
+#   auditwheel-repaired, sed_scores_eval built with a Python 3.12), the soundbank as Opus in
+#   .whl/bank_opus (soundfile OGG/OPUS, compression_level 0.95: 6.7 MiB);
+#   device: run(command="BUDGET=565 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=600).
+# MPS=0 runs without CUDA MPS (session 6: under MPS one client's illegal memory access killed all).
+set -u
+export PYTHONUNBUFFERED=1
+T0=$(date +%s); DEADLINE=$((T0 + ${BUDGET:-565}))
+el() { echo "[$(( $(date +%s) - T0 )) s]"; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl 2>&1 | grep -v -i warn | tail -2
+export PYTHONPATH=$PWD:/tmp/site
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee $OUT/gpu.txt
+python3 -c "import torch, pytorch_lightning as pl, numpy, pandas, scaper, soxbindings; print('torch', torch.__version__, 'pl', pl.__version__, 'numpy', numpy.__version__, 'pandas', pandas.__version__)" 2>&1 | tail -1 | tee -a $OUT/gpu.txt
+echo "$(el) installed"
+python3 benchmarks/device_decode_bank.py .whl/bank_opus /tmp/soundbank
+echo "$(el) decoded"
+python3 -m dcase_fpd_plugin.cli bench build /tmp/bench --soundbank /tmp/soundbank --workers 16 --no-progress > $OUT/bench_build.log 2>&1 || { tail -20 $OUT/bench_build.log; exit 1; }
+tail -3 $OUT/bench_build.log | head -2
+echo "$(el) bench built"
+export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps_pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps_log
+mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+if [ "${MPS:-1}" = 1 ] && nvidia-cuda-mps-control -d 2>/dev/null && timeout 60 python3 -c "import torch; x=torch.ones(4,device='cuda'); print('mps client ok', float(x.sum()))"; then
+  echo "$(el) MPS on" | tee -a $OUT/gpu.txt
+else
+  echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  echo "$(el) MPS off" | tee -a $OUT/gpu.txt
+fi
+python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline $DEADLINE 2>&1 | grep -v -i "warn" | tee $OUT/orchestrator.log | tail -40
+cp /tmp/cmp/plan.json /tmp/cmp/status.json $OUT/ 2>/dev/null
+echo quit | nvidia-cuda-mps-control 2>/dev/null
+echo "$(el) done"
