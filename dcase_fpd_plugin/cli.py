@@ -6,7 +6,7 @@
     dcase-fpd demo [key.path=value ...]
     dcase-fpd synth ...            (see dcase-fpd synth --help)
     dcase-fpd compare RECIPE [RECIPE ...] --seeds N --out DIR [key.path=value ...]
-    dcase-fpd report EXP_DIR
+    dcase-fpd report EXP_DIR [--baseline BASELINE_EXP_DIR [--meta OUT.yaml]]
     dcase-fpd recipes [show NAME [key.path=value ...]]
 
 Errors in the user's input (recipe keys, data files, existing outputs) print one clear

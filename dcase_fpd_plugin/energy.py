@@ -37,13 +37,22 @@ component used. Print a kWh figure only together with its method (see :func:`for
                "method": "measured" | "estimated", "sources": {"cpu": ..., "gpu": ..., "ram": ...},
                "tracking_mode": "machine" | "process", "country_iso_code": "FRA",
                "hardware": {cpu_model, cpu_count, ram_total_gib, gpu_model, gpu_count, torch, ...},
-               "codecarbon_version": "3.x", "csv": "energy/training.csv", "interrupted": false}
-              (a segment recovered after a kill: + "recovered": "killed", "id", "measured_until"; "csv": null)
+               "codecarbon_version": "3.x", "csv": "energy/training.csv", "interrupted": false,
+               "work": {"clips": n, "epochs": n, "steps": n}}
+              (a segment recovered after a kill: + "recovered": "killed", "id", "measured_until"; "csv": null;
+              no "work")
 
     SPAN = {"id", "from": ISO, "to": ISO, "duration_s": s, "ran_at_least_s": s (when known), "reason": ...}
 
 ``duration_s`` of a phase is the measured time (the sum of its segments); ``energy_kwh`` is None and
 ``method`` ``"unmeasured"`` for a phase with no measured segment.
+
+**Work.** ``work`` says how much the segment did, so that two runs that did different amounts can
+be compared per unit of work (``dcase-fpd report --baseline``): ``training``: clips trained on
+(summed over the processes of a multi-process run), completed epochs and optimiser steps;
+``devtest`` and ``evaluation``: clips scored / inferred. A phase's ``work`` is the sum over its
+segments, present only when every segment says it (files written before it existed, and segments
+recovered after a kill, have none).
 
 A resumed training adds a segment to ``training`` (the phase total is the sum of its segments);
 a fresh training (``fit`` without a checkpoint to resume) starts a new ``energy.json``. Inference
@@ -280,8 +289,9 @@ class PhaseTracker:
         _ACTIVE.add(key)
         return True
 
-    def stop(self, interrupted: bool = False) -> dict[str, Any] | None:
-        """Stop codecarbon and return this segment's figures (None, with a warning, on failure)."""
+    def stop(self, interrupted: bool = False, work: Mapping[str, int] | None = None) -> dict[str, Any] | None:
+        """Stop codecarbon and return this segment's figures (None, with a warning, on failure);
+        ``work``: what the segment did (see the module docstring), stored when given."""
         tracker, self._tracker = self._tracker, None
         if tracker is None:
             return None
@@ -291,7 +301,10 @@ class PhaseTracker:
             data = getattr(tracker, "final_emissions_data", None)
             if data is None:
                 raise RuntimeError("codecarbon returned no figures (an error inside codecarbon)")
-            return self._segment(tracker, data, interrupted, float(data.duration))
+            segment = self._segment(tracker, data, interrupted, float(data.duration))
+            if work:
+                segment["work"] = {k: int(v) for k, v in work.items()}
+            return segment
         except Exception as exc:
             _warn(f"energy tracking of phase {self.phase!r} failed when stopping codecarbon "
                   f"({type(exc).__name__}: {exc}); no kWh figure recorded for it")
@@ -382,7 +395,7 @@ def read_energy(exp_dir: str | Path) -> dict[str, Any] | None:
 
 
 def _phase_summary(segments: list[dict[str, Any]], unmeasured: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
+    summary = {
         "energy_kwh": float(sum(s["energy_kwh"] for s in segments)) if segments else None,
         "duration_s": float(sum(s["duration_s"] for s in segments)),
         "method": ("measured" if all(s["method"] == "measured" for s in segments) else "estimated")
@@ -392,6 +405,11 @@ def _phase_summary(segments: list[dict[str, Any]], unmeasured: list[dict[str, An
         "unmeasured_s": float(sum(g["duration_s"] for g in unmeasured)),
         "unmeasured": unmeasured,
     }
+    works = [s.get("work") or {} for s in segments]
+    common = set.intersection(*(set(w) for w in works)) if works else set()
+    if common:  # a count only when every segment says it
+        summary["work"] = {k: int(sum(w[k] for w in works)) for k in sorted(common)}
+    return summary
 
 
 def record_segment(exp_dir: str | Path, phase: str, segment: Mapping[str, Any],
@@ -532,14 +550,34 @@ def experiment_dir_of(ckpt: str | Path, fallback: str | Path) -> Path:
     return Path(fallback)
 
 
+def batch_size_of(batch: Any) -> int | None:
+    """Clips in a batch: ``len`` of a batch object, the first dimension of a tensor (or of the
+    first tensor of a tuple, list or dict); None when it cannot be told."""
+    shape = getattr(batch, "shape", None)
+    if shape is not None and len(shape):
+        return int(shape[0])
+    if isinstance(batch, (list, tuple)) and batch:
+        return batch_size_of(batch[0])
+    if isinstance(batch, Mapping) and batch:
+        return batch_size_of(next(iter(batch.values())))
+    try:
+        return int(len(batch))
+    except TypeError:
+        return None
+
+
 # --------------------------------------------------------------------------- public trackers
 @dataclass
 class EnergyMeasurement:
-    """What :func:`track_energy` yields; ``segment`` is filled when the block ends (None if not tracked)."""
+    """What :func:`track_energy` yields; ``segment`` is filled when the block ends (None if not tracked).
+
+    The block may fill ``work`` (e.g. ``{"clips": 1168}``): it is stored in the segment.
+    """
 
     phase: str
     exp_dir: Path
     segment: dict[str, Any] | None = None
+    work: dict[str, int] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -568,11 +606,11 @@ def track_energy(phase: str, exp_dir: str | Path, config: Mapping[str, Any] | No
     try:
         yield result
     except BaseException:
-        segment = tracker.stop(interrupted=True)
+        segment = tracker.stop(interrupted=True, work=result.work)
         if segment is not None and accumulate:
             _safe_record(exp_dir, phase, segment, accumulate)
         raise
-    segment = tracker.stop()
+    segment = tracker.stop(work=result.work)
     if segment is not None:
         result.segment = segment
         _safe_record(exp_dir, phase, segment, accumulate)
@@ -597,7 +635,9 @@ class EnergyCallback(pl.Callback):
     record of the figures so far is rewritten about every ``measure_power_secs`` (on batch and epoch
     ends). A fit that raises records its segment with ``interrupted: true``. Only global zero tracks;
     a second tracker of the same phase and folder in this process (another EnergyCallback, an
-    enclosing :func:`track_energy`) does nothing, so nothing is counted twice.
+    enclosing :func:`track_energy`) does nothing, so nothing is counted twice. Each segment
+    records its ``work``: clips (global zero's batches x the number of processes), completed
+    epochs and steps for ``fit``; clips for ``test`` and ``predict``.
     """
 
     def __init__(self, exp_dir: str | Path, config: Mapping[str, Any] | None = None,
@@ -611,6 +651,7 @@ class EnergyCallback(pl.Callback):
             raise ValueError(f"EnergyCallback phases: unknown Trainer stages {sorted(unknown)} (fit, test, predict)")
         self.reset_on_fresh_fit = reset_on_fresh_fit
         self._trackers: dict[str, PhaseTracker] = {}
+        self._work: dict[str, dict[str, int]] = {}  # per tracked stage: clips, epochs, steps
         self.segments: list[dict[str, Any]] = []  # recorded in this process, for callers and tests
         self.recovered: list[dict[str, Any]] = []  # killed runs' figures recorded on resume (recover_killed_segment)
         self._live: tuple[Path, str] | None = None  # the running fit's live record and its id
@@ -629,6 +670,7 @@ class EnergyCallback(pl.Callback):
             reset_energy(self.exp_dir, self.config)
         if tracker.start():
             self._trackers[stage] = tracker
+            self._work[stage] = {"clips": 0, "epochs": 0, "steps": 0} if stage == "fit" else {"clips": 0}
             if stage == "fit":
                 self._live = (live_record_path(self.exp_dir, tracker.phase, self.config), uuid.uuid4().hex)
                 self._beat(force=True)
@@ -666,11 +708,26 @@ class EnergyCallback(pl.Callback):
                 _warn(f"could not write {self._live[0]} ({type(exc).__name__}: {exc}); if this run is "
                       f"killed, its energy will be recorded as unmeasured from its last record")
 
+    def _count(self, stage: str, batch: Any, processes: int = 1) -> None:
+        """One batch of a tracked stage: its clips (x ``processes``), and a step for ``fit``."""
+        work = self._work.get(stage)
+        if work is None:
+            return
+        if stage == "fit":
+            work["steps"] += 1
+        if "clips" in work:
+            n = batch_size_of(batch)
+            if n is None:  # a batch we cannot size: the segment says nothing about its clips
+                del work["clips"]
+            else:
+                work["clips"] += n * processes
+
     def _stop(self, stage: str, interrupted: bool = False) -> None:
         tracker = self._trackers.pop(stage, None)
+        work = self._work.pop(stage, None)
         if tracker is None:
             return
-        segment = tracker.stop(interrupted=interrupted)
+        segment = tracker.stop(interrupted=interrupted, work=work)
         if stage == "fit" and self._live is not None:  # stopped, not killed: the segment goes below
             self._live[0].unlink(missing_ok=True)
             self._live = None
@@ -697,6 +754,19 @@ class EnergyCallback(pl.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         self._stop("fit")
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._count("fit", batch, processes=max(1, int(getattr(trainer, "world_size", 1) or 1)))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if "fit" in self._work:
+            self._work["fit"]["epochs"] += 1
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._count("test", batch)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._count("predict", batch)
+
     def on_test_start(self, trainer, pl_module) -> None:
         self._start(trainer, "test")
 
@@ -715,7 +785,7 @@ class EnergyCallback(pl.Callback):
 
 
 __all__ = [
-    "PHASES", "EnergyCallback", "EnergyMeasurement", "EnergyWarning", "PhaseTracker", "energy_config",
-    "energy_json_path", "experiment_dir_of", "format_kwh", "live_record_path", "quiet_codecarbon", "read_energy",
-    "record_segment", "recover_killed_segment", "reset_energy", "track_energy", "write_live_record",
+    "PHASES", "EnergyCallback", "EnergyMeasurement", "EnergyWarning", "PhaseTracker", "batch_size_of",
+    "energy_config", "energy_json_path", "experiment_dir_of", "format_kwh", "live_record_path", "quiet_codecarbon",
+    "read_energy", "record_segment", "recover_killed_segment", "reset_energy", "track_energy", "write_live_record",
 ]

@@ -19,6 +19,9 @@ the command-line overrides apply to every recipe, and compare itself sets ``trai
     OUT/learning_curves.csv, .png   validation F1s per epoch, mean +- std per recipe (see
                                     learning_curves.py; only when the runs logged validations)
     OUT/late_epochs.csv             validation F1s averaged over each run's last 5 epochs, mean +- std
+    OUT/energy.csv                  mean kWh per recipe and phase, the training-energy ratio against the
+                                    first recipe (normalised by work) and EW-PSDS (see energy_table())
+    OUT/psds1_vs_training_kwh.png   PSDS1 against training kWh, one point per run, a colour per recipe
 
 Resuming: a run folder that already holds ``metrics.json`` is skipped when its ``recipe.yaml``
 is the same resolved recipe (its location and display-only keys aside, see ``IDENTITY_IGNORED``);
@@ -26,6 +29,11 @@ a folder holding ``checkpoints/last.ckpt`` but no ``metrics.json`` continues wit
 ``train(..., resume=True)``. A folder made by a different recipe is refused (before anything is
 trained) unless ``--force``, which redoes every run. The reports are rebuilt from the run folders
 each time (cheap; no training).
+
+Energy against the first recipe: ``kWh_first / kWh_recipe`` of the training phase, the first
+recipe's kWh scaled to the recipe's amount of work (training clips, else epochs) where they differ,
+and EW-PSDS = PSDS x that ratio, as ``dcase-fpd report --baseline`` does for two runs
+(:mod:`dcase_fpd_plugin.energy_comparison`).
 
 Statistics: mean, *sample* standard deviation (ddof = 1; undefined, written empty / "n/a", with one
 seed), best (maximum; minimum for energy) over the seeds whose value is defined (a metric that was
@@ -52,6 +60,8 @@ import pandas as pd
 import yaml
 
 from .energy import read_energy as read_energy_json
+from .energy_comparison import (EW_PSDS_PHASE, WORK_UNITS, energy_ratio, ew_psds, normalise_work,
+                                phase_energy)
 from .atomic import atomic_write, atomic_write_text
 from .learning_curves import curve_table, late_epoch_table, plot_learning_curves
 
@@ -112,10 +122,14 @@ class EnergyRecord:
     Attributes:
         phases: phase name (training, devtest, eval, ...) -> kWh.
         kind: ``"measured"``, ``"estimated"``, ``"mixed"`` or ``"unknown"`` (the file did not say).
+        work: phase -> the work it did (``{"clips": n, "epochs": n, ...}``), where recorded.
+        hardware: phase -> its segments' distinct ``(cpu_model, gpu_model, gpu_count)``, where recorded.
     """
 
     phases: Mapping[str, float]
     kind: str = "unknown"
+    work: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    hardware: Mapping[str, tuple] = field(default_factory=dict)
 
     @property
     def total_kwh(self) -> float:
@@ -191,6 +205,8 @@ def parse_energy(data: Any) -> EnergyRecord | None:
         return None
     phases: dict[str, float] = {}
     kinds: set[str] = set()
+    work: dict[str, dict[str, int]] = {}
+    hardware: dict[str, tuple] = {}
     for name, entry in raw.items():
         kwh = _float_or_none(entry.get("energy_kwh")) if isinstance(entry, Mapping) else None
         if kwh is None:
@@ -198,9 +214,14 @@ def parse_energy(data: Any) -> EnergyRecord | None:
         phases[str(name)] = kwh
         if entry.get("method") in ("measured", "estimated"):
             kinds.add(entry["method"])
+        pe = phase_energy(data, name)
+        if pe is not None and pe.work:
+            work[str(name)] = dict(pe.work)
+        if pe is not None and pe.hardware:
+            hardware[str(name)] = pe.hardware
     if not phases:
         return None
-    return EnergyRecord(phases, kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "unknown")
+    return EnergyRecord(phases, kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "unknown", work, hardware)
 
 
 def read_energy(exp_dir: Path) -> EnergyRecord | None:
@@ -353,19 +374,25 @@ def per_class_table(runs: Sequence[RunRecord], metric: str = "event_f1") -> pd.D
 
 
 def energy_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """Per recipe: mean kWh (total and per phase) over the runs with energy figures.
+    """Per recipe: mean kWh (total and per phase) over the runs with energy figures, and the
+    training energy against the first recipe.
 
-    Columns ``recipe, n_runs, n_with_energy, kind, mean_kwh, <phase>_kwh ...``; ``kind`` is
-    measured / estimated / mixed / unknown over the recipe's runs, or ``not measured`` (then
-    every kWh is NaN).
+    Columns ``recipe, n_runs, n_with_energy, kind, mean_kwh, <phase>_kwh ..., kwh_ratio,
+    normalised_by, ew_psds1, ew_psds2, same_hardware``. ``kind`` is measured / estimated / mixed /
+    unknown over the recipe's runs, or ``not measured`` (then every kWh is NaN). ``kwh_ratio`` is
+    the first recipe's mean training kWh, scaled to this recipe's mean work (training clips, else
+    epochs, when every run of both recorded it and they differ), over this recipe's mean training
+    kWh; ``normalised_by`` says how; ``ew_psds1/2`` = mean PSDS x ``kwh_ratio``; ``same_hardware``:
+    whether the recipe's training runs recorded the hardware of the first recipe's (None: unknown).
     """
     phases: list[str] = []
     for r in runs:
         for p in (r.energy.phases if r.energy else {}):
             if p not in phases:
                 phases.append(p)
+    order = _recipe_order(runs)
     rows = []
-    for name in _recipe_order(runs):
+    for name in order:
         mine = [r for r in runs if r.recipe == name]
         with_energy = [r.energy for r in mine if r.energy is not None]
         kinds = {e.kind for e in with_energy}
@@ -376,7 +403,40 @@ def energy_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
         for p in phases:
             row[f"{p}_kwh"] = describe(e.phases.get(p) for e in with_energy)["mean"]
         rows.append(row)
+    first = _weighting_inputs(runs, order[0])
+    for row in rows:
+        mine = _weighting_inputs(runs, row["recipe"])
+        work = normalise_work(EW_PSDS_PHASE, mine["work"], first["work"])
+        ratio = energy_ratio(mine["kwh"], first["kwh"], work.scale)
+        row["kwh_ratio"] = math.nan if ratio is None else ratio
+        row["normalised_by"] = work.note if ratio is not None else f"no {EW_PSDS_PHASE} kWh"
+        for metric in ("psds1", "psds2"):
+            value = ew_psds(mine[metric], ratio)
+            row[f"ew_{metric}"] = math.nan if value is None else value
+        known = mine["hardware"] is not None and first["hardware"] is not None
+        row["same_hardware"] = (mine["hardware"] == first["hardware"]) if known else None
     return pd.DataFrame(rows)
+
+
+def _weighting_inputs(runs: Sequence[RunRecord], recipe: str) -> dict[str, Any]:
+    """A recipe's mean training kWh, mean work per unit (when every such run recorded it), mean
+    PSDS1/2 and the set of training hardware (None when a run did not record it)."""
+    mine = [r for r in runs if r.recipe == recipe]
+    measured = [r for r in mine if r.energy is not None and EW_PSDS_PHASE in r.energy.phases]
+    kwh = describe(r.energy.phases[EW_PSDS_PHASE] for r in measured)["mean"]
+    work = {}
+    for unit in WORK_UNITS[EW_PSDS_PHASE]:
+        counts = [(r.energy.work.get(EW_PSDS_PHASE) or {}).get(unit) for r in measured]
+        if counts and all(c is not None for c in counts):
+            work[unit] = float(np.mean(counts))
+    hardware = [r.energy.hardware.get(EW_PSDS_PHASE) for r in measured]
+    out: dict[str, Any] = {"kwh": None if math.isnan(kwh) else kwh, "work": work,
+                           "hardware": frozenset(h for hs in hardware for h in hs)
+                           if hardware and all(hardware) else None}
+    for metric in ("psds1", "psds2"):
+        mean = describe(_float_or_none(r.metrics.get(metric)) for r in mine)["mean"]
+        out[metric] = None if math.isnan(mean) else mean
+    return out
 
 
 # --------------------------------------------------------------------------- markdown
@@ -420,19 +480,30 @@ def format_metric_table(summary: pd.DataFrame, metric: str, label: str) -> str:
 
 
 def format_energy_section(energy: pd.DataFrame) -> str:
-    """Markdown table of the mean energy per recipe, each figure marked estimated / measured."""
+    """Markdown table of the mean energy per recipe, each figure marked estimated / measured, and
+    the training energy against the first recipe (ratio, normalisation, EW-PSDS)."""
     phases = [c[: -len("_kwh")] for c in energy.columns if c.endswith("_kwh") and c != "mean_kwh"]
-    head = "| Model | Mean energy per run (kWh) | " + "".join(f"{p} (kWh) | " for p in phases) + "Runs with figures |"
-    lines = [head, "|---|---|" + "---|" * len(phases) + "---|"]
+    first = energy["recipe"].iloc[0]
+    head = ("| Model | Mean energy per run (kWh) | " + "".join(f"{p} (kWh) | " for p in phases)
+            + f"{EW_PSDS_PHASE} kWh of {first} / of this | normalised | EW-PSDS1 | EW-PSDS2 | Runs with figures |")
+    lines = [head, "|---|---|" + "---|" * len(phases) + "---|---|---|---|---|"]
     for _, row in energy.iterrows():
         if row["kind"] == "not measured":
             total = "not measured"
         else:
             total = f"{_num(row['mean_kwh'], 6)} ({row['kind']})"
         cells = "".join(f"{_num(row[f'{p}_kwh'], 6)} | " for p in phases)
-        lines.append(f"| {row['recipe']} | {total} | {cells}{row['n_with_energy']} of {row['n_runs']} |")
+        lines.append(f"| {row['recipe']} | {total} | {cells}{_num(row['kwh_ratio'], 3)} | {row['normalised_by']} | "
+                     f"{_num(row['ew_psds1'], 4)} | {_num(row['ew_psds2'], 4)} | "
+                     f"{row['n_with_energy']} of {row['n_runs']} |")
     note = ("Energy from each run's energy.json (codecarbon). \"estimated\": codecarbon had no power "
-            "counters (RAPL / NVML) and modelled power x duration; \"measured\": read from the counters.")
+            "counters (RAPL / NVML) and modelled power x duration; \"measured\": read from the counters. "
+            f"Ratio: the {EW_PSDS_PHASE} kWh of {first} over this recipe's (means over the seeds), {first}'s "
+            "scaled to this recipe's work where they differ; EW-PSDS = mean PSDS x ratio (Ronchini & Serizel "
+            "2023), as `dcase-fpd report --baseline`.")
+    other = [str(r) for r, same in zip(energy["recipe"], energy["same_hardware"]) if same is False]
+    if other:
+        note += f" **Warning: {', '.join(other)} trained on other hardware than {first}: their ratios compare machines too.**"
     return note + "\n\n" + "\n".join(lines)
 
 
@@ -465,8 +536,9 @@ def format_summary_markdown(summary: pd.DataFrame, energy: pd.DataFrame | None,
         lines.append("not measured")
     else:
         lines.append(format_energy_section(energy))
-    lines += ["", "Files: summary.csv (all statistics), runs.csv (one row per run), per_class_f1.csv, "
-              "event_f1_sorted.png, per_class_f1.png, learning_curves.csv/.png (validation per epoch).", ""]
+    lines += ["", "Files: summary.csv (all statistics), runs.csv (one row per run), per_class_f1.csv, energy.csv, "
+              "event_f1_sorted.png, per_class_f1.png, psds1_vs_training_kwh.png, learning_curves.csv/.png "
+              "(validation per epoch).", ""]
     return "\n".join(lines)
 
 
@@ -571,6 +643,39 @@ def plot_per_class(per_class: pd.DataFrame, path: Path, metric_label: str = "eve
     _save_figure(fig, path)
 
 
+def plot_psds_vs_energy(runs: Sequence[RunRecord], path: Path, metric: str = "psds1",
+                        phase: str = EW_PSDS_PHASE) -> int:
+    """``metric`` against the ``phase`` kWh, one point per run, one colour per recipe; the figure
+    says so when no run has both. Written atomically as PNG. Returns the number of points."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    n, kinds, top = 0, set(), 0.0
+    for name in _recipe_order(runs):
+        pts = [(r.energy.phases[phase], _float_or_none(r.metrics.get(metric))) for r in runs
+               if r.recipe == name and r.energy is not None and phase in r.energy.phases]
+        pts = [(x, y) for x, y in pts if y is not None]
+        kinds |= {r.energy.kind for r in runs if r.recipe == name and r.energy is not None}
+        if pts:
+            ax.scatter([x for x, _ in pts], [y for _, y in pts], alpha=0.8,
+                       label=f"{name} ({len(pts)} run{'s' * (len(pts) != 1)})")
+            n += len(pts)
+            top = max(top, max(y for _, y in pts))
+    kind = kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "not measured"
+    ax.set_xlabel(f"{phase} energy per run (kWh, {kind})")
+    ax.set_ylabel(metric.upper())
+    ax.set_title(f"{metric.upper()} against {phase} energy (one point per run)")
+    if n:
+        ax.set_ylim(-0.01, max(0.05, 1.1 * top))  # PSDS lies in [0, 1]
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, f"no run has both {metric} and {phase} kWh\n(eval.psds false or energy not measured)",
+                ha="center", va="center", transform=ax.transAxes)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    return n
+
+
 def _save_figure(fig, path: Path) -> None:
     plt = _pyplot()
     try:
@@ -587,20 +692,24 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
 
 
 def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison") -> dict[str, Path]:
-    """Write summary.csv, summary.md, runs.csv, per_class_f1.csv and both plots into ``out``, and
+    """Write summary.csv, summary.md, runs.csv, per_class_f1.csv, energy.csv and the three plots
+    (sorted event F1, per-class F1, PSDS1 against training kWh) into ``out``, and
     learning_curves.csv / .png when the runs' folders hold validation logs."""
     out = Path(out)
     summary = summarise(runs)
     energy = energy_table(runs)
     per_class = per_class_table(runs, "event_f1")
     files = {name: out / name for name in ("summary.csv", "summary.md", "runs.csv", "per_class_f1.csv",
-                                            "event_f1_sorted.png", "per_class_f1.png")}
+                                            "energy.csv", "event_f1_sorted.png", "per_class_f1.png",
+                                            "psds1_vs_training_kwh.png")}
     _write_csv(files["summary.csv"], summary)
+    _write_csv(files["energy.csv"], energy)
     _write_csv(files["runs.csv"], runs_table(runs))
     _write_csv(files["per_class_f1.csv"], per_class)
     atomic_write_text(files["summary.md"], format_summary_markdown(summary, energy, runs, title))
     plot_sorted_event_f1(runs, files["event_f1_sorted.png"])
     plot_per_class(per_class, files["per_class_f1.png"])
+    plot_psds_vs_energy(runs, files["psds1_vs_training_kwh.png"])
     logged = [(r.recipe, r.exp_dir) for r in runs if r.exp_dir is not None]  # runs with Lightning logs
     curves = curve_table(logged)
     if not curves.empty:
@@ -982,6 +1091,6 @@ __all__ = [
     "RunRecord", "EnergyRecord", "PlannedRun", "ComparisonResult", "CompareError", "RecipeMismatchError",
     "summarise", "runs_table", "per_class_table", "energy_table", "describe", "parse_energy", "read_energy",
     "format_summary_markdown", "format_metric_table", "format_energy_section", "write_reports",
-    "plot_sorted_event_f1", "plot_per_class", "plan_runs", "run_action", "run_comparison",
+    "plot_sorted_event_f1", "plot_per_class", "plot_psds_vs_energy", "plan_runs", "run_action", "run_comparison",
     "recipe_differences", "load_run_record", "add_parser",
 ]

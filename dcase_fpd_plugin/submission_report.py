@@ -1,10 +1,13 @@
 """The figures a DCASE submission asks for: energy (kWh) per phase, parameters, MACs per 10 s, hardware.
 
     dcase-fpd report EXP_DIR [--json] [--ckpt CKPT]
+    dcase-fpd report EXP_DIR --baseline BASELINE_EXP_DIR [--allow-other-hardware] [--meta OUT.yaml [--force]]
 
 reads ``EXP_DIR/recipe.yaml``, a checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``) and
 ``EXP_DIR/energy.json`` (written by :mod:`dcase_fpd_plugin.energy`) and prints a table (or, with
-``--json``, the dict of :func:`submission_figures`).
+``--json``, the dict of :func:`submission_figures`). With ``--baseline``, also the comparison with a
+baseline run on the same hardware (:mod:`dcase_fpd_plugin.energy_comparison`: kWh ratio per phase,
+EW-PSDS) and, with ``--meta``, the submission meta file's block (:mod:`dcase_fpd_plugin.submission_meta`).
 
 **Parameters** are those of the detection model (``task.model``): weights used at inference.
 Training-only branches (e.g. the FPD projection) are reported separately and a mean-teacher copy
@@ -35,6 +38,7 @@ import torch
 from torch import nn
 
 from .energy import PHASES, format_kwh, read_energy
+from .energy_comparison import combined_kind, phase_energy
 
 CLIP_SECONDS = 10.0
 _RNN_GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1}
@@ -214,28 +218,35 @@ def _energy_section(exp_dir: Path, notes: list[str]) -> tuple[dict[str, Any], di
         if data is None:
             notes.append(f"energy not measured: {path} not found (run with energy.enabled: true)")
     phases: dict[str, Any] = {}
+    parts = []
     for phase in PHASES:
         entry = (data or {}).get("phases", {}).get(phase)
+        pe = phase_energy(data, phase)
         if entry is None:
-            phases[phase] = {"kwh": None, "method": None, "duration_s": None, "n_segments": 0,
-                             "label": format_kwh(None, None), "recovered_segments": 0, "unmeasured_s": 0.0}
+            phases[phase] = {"kwh": None, "method": None, "kind": None, "duration_s": None, "n_segments": 0,
+                             "work": None, "label": format_kwh(None, None), "recovered_segments": 0,
+                             "unmeasured_s": 0.0}
             continue
         segments = entry.get("segments", [])
         spans = entry.get("unmeasured", [])
+        if pe is not None:  # kind: measured / estimated / mixed (N % measured), from the components' sources
+            parts.append(pe)
         phases[phase] = {"kwh": entry["energy_kwh"], "method": entry["method"],
+                         "kind": pe.kind if pe is not None else None,
                          "duration_s": entry["duration_s"], "n_segments": entry["n_segments"],
-                         "label": format_kwh(entry["energy_kwh"], entry["method"]),
+                         "work": (dict(pe.work) or None) if pe is not None else None,
+                         "label": format_kwh(entry["energy_kwh"], pe.kind if pe is not None else entry["method"]),
                          "recovered_segments": sum(1 for s in segments if s.get("recovered")),
                          "unmeasured_s": float(entry.get("unmeasured_s", 0.0))}
         notes.extend(_killed_run_notes(phase, segments, spans))
-    measured = [p for p in phases.values() if p["kwh"] is not None]
     section = {
         "file": str(path),
         "available": data is not None,
         "phases": phases,
-        "total_kwh": sum(p["kwh"] for p in measured) if measured else None,
+        "total_kwh": sum(p.kwh for p in parts) if parts else None,
         "method": (data or {}).get("method"),
         "unmeasured_s": sum(p["unmeasured_s"] for p in phases.values()),
+        "kind": combined_kind(*parts) if parts else None,
     }
     if data is not None:
         segs = [s for v in data["phases"].values() for s in v.get("segments", [])]
@@ -351,20 +362,21 @@ def format_report(fig: Mapping[str, Any]) -> str:
     if e.get("codecarbon_version"):
         head += f" {e['codecarbon_version']}, country {e.get('country_iso_code')}, tracking {e.get('tracking_mode')}"
     lines.append(head + ")")
-    lines.append(f"  {'phase':<12}{'energy':<32}{'measured':>10}  {'unmeasured':>10}  segments")
+    lines.append(f"  {'phase':<12}{'energy':<40}{'measured':>10}  {'unmeasured':>10}  segments")
     for phase, p in e["phases"].items():
         segs = f"{p['n_segments'] or '-'}" + (f" ({p['recovered_segments']} recovered after a kill)"
                                               if p.get("recovered_segments") else "")
         unmeasured = _duration(p["unmeasured_s"]) if p.get("unmeasured_s") else "-"
-        lines.append(f"  {phase:<12}{p['label']:<32}{_duration(p['duration_s']):>10}  {unmeasured:>10}  {segs}")
+        lines.append(f"  {phase:<12}{p['label']:<40}{_duration(p['duration_s']):>10}  {unmeasured:>10}  {segs}")
     if e["total_kwh"] is not None:
         bound = (f"  (a lower bound: {e['unmeasured_s']:.1f} s unmeasured, see the notes)"
                  if e.get("unmeasured_s") else "")
-        lines.append(f"  {'total':<12}{format_kwh(e['total_kwh'], e['method'])}{bound}")
+        lines.append(f"  {'total':<12}{format_kwh(e['total_kwh'], e['kind'])}{bound}")
     if e.get("sources"):
         lines.append("  sources: " + "; ".join(f"{k}: {v}" for k, v in e["sources"].items()))
-        if e.get("method") == "estimated":
-            lines.append("  estimated = codecarbon's power model (no RAPL/NVML counters): duration x modelled power")
+        if e.get("kind") != "measured":
+            lines.append("  estimated = codecarbon's power model (no RAPL/NVML counters): duration x modelled power; "
+                         "mixed = part of the kWh read from counters (e.g. the GPU by NVML), the rest modelled")
     lines.append("")
     m = fig["macs"]
     lines.append("Model")
@@ -393,25 +405,57 @@ def format_report(fig: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- command
 def cmd_report(args: argparse.Namespace) -> int:
+    from .energy_comparison import ComparisonError, compare_runs, comparison_json, format_comparison
+    from .submission_meta import write_meta
+
+    def fail(msg: Any) -> int:
+        print(f"dcase-fpd report: error: {msg}", file=sys.stderr)
+        return 2
+
+    baseline = getattr(args, "baseline", None)
+    meta = getattr(args, "meta", None)
+    if meta and not baseline:
+        return fail("--meta needs --baseline BASELINE_EXP_DIR (the meta file holds the baseline's energy "
+                    "on the same hardware)")
+    if meta and Path(meta).exists() and not args.force:
+        return fail(f"{meta} exists; pass --force to replace it (nothing written)")
     try:
         fig = submission_figures(args.exp_dir, ckpt=args.ckpt)
-    except (ReportError, FileNotFoundError, ValueError) as exc:
-        print(f"dcase-fpd report: error: {exc}", file=sys.stderr)
-        return 2
+        cmp = compare_runs(args.exp_dir, baseline, args.allow_other_hardware) if baseline else None
+    except (ReportError, FileNotFoundError, ValueError) as exc:  # ComparisonError is a ValueError
+        return fail(exc)
     if args.json:
-        print(json.dumps(fig, indent=2, default=str))
+        print(json.dumps({**fig, **({"baseline": comparison_json(cmp)} if cmp else {})}, indent=2, default=str))
     else:
         print(format_report(fig))
+        if cmp is not None:
+            print()
+            print(format_comparison(cmp))
+    if meta:
+        try:
+            written = write_meta(meta, fig, cmp, force=args.force)
+        except (FileExistsError, OSError) as exc:
+            return fail(exc)
+        print(f"\nmeta block written to {written}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``dcase-fpd report EXP_DIR [--json] [--ckpt CKPT]``."""
+    """Register ``dcase-fpd report EXP_DIR [--json] [--ckpt CKPT] [--baseline DIR [--meta OUT.yaml]]``."""
     p = subparsers.add_parser("report", help="print the DCASE submission figures of an experiment "
-                                             "(energy kWh per phase, parameters, MACs per 10 s, hardware)")
+                                             "(energy kWh per phase, parameters, MACs per 10 s, hardware), "
+                                             "against a baseline run on the same hardware (EW-PSDS)")
     p.add_argument("exp_dir", help="experiment folder (training.exp_dir), e.g. exp/weak")
     p.add_argument("--ckpt", help="checkpoint to build the model from (default: checkpoints/best.ckpt, else last.ckpt)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--baseline", metavar="BASELINE_EXP_DIR",
+                   help="the baseline's experiment folder, run on the same hardware: kWh ratio per phase and "
+                        "EW-PSDS1/2 = PSDS x kWh_baseline / kWh_system (training energy)")
+    p.add_argument("--allow-other-hardware", action="store_true",
+                   help="compare with a baseline measured on other hardware (CPU model, GPU model or count)")
+    p.add_argument("--meta", metavar="OUT.yaml",
+                   help="write the complexity / energy block of the DCASE Task 4 submission meta file (needs --baseline)")
+    p.add_argument("--force", action="store_true", help="replace an existing --meta file")
     p.set_defaults(func=cmd_report)
     return p
 

@@ -336,8 +336,9 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     out_dir = Path(out_dir or recipe["training"]["exp_dir"])
     dm = SEDDataModule(task.recipe, task.n_frames, task.frame_hop_s)
     trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False, single_device=True)
-    with track_energy("devtest", out_dir, task.recipe):
+    with track_energy("devtest", out_dir, task.recipe) as measured:
         trainer.test(task, datamodule=dm, verbose=False)
+        measured.work["clips"] = int(task.eval_result.metrics["n_clips"])  # the work, for report --baseline
     task.eval_result.metrics.update(protocol_fields(task.recipe, task.stored_recipe))
     write_outputs(task.eval_result, out_dir, outputs)
     return task.eval_result
@@ -395,8 +396,9 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     loader = folder_loader(audio_dir, recipe, task.n_frames, task.frame_hop_s, skip_unreadable=skip_unreadable)
     trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False,
                             single_device=True)
-    with track_energy("evaluation", experiment_dir_of(ckpt, out_tsv.parent), recipe):
+    with track_energy("evaluation", experiment_dir_of(ckpt, out_tsv.parent), recipe) as measured:
         outputs = trainer.predict(task, dataloaders=loader)
+        measured.work["clips"] = sum(len(batch_out) for batch_out in outputs)  # the work, for report --baseline
     encoder = LabelEncoder(task.classes, task.frame_hop_s, task.n_frames)
     rows, scores = [], {}
     clip_s = recipe["feats"]["clip_s"]

@@ -225,14 +225,18 @@ def test_callback_training_phase_fresh_resumed_and_crashed(tmp_path):
     assert cb.segments[0] == data["phases"]["training"]["segments"][0]
     assert (exp / "energy" / "training.csv").is_file()
     # resumed from the checkpoint: a second segment, added to the first
+    assert data["phases"]["training"]["work"] == {"clips": 8, "epochs": 1, "steps": 2}  # 8 clips, batches of 4
     _fit(exp, 2, ckpt=str(exp / "ckpt" / "last.ckpt"))
     tr = read_energy(exp)["phases"]["training"]
     assert tr["n_segments"] == 2 and tr["energy_kwh"] == pytest.approx(sum(s["energy_kwh"] for s in tr["segments"]))
+    assert tr["segments"][1]["work"] == {"clips": 8, "epochs": 1, "steps": 2}  # only what the resumed fit did
+    assert tr["work"] == {"clips": 16, "epochs": 2, "steps": 4}
     # a crash inside fit still records its (interrupted) segment
     with pytest.raises(RuntimeError, match="crash"):
         _fit(exp, 3, ckpt=str(exp / "ckpt" / "last.ckpt"), module=Tiny(fail_at_epoch=2))
     tr = read_energy(exp)["phases"]["training"]
     assert tr["n_segments"] == 3 and tr["segments"][-1]["interrupted"] is True
+    assert tr["segments"][-1]["work"] == {"clips": 0, "epochs": 0, "steps": 0}  # failed in its first step
     # a fresh fit (nothing to resume) starts a new energy.json; a second callback counts nothing
     record_segment(exp, "devtest", fake_segment(1.0))
     twin = EnergyCallback(exp, FAST)
@@ -240,6 +244,20 @@ def test_callback_training_phase_fresh_resumed_and_crashed(tmp_path):
     data = read_energy(exp)
     assert list(data["phases"]) == ["training"] and data["phases"]["training"]["n_segments"] == 1
     assert twin.segments == []
+
+
+def test_work_of_inference_blocks_and_of_phases(tmp_path):
+    from dcase_fpd_plugin.energy import batch_size_of
+
+    with track_energy("devtest", tmp_path, FAST) as m:
+        m.work["clips"] = 12
+    assert read_energy(tmp_path)["phases"]["devtest"]["work"] == {"clips": 12}
+    # a phase sums its segments' work only when every segment says it
+    record_segment(tmp_path, "evaluation", {**fake_segment(1.0), "work": {"clips": 5}}, accumulate=True)
+    record_segment(tmp_path, "evaluation", fake_segment(1.0), accumulate=True)
+    assert "work" not in read_energy(tmp_path)["phases"]["evaluation"]
+    assert batch_size_of(torch.zeros(3, 2)) == 3 and batch_size_of((torch.zeros(5, 1),)) == 5
+    assert batch_size_of({"x": torch.zeros(2)}) == 2 and batch_size_of(object()) is None
 
 
 def test_callback_with_failing_tracker_lets_training_finish(tmp_path, monkeypatch):

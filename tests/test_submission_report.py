@@ -140,6 +140,8 @@ def test_report_json_agrees_with_energy_json(experiment, capsys):
     data = read_energy(experiment)
     assert set(data["phases"]) == {"training", "devtest"}
     assert data["phases"]["training"]["n_segments"] == 1  # counted once, also when training.py adds its own
+    work = data["phases"]["training"]["work"]  # what the segment did, for report --baseline
+    assert work["epochs"] == 1 and work["steps"] >= 1 and work["clips"] == 12 * work["steps"]  # batches [6, 6, 0]
     for phase in ("training", "devtest"):
         assert fig["energy"]["phases"][phase]["kwh"] == pytest.approx(data["phases"][phase]["energy_kwh"])
         assert fig["energy"]["phases"][phase]["kwh"] >= 0
