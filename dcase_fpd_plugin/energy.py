@@ -728,24 +728,27 @@ class EnergyCallback(pl.Callback):
         if tracker is None:
             return
         segment = tracker.stop(interrupted=interrupted, work=work)
-        if stage == "fit" and self._live is not None:  # stopped, not killed: the segment goes below
-            self._live[0].unlink(missing_ok=True)
-            self._live = None
+        live, self._live = (self._live, None) if stage == "fit" else (None, self._live)
         if segment is None:
-            return
+            return  # the live record stays: a resume recovers what it holds
         accumulate = stage == "fit" or ACCUMULATE_BY_DEFAULT.get(tracker.phase, False)
         if interrupted and not accumulate:
             return  # an interrupted inference run must not replace a complete one
         self.segments.append(segment)
         _safe_record(self.exp_dir, tracker.phase, segment, accumulate)
+        if live is not None:  # stopped and recorded, not killed: the live record is done with
+            live[0].unlink(missing_ok=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._count("fit", batch, processes=max(1, int(getattr(trainer, "world_size", 1) or 1)))
         self._beat()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._beat()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if "fit" in self._work:
+            self._work["fit"]["epochs"] += 1
         self._beat()
 
     def on_fit_start(self, trainer, pl_module) -> None:
@@ -753,13 +756,6 @@ class EnergyCallback(pl.Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self._stop("fit")
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._count("fit", batch, processes=max(1, int(getattr(trainer, "world_size", 1) or 1)))
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if "fit" in self._work:
-            self._work["fit"]["epochs"] += 1
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._count("test", batch)

@@ -213,8 +213,8 @@ def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool) -> Path | None:
     return None
 
 
-RUN_ENTRIES = ("checkpoints", "logs", "tb", "scores", LATE_EPOCHS_DIR, "energy", "metrics.json", "predictions.tsv",
-               "recipe.yaml", "energy.json")
+RUN_ENTRIES = ("checkpoints", "logs", "tb", "scores", LATE_EPOCHS_DIR, "tests", "energy", "metrics.json",
+               "predictions.tsv", "recipe.yaml", "energy.json")
 
 
 def _set_aside(exp_dir: Path) -> Path:

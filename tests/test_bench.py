@@ -118,4 +118,15 @@ def test_bench_strong_reference_set(bench):
     recipe = load_recipe(DEMO, info["strong_reference_overrides"])
     assert recipe["training"]["batch_size"][1:] == [0, 0]
     assert recipe["data"]["synth_tsv"].endswith("strong_train/soundscapes.tsv")
-    assert recipe["data"]["test_tsv"].endswith("test/soundscapes.tsv")
+    assert recipe["data"]["test_tsv"].endswith("test/soundscapes.tsv") and recipe["data"]["weak_val_seed"] == 0
+
+
+def test_bench_strong_train_rebuild_drops_links_it_no_longer_makes(bench):
+    from dcase_fpd_plugin.synth.bench import build_strong_train
+
+    out, info = bench
+    folder = out / "strong_train" / "soundscapes"
+    stale = folder / "weak_9999.wav"
+    stale.symlink_to(os.path.relpath(next(folder.iterdir()).resolve(), folder))
+    assert build_strong_train(out, info["classes"]) == info["strong_train"]
+    assert not stale.is_symlink() and len(list(folder.iterdir())) == info["strong_train"]["n_clips"]

@@ -51,6 +51,11 @@ def test_intersection_f1_on_read_only_score_frames(monkeypatch):
     gt = {"clip": [(2.0, 6.0, "a"), (7.0, 8.0, "b")]}
     f, *_ = sed_scores_eval.intersection_based.fscore(scores, gt, 0.5, dtc_threshold=0.5, gtc_threshold=0.5)
     assert f["a"] == pytest.approx(1.0) and f["b"] == pytest.approx(0.0)
+    # PSDS goes through statistics.onset_offset_curves, the wrapped trap (fscore at one threshold does not)
+    psds, *_ = sed_scores_eval.intersection_based.psds(scores, gt, {"clip": 10.0}, dtc_threshold=0.5,
+                                                        gtc_threshold=0.5, cttc_threshold=None, alpha_ct=0.0,
+                                                        alpha_st=0.0, max_efpr=100.0)
+    assert 0.0 <= psds <= 1.0
 
 
 def test_import_scaper_restores_np_inf(monkeypatch):

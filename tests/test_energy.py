@@ -371,3 +371,30 @@ def test_callback_keeps_a_live_record_during_fit_only(tmp_path):
     live.write_text(json.dumps(stale))
     _fit(exp, 1)
     assert not live.exists() and read_energy(exp)["phases"]["training"]["unmeasured"] == []
+
+
+def test_live_record_is_rewritten_on_training_batches(tmp_path, monkeypatch):
+    """The live record must follow training (batch and epoch ends), not only the fit's start: a run
+    killed mid-training would otherwise leave nothing measured behind. Work is still counted."""
+    import itertools
+    import time as real_time
+
+    ticks = itertools.count(0.0, 1000.0)  # every beat is past measure_power_secs
+
+    class Clock:
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+        @staticmethod
+        def monotonic():
+            return next(ticks)
+
+    writes = []
+    original = energy.write_live_record
+    monkeypatch.setattr(energy, "time", Clock())
+    monkeypatch.setattr(energy, "write_live_record", lambda *a, **k: (writes.append(1), original(*a, **k))[1])
+    cb = _fit(tmp_path / "exp", 2)
+    work = read_energy(tmp_path / "exp")["phases"]["training"]["work"]
+    assert work["epochs"] == 2 and work["steps"] > 0
+    assert len(writes) >= 1 + work["steps"]  # the start, then at least every training batch
+    assert cb.segments and not energy.live_record_path(tmp_path / "exp", "training", FAST).exists()

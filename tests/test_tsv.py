@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -91,37 +93,20 @@ def test_a_utf8_bom_is_not_part_of_the_first_column(tmp_path):
     assert read_strong_tsv(p)["a.wav"][0].event_label == "Dog"
 
 
-def test_a_header_only_training_tsv_is_named(demo_overrides, tmp_path):
-    """#15 row 13: 'a dataset needs at least one clip' named no file."""
-    from pathlib import Path
-
-    import pytest
-
+@pytest.mark.parametrize("key, stage, message", [
+    # #15 row 13: 'a dataset needs at least one clip' named no file
+    ("data.synth_tsv", "fit", r"header_only\.tsv: no clip listed"),
+    # #15 row 8: a header-only validation TSV gave exit 0 and every metric null
+    ("data.val_tsv", "validate", r"header_only\.tsv: no event"),
+])
+def test_a_header_only_tsv_is_refused_naming_it(key, stage, message, demo_overrides, tmp_path):
     from dcase_fpd_plugin.data.datamodule import SEDDataModule
     from dcase_fpd_plugin.data.tsv import DataError
     from dcase_fpd_plugin.recipe import load_recipe
 
-    empty = tmp_path / "empty.tsv"
+    empty = tmp_path / "header_only.tsv"
     empty.write_text("filename\tonset\toffset\tevent_label\n")
     recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml",
-                         demo_overrides + [f"data.synth_tsv={empty}"])
-    with pytest.raises(DataError, match=r"empty\.tsv: no clip listed"):
-        SEDDataModule(recipe, 156, 0.064).setup("fit")
-
-
-def test_a_validation_tsv_without_events_is_refused(demo_overrides, tmp_path):
-    """#15 row 8: a header-only validation TSV gave exit 0 and every metric null."""
-    from pathlib import Path
-
-    import pytest
-
-    from dcase_fpd_plugin.data.datamodule import SEDDataModule
-    from dcase_fpd_plugin.data.tsv import DataError
-    from dcase_fpd_plugin.recipe import load_recipe
-
-    empty = tmp_path / "val.tsv"
-    empty.write_text("filename\tonset\toffset\tevent_label\n")
-    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml",
-                         demo_overrides + [f"data.val_tsv={empty}"])
-    with pytest.raises(DataError, match=r"val\.tsv: no event"):
-        SEDDataModule(recipe, 156, 0.064).setup("validate")
+                         demo_overrides + [f"{key}={empty}"])
+    with pytest.raises(DataError, match=message):
+        SEDDataModule(recipe, 156, 0.064).setup(stage)

@@ -87,6 +87,7 @@ def bench_overrides(out: Path, classes: Sequence[str]) -> list[str]:
 
 
 WEAK_VAL_FRACTION = 0.1  # DESED_task's weak_split 0.9; in bench_overrides and the strong reference
+WEAK_VAL_SEED = 0  # the strong reference's overrides pin it: strong_train leaves out this seed's split
 
 
 def strong_reference_overrides(out: Path, classes: Sequence[str], batch_size: int = 48) -> list[str]:
@@ -97,10 +98,11 @@ def strong_reference_overrides(out: Path, classes: Sequence[str], batch_size: in
     return [*bench_overrides(out, classes),
             f"data.synth_folder={out / 'strong_train' / 'soundscapes'}",
             f"data.synth_tsv={out / 'strong_train' / 'soundscapes.tsv'}",
+            f"data.weak_val_seed={WEAK_VAL_SEED}",  # the split strong_train left out (build_strong_train)
             f"training.batch_size=[{batch_size}, 0, 0]"]
 
 
-def build_strong_train(out: Path, classes: Sequence[str], weak_val_seed: int = 0) -> dict:
+def build_strong_train(out: Path, classes: Sequence[str], weak_val_seed: int = WEAK_VAL_SEED) -> dict:
     """``out/strong_train``: relative links to synth_train's clips (``synth_NNNN.wav``) and to the weak
     clips that training sees (``weak_NNNN.wav``; the same held-out split as a recipe with
     ``data.weak_val_fraction`` 0.1 and ``data.weak_val_seed`` ``weak_val_seed``), and their strong
@@ -128,6 +130,10 @@ def build_strong_train(out: Path, classes: Sequence[str], weak_val_seed: int = 0
             link.unlink(missing_ok=True)
             link.symlink_to(target)
         rows += [(link.name, f"{e.onset:.3f}", f"{e.offset:.3f}", e.event_label) for e in labels[source].get(path.name, [])]
+    wanted = {f"{source}_{path.name}" for source, path in clips}
+    for stale in folder.iterdir():  # links of an earlier build that this one does not make (only links)
+        if stale.is_symlink() and stale.name not in wanted:
+            stale.unlink()
     write_tsv(out / "strong_train" / "soundscapes.tsv", ("filename", "onset", "offset", "event_label"), rows)
     return {"n_clips": len(clips), "occurrences": len(rows)}
 
