@@ -79,6 +79,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 import warnings
@@ -90,6 +91,7 @@ from typing import Any, Iterator, Mapping
 import pytorch_lightning as pl
 
 from .atomic import atomic_write_text
+from .energy_tracker import quiet_codecarbon, start_hardware_probe, tracker_kwargs
 
 PHASES = ("training", "devtest", "evaluation")
 ENERGY_JSON = "energy.json"
@@ -129,15 +131,6 @@ def energy_config(recipe_or_section: Mapping[str, Any] | None = None) -> dict[st
     if not cfg["measure_power_secs"] > 0:
         raise RecipeError(f"'energy.measure_power_secs' must be > 0 seconds, got {cfg['measure_power_secs']!r}")
     return cfg
-
-
-def quiet_codecarbon() -> None:
-    """The one place that silences codecarbon's INFO/WARNING log lines (its real errors still show).
-
-    codecarbon sets its logger's level when imported and again in every tracker's ``__init__``
-    (from ``log_level``); we import it, then set ERROR, and pass ``log_level="error"`` to trackers.
-    """
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
 
 def _is_global_zero() -> bool:
@@ -216,17 +209,8 @@ def _make_tracker(phase: str, out_dir: Path, cfg: Mapping[str, Any]):
 
     quiet_codecarbon()
     out_dir.mkdir(parents=True, exist_ok=True)  # codecarbon needs it to exist
-    tracker = OfflineEmissionsTracker(
-        country_iso_code=cfg["country_iso_code"],
-        output_dir=str(out_dir),
-        output_file=f"{phase}.csv",
-        project_name="dcase-fpd",
-        experiment_name=phase,
-        measure_power_secs=float(cfg["measure_power_secs"]),
-        tracking_mode=cfg["tracking_mode"],
-        log_level="error",
-        allow_multiple_runs=True,
-    )
+    tracker = OfflineEmissionsTracker(output_dir=str(out_dir), output_file=f"{phase}.csv", experiment_name=phase,
+                                      **tracker_kwargs(cfg))
     tracker.start()
     if getattr(tracker, "_start_time", None) is None:  # codecarbon swallows its own exceptions
         raise RuntimeError("codecarbon's tracker did not start (an error inside codecarbon)")
@@ -657,6 +641,14 @@ class EnergyCallback(pl.Callback):
         self._live: tuple[Path, str] | None = None  # the running fit's live record and its id
         self._last_beat = 0.0
         self._beat_failed = False
+
+    def prepare(self) -> threading.Thread | None:
+        """Start codecarbon's hardware detection now, if not yet started in this process
+        (:func:`~dcase_fpd_plugin.energy_tracker.start_hardware_probe`), so that it overlaps the data
+        and model set-up before fit; None when this callback will track nothing here."""
+        if not self.config["enabled"] or not _is_global_zero():
+            return None
+        return start_hardware_probe(self.config)
 
     def _start(self, trainer: pl.Trainer, stage: str) -> None:
         if stage not in self.phases or not self.config["enabled"] or not trainer.is_global_zero:

@@ -1015,22 +1015,6 @@ def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | 
 # --------------------------------------------------------------------------- command line
 
 
-class _IntermixedArgumentParser(argparse.ArgumentParser):
-    """Lets overrides follow the options (``RECIPE ... --seeds N --out DIR key=value``): plain
-    argparse only takes positionals in the first run before an option."""
-
-    _intermixing = False
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        if self._intermixing:
-            return super().parse_known_args(args, namespace)
-        self._intermixing = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._intermixing = False
-
-
 def split_recipes_and_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
     """Positional words: ``key.path=value`` overrides vs recipe files (an existing file whose name
     holds '=' counts as a recipe)."""
@@ -1071,7 +1055,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.__class__ = _IntermixedArgumentParser
+    from .cli import IntermixedArgumentParser
+
+    p.__class__ = IntermixedArgumentParser
     p.add_argument("items", nargs="+", metavar="RECIPE|key=value",
                    help="recipe YAML files or bundled names, then key.path=value overrides applied to every recipe")
     p.add_argument("--seeds", type=int, required=True, metavar="N", help="seeds per recipe")
