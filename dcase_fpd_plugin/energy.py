@@ -444,8 +444,11 @@ def live_record_path(exp_dir: str | Path, phase: str, config: Mapping[str, Any] 
     return Path(exp_dir) / energy_config(config)["output_subdir"] / f"{phase}.live.json"
 
 
-def write_live_record(path: Path, tracker: PhaseTracker, record_id: str) -> None:
-    """Write (atomically) what ``tracker`` has measured so far, for :func:`recover_killed_segment`."""
+def write_live_record(path: Path, tracker: PhaseTracker, record_id: str,
+                      work: Mapping[str, int] | None = None) -> None:
+    """Write (atomically) what ``tracker`` has measured so far, for :func:`recover_killed_segment`;
+    ``work``: what the segment has done by now (counted at this writing, so up to one power reading
+    past the figures: the work of a recovered segment is that much over its kWh's)."""
     segment = tracker.snapshot()
     measured_until = tracker._started_unix + (segment["duration_s"] if segment else 0.0)
     record = {
@@ -454,6 +457,8 @@ def write_live_record(path: Path, tracker: PhaseTracker, record_id: str) -> None
         "measured_until": _iso(measured_until), "measured_until_unix": measured_until,
         "written": _now(), "segment": segment,
     }
+    if work:
+        record["work"] = {k: int(v) for k, v in work.items()}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
@@ -504,6 +509,8 @@ def recover_killed_segment(exp_dir: str | Path, phase: str = "training", config:
     if segment:
         segment = {**segment, "id": record_id, "interrupted": True, "recovered": "killed",
                    "measured_until": record.get("measured_until"), "csv": None}  # codecarbon wrote no row
+        if isinstance(record.get("work"), dict):  # what the run had done when it wrote the record
+            segment["work"] = {k: int(v) for k, v in record["work"].items()}
     _update_phase(exp_dir, phase, [segment] if segment else [], [span], accumulate=True)
     path.unlink(missing_ok=True)
     return {"segment": segment or None, "unmeasured": span}
@@ -693,7 +700,7 @@ class EnergyCallback(pl.Callback):
             return
         self._last_beat = now
         try:
-            write_live_record(self._live[0], tracker, self._live[1])
+            write_live_record(self._live[0], tracker, self._live[1], self._work.get("fit"))
         except Exception as exc:
             if not self._beat_failed:
                 self._beat_failed = True

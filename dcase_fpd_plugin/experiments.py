@@ -60,8 +60,8 @@ import pandas as pd
 import yaml
 
 from .energy import read_energy as read_energy_json
-from .energy_comparison import (EW_PSDS_PHASE, WORK_UNITS, energy_ratio, ew_psds, normalise_work,
-                                phase_energy)
+from .energy_comparison import (EW_PSDS_PHASE, WORK_UNITS, combined_kind, energy_ratio, ew_psds,
+                                normalise_work, phase_energy)
 from .atomic import atomic_write, atomic_write_text
 from .learning_curves import curve_table, late_epoch_table, plot_learning_curves
 
@@ -121,7 +121,8 @@ class EnergyRecord:
 
     Attributes:
         phases: phase name (training, devtest, eval, ...) -> kWh.
-        kind: ``"measured"``, ``"estimated"``, ``"mixed"`` or ``"unknown"`` (the file did not say).
+        kind: ``"measured"``, ``"estimated"``, ``"mixed (N % measured)"`` or ``"unknown"`` (the file
+            did not say), as ``dcase-fpd report`` labels it.
         work: phase -> the work it did (``{"clips": n, "epochs": n, ...}``), where recorded.
         hardware: phase -> its segments' distinct ``(cpu_model, gpu_model, gpu_count)``, where recorded.
     """
@@ -198,13 +199,15 @@ def _float_or_none(value: Any) -> float | None:
 def parse_energy(data: Any) -> EnergyRecord | None:
     """Energy figures from the content of an ``energy.json`` written by :mod:`dcase_fpd_plugin.energy`
     (``phases: {name: {"energy_kwh": x, "method": "measured" | "estimated", ...}}``); None when no
-    phase holds a kWh figure. The kind is the phases' common method, ``"mixed"`` when they differ,
-    ``"unknown"`` when none says."""
+    phase holds a kWh figure. The kind is the report's (``dcase-fpd report``): ``"measured"``,
+    ``"estimated"`` or ``"mixed (N % measured)"`` from the measured share of the kWh over all phases;
+    ``"unknown"`` when no phase says how its figure was obtained."""
     raw = data.get("phases") if isinstance(data, Mapping) else None
     if not isinstance(raw, Mapping):
         return None
     phases: dict[str, float] = {}
     kinds: set[str] = set()
+    parts: list[Any] = []  # PhaseEnergy of each phase with a figure
     work: dict[str, dict[str, int]] = {}
     hardware: dict[str, tuple] = {}
     for name, entry in raw.items():
@@ -215,13 +218,15 @@ def parse_energy(data: Any) -> EnergyRecord | None:
         if entry.get("method") in ("measured", "estimated"):
             kinds.add(entry["method"])
         pe = phase_energy(data, name)
+        if pe is not None:
+            parts.append(pe)
         if pe is not None and pe.work:
             work[str(name)] = dict(pe.work)
         if pe is not None and pe.hardware:
             hardware[str(name)] = pe.hardware
     if not phases:
         return None
-    return EnergyRecord(phases, kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "unknown", work, hardware)
+    return EnergyRecord(phases, combined_kind(*parts) if kinds else "unknown", work, hardware)
 
 
 def read_energy(exp_dir: Path) -> EnergyRecord | None:
