@@ -88,10 +88,12 @@ def main() -> None:
     n_in = n_stft_frames(int(round(f["clip_s"] * f["sample_rate"])), f["hop_length"])  # T_in, STFT frames
     feats = 20 * torch.randn(batch, f["n_mels"], n_in, device=args.device)  # (B, F, T_in)
 
+    model.checkpoint_blocks = 0  # the plain column, whatever the recipe sets
     plain = saved_bytes(model, feats, bf16)
     ckpt_model = copy.deepcopy(model)
     ckpt_model.checkpoint_blocks = args.checkpoint_blocks
     ckpt = saved_bytes(ckpt_model, feats, bf16)
+    del ckpt_model
     mb = 2**20
     print(f"recipe {args.recipe}: batch {batch}, {f['n_mels']} mels x {n_in} frames, "
           f"precision {precision}, device {args.device}, torch {torch.__version__}")
@@ -112,12 +114,15 @@ def main() -> None:
     if args.device == "cuda":
         from bench_train import bare_step_seconds
 
+        del model, feats, task  # the bare step's peak, not this script's leftovers
+        torch.cuda.empty_cache()
         for blocks in (0, args.checkpoint_blocks):
             r = copy.deepcopy(recipe)
             r["net"]["crnn_checkpoint_blocks"] = blocks
             r["training"]["accelerator"] = "gpu"
             _, peak = bare_step_seconds(r, "cuda", 3, 5)
             print(f"bare training step, crnn_checkpoint_blocks={blocks}: peak allocated {peak:.0f} MB")
+    print(f"(tensors saved at the checkpointed blocks' boundaries count under 'other')")
     print(f"saved_mb={total:.0f} saved_mb_checkpointed={total_ckpt:.0f} ratio={total_ckpt / total:.2f} "
           f"device={args.device}")
 

@@ -11,7 +11,7 @@ stopped at their first training step. Side by side, the same number of fresh pro
 ``import pytorch_lightning`` alone: the floor no recipe can go under. Prints the median of each phase
 (child process clock: interpreter start excluded, import of the CLI included) and as its last line::
 
-    startup_s=X import_floor_s=Y above_floor_s=Z device=cpu
+    startup_s=X import_floor_s=Y above_floor_s=Z device=D
 
 ``startup_s`` is wall time in the parent, from launching the process to the first step's report.
 """
@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -91,18 +93,28 @@ def child(argv: list[str]) -> None:
 
 
 def _timed_child(argv: list[str], timeout: float = 300) -> tuple[float, dict[str, float]]:
-    t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
-    phases = None
-    for line in proc.stdout:
-        if line.startswith(MARK):
-            phases = json.loads(line[len(MARK):])
-            break
-    wall = time.perf_counter() - t
-    err = proc.communicate(timeout=timeout)[1]
-    if phases is None:
-        raise SystemExit(f"the child never reached a training step (exit {proc.returncode}):\n{err[-3000:]}")
+    """Wall seconds from launching the child to its report, and its phases; the child is killed at
+    ``timeout`` seconds (its stderr, kept in a file so that it cannot fill a pipe, is shown then)."""
+    with tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.PIPE,
+                                stderr=err, text=True, cwd=REPO)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        phases = None
+        try:
+            for line in proc.stdout:
+                if line.startswith(MARK):
+                    phases = json.loads(line[len(MARK):])
+                    break
+            wall = time.perf_counter() - t
+            proc.wait()
+        finally:
+            timer.cancel()
+        if phases is None:
+            err.seek(0)
+            raise SystemExit(f"the child never reached a training step within {timeout:.0f} s "
+                             f"(exit {proc.returncode}):\n{err.read()[-3000:]}")
     return wall, phases
 
 
@@ -158,7 +170,11 @@ def main() -> None:
     wall, floor = statistics.median(walls), statistics.median(floors)
     print(f"command to first step (parent clock): {', '.join(f'{w:.2f}' for w in walls)} s; "
           f"import pytorch_lightning alone: {', '.join(f'{f:.2f}' for f in floors)} s")
-    print(f"startup_s={wall:.2f} import_floor_s={floor:.2f} above_floor_s={wall - floor:.2f} device=cpu")
+    import torch  # after the timings: which device the runs trained on (accelerator auto)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"startup_s={wall:.2f} import_floor_s={floor:.2f} above_floor_s={wall - floor:.2f} device={device}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ message naming the file and exit with status 2; nothing is written before the in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    if recipe["energy"]["enabled"]:  # codecarbon's hardware detection, beside the imports below
+    ddp_child = any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK"))  # ranks > 0 track nothing
+    if recipe["energy"]["enabled"] and not ddp_child:  # codecarbon's hardware detection, beside the imports below
         from .energy_tracker import start_hardware_probe
 
         start_hardware_probe(recipe["energy"])

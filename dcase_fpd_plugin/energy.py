@@ -509,8 +509,10 @@ def recover_killed_segment(exp_dir: str | Path, phase: str = "training", config:
     if segment:
         segment = {**segment, "id": record_id, "interrupted": True, "recovered": "killed",
                    "measured_until": record.get("measured_until"), "csv": None}  # codecarbon wrote no row
-        if isinstance(record.get("work"), dict):  # what the run had done when it wrote the record
-            segment["work"] = {k: int(v) for k, v in record["work"].items()}
+        work = record.get("work")  # what the run had done when it wrote the record
+        if isinstance(work, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          for v in work.values()):
+            segment["work"] = {str(k): int(v) for k, v in work.items()}
     _update_phase(exp_dir, phase, [segment] if segment else [], [span], accumulate=True)
     path.unlink(missing_ok=True)
     return {"segment": segment or None, "unmeasured": span}

@@ -7,6 +7,7 @@ the probe before the ~6 s of ``import pytorch_lightning`` (see :func:`start_hard
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import tempfile
 import threading
@@ -39,10 +40,11 @@ def start_hardware_probe(cfg: Mapping[str, Any]) -> threading.Thread:
     GPUs: ~1.3 s on a 2-core CPU) in a daemon thread, once per process, through a tracker that is
     never started and writes nothing.
 
-    codecarbon keeps the outcome for the process, so the tracker that starts at ``on_fit_start``
-    finds it (or waits for the probe to finish) instead of detecting again while the first training
-    step waits. ``cfg``: the recipe's resolved ``energy`` section. Any failure is left to that
-    tracker, which reports it."""
+    codecarbon (a version with ``core.hardware_cache``, 3.3.2 here) keeps the outcome for the process, so the tracker
+    that starts at ``on_fit_start`` finds it instead of detecting again while the first training step
+    waits (if the probe is still detecting then, whichever of the two holds codecarbon's lock detects
+    and the other reuses it). ``cfg``: the recipe's resolved ``energy`` section. Any failure is left
+    to that tracker, which reports it; a codecarbon without that cache makes the probe a no-op."""
     global _probe
     with _probe_lock:
         if _probe is not None:
@@ -51,10 +53,14 @@ def start_hardware_probe(cfg: Mapping[str, Any]) -> threading.Thread:
 
         def probe() -> None:
             try:
+                # codecarbon keeps the detection for the process only since its hardware cache (3.x):
+                # without it the probe would detect for nothing, so it does nothing
+                if importlib.util.find_spec("codecarbon.core.hardware_cache") is None:
+                    return
                 from codecarbon import OfflineEmissionsTracker
 
                 quiet_codecarbon()
-                tracker = OfflineEmissionsTracker(output_dir=tempfile.gettempdir(), save_to_file=False,
+                tracker = OfflineEmissionsTracker(output_dir=tempfile.gettempdir(), output_methods=[],
                                                   experiment_name="hardware-probe", **kwargs)
                 detect = getattr(tracker, "get_detected_hardware", None)  # codecarbon >= 3
                 if detect is not None:

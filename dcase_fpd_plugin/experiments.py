@@ -99,6 +99,7 @@ IDENTITY_IGNORED: frozenset[str] = frozenset(
         "data.cache_dir",
         "data.feature_store",  # speed only: the store gives the disk path's batches
         "data.feature_store_max_gb",
+        "net.crnn_checkpoint_blocks",  # memory only: the same gradients (tests/test_crnn.py)
     }
 )
 RUN_INFO_FILE = "compare_run.json"
@@ -125,12 +126,14 @@ class EnergyRecord:
             did not say), as ``dcase-fpd report`` labels it.
         work: phase -> the work it did (``{"clips": n, "epochs": n, ...}``), where recorded.
         hardware: phase -> its segments' distinct ``(cpu_model, gpu_model, gpu_count)``, where recorded.
+        phase_kinds: phase -> the kind of that phase's figure alone (same labels as ``kind``).
     """
 
     phases: Mapping[str, float]
     kind: str = "unknown"
     work: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     hardware: Mapping[str, tuple] = field(default_factory=dict)
+    phase_kinds: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def total_kwh(self) -> float:
@@ -208,6 +211,7 @@ def parse_energy(data: Any) -> EnergyRecord | None:
     phases: dict[str, float] = {}
     kinds: set[str] = set()
     parts: list[Any] = []  # PhaseEnergy of each phase with a figure
+    phase_kinds: dict[str, str] = {}
     work: dict[str, dict[str, int]] = {}
     hardware: dict[str, tuple] = {}
     for name, entry in raw.items():
@@ -220,13 +224,14 @@ def parse_energy(data: Any) -> EnergyRecord | None:
         pe = phase_energy(data, name)
         if pe is not None:
             parts.append(pe)
+            phase_kinds[str(name)] = pe.kind if entry.get("method") in ("measured", "estimated") else "unknown"
         if pe is not None and pe.work:
             work[str(name)] = dict(pe.work)
         if pe is not None and pe.hardware:
             hardware[str(name)] = pe.hardware
     if not phases:
         return None
-    return EnergyRecord(phases, combined_kind(*parts) if kinds else "unknown", work, hardware)
+    return EnergyRecord(phases, combined_kind(*parts) if kinds else "unknown", work, hardware, phase_kinds)
 
 
 def read_energy(exp_dir: Path) -> EnergyRecord | None:
@@ -659,7 +664,8 @@ def plot_psds_vs_energy(runs: Sequence[RunRecord], path: Path, metric: str = "ps
         pts = [(r.energy.phases[phase], _float_or_none(r.metrics.get(metric))) for r in runs
                if r.recipe == name and r.energy is not None and phase in r.energy.phases]
         pts = [(x, y) for x, y in pts if y is not None]
-        kinds |= {r.energy.kind for r in runs if r.recipe == name and r.energy is not None}
+        kinds |= {r.energy.phase_kinds.get(phase, r.energy.kind) for r in runs
+                  if r.recipe == name and r.energy is not None and phase in r.energy.phases}
         if pts:
             ax.scatter([x for x, _ in pts], [y for _, y in pts], alpha=0.8,
                        label=f"{name} ({len(pts)} run{'s' * (len(pts) != 1)})")

@@ -118,11 +118,12 @@ def _saved_bytes(model, x):
     return total[0], out
 
 
-def test_checkpointed_blocks_give_the_same_step_and_keep_less():
+@pytest.mark.parametrize("momentum", [0.99, 0.1, None])  # None: BatchNorm's cumulative average
+def test_checkpointed_blocks_give_the_same_step_and_keep_less(momentum):
     """net.crnn_checkpoint_blocks: same outputs, gradients, BatchNorm running statistics (not updated
     twice by the recomputation) and dropout masks, and fewer bytes kept for the backward pass."""
     torch.manual_seed(0)
-    plain = CRNN(64, 5, filters=(8, 16, 16), pooling=((2, 2), (2, 2), (1, 2)), rnn_hidden=16)
+    plain = CRNN(64, 5, filters=(8, 16, 16), pooling=((2, 2), (2, 2), (1, 2)), rnn_hidden=16, bn_momentum=momentum)
     ckpt = copy.deepcopy(plain)
     ckpt.checkpoint_blocks = 2
     x = torch.randn(4, 64, 100) * 10
@@ -137,6 +138,7 @@ def test_checkpointed_blocks_give_the_same_step_and_keep_less():
         assert torch.equal(a.grad, b.grad), name
     for (name, a), b in zip(plain.named_buffers(), ckpt.buffers()):
         assert torch.equal(a, b), name
+    assert all(m.momentum == momentum for m in ckpt.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert kept[1] < 0.7 * kept[0]
     with torch.no_grad():  # the teacher's and inference's passes: nothing to recompute
         ckpt.eval()

@@ -403,3 +403,19 @@ def test_live_record_is_rewritten_on_training_batches(tmp_path, monkeypatch):
     assert work["epochs"] == 2 and work["steps"] > 0
     assert len(writes) >= 1 + work["steps"]  # the start, then at least every training batch
     assert cb.segments and not energy.live_record_path(tmp_path / "exp", "training", FAST).exists()
+
+
+def test_live_record_with_malformed_work_still_recovers_its_kwh(tmp_path):
+    tracker = energy.PhaseTracker("training", tmp_path, FAST)
+    assert tracker.start()
+    import time
+
+    time.sleep(1.3)
+    live = energy.live_record_path(tmp_path, "training", FAST)
+    energy.write_live_record(live, tracker, "seg-w")
+    _abandon(tracker)
+    record = json.loads(live.read_text())
+    record["work"] = {"clips": "many"}  # hand-edited or from another version: not a count
+    live.write_text(json.dumps(record))
+    found = energy.recover_killed_segment(tmp_path, "training", FAST)
+    assert found["segment"]["energy_kwh"] > 0 and "work" not in found["segment"] and not live.exists()

@@ -143,7 +143,7 @@ def test_existing_experiment_still_a_user_error(demo_overrides, capsys):
 
 
 def test_hardware_probe_spares_the_tracker_its_detection(monkeypatch, tmp_path):
-    pytest.importorskip("codecarbon")
+    pytest.importorskip("codecarbon.core.hardware_cache")  # codecarbon with its per-process cache
     from codecarbon.core import hardware_cache
     from codecarbon.core.resource_tracker import ResourceTracker
 
@@ -164,9 +164,30 @@ def test_hardware_probe_spares_the_tracker_its_detection(monkeypatch, tmp_path):
     assert energy_tracker.start_hardware_probe(cfg) is probe  # once per process
     probe.join(timeout=60)
     assert runs == [1]
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("hardware-probe*.csv"))
     tracker = energy._make_tracker("training", tmp_path / "energy", cfg)
     try:
         assert runs == [1]  # the started tracker reused the probe's detection
     finally:
         tracker.stop()
+
+
+def test_hardware_probe_is_a_no_op_without_codecarbons_cache(monkeypatch):
+    """A codecarbon without its hardware cache keeps no detection per process: the probe would only
+    compete for the CPU."""
+    pytest.importorskip("codecarbon.core.hardware_cache")
+    import importlib.util
+
+    from codecarbon.core import hardware_cache
+    from codecarbon.core.resource_tracker import ResourceTracker
+
+    from dcase_fpd_plugin import energy, energy_tracker
+
+    runs: list[int] = []
+    monkeypatch.setattr(ResourceTracker, "_run_full_hardware_setup", lambda self: runs.append(1))
+    hardware_cache.clear_cache()  # else a plan left by an earlier test hides a probe that detects
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "codecarbon.core.hardware_cache" else find(name, *a))
+    monkeypatch.setattr(energy_tracker, "_probe", None)
+    energy_tracker.start_hardware_probe(energy.energy_config(None)).join(timeout=60)
+    assert runs == []

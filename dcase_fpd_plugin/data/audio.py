@@ -57,8 +57,10 @@ class HeaderIndex:
         path = Path(path)
         try:
             st = path.stat()
-        except OSError:
+        except FileNotFoundError:
             raise DataError(f"{path}: audio file not found") from None
+        except OSError as exc:  # permission, name too long, ...: not the same as absent
+            raise DataError(f"{path}: audio file cannot be read ({exc.strerror or exc})") from None
         key, stamp = str(path.absolute()), [st.st_size, st.st_mtime_ns]
         if self.known.get(key) == stamp:
             return

@@ -88,9 +88,11 @@ class ConvBlock(nn.Module):
 
 @contextlib.contextmanager
 def frozen_running_stats(module: nn.Module) -> Iterator[None]:
-    """BatchNorm layers of ``module`` normalise with their batch statistics as usual but leave their
-    running statistics as they were (a checkpointed block's recomputation must not update them twice)."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    """Normalisation layers of ``module`` (batch or instance norm) normalise with their batch
+    statistics as usual but leave their running statistics as they were (a checkpointed block's
+    recomputation must not update them twice). Momentum 0 (also for ``momentum=None``, the
+    cumulative average) makes the update a no-op; ``num_batches_tracked`` is restored."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
     for m in norms:
         m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
