@@ -40,11 +40,12 @@ def start_hardware_probe(cfg: Mapping[str, Any]) -> threading.Thread:
     GPUs: ~1.3 s on a 2-core CPU) in a daemon thread, once per process, through a tracker that is
     never started and writes nothing.
 
-    codecarbon (a version with ``core.hardware_cache``, 3.3.2 here) keeps the outcome for the process, so the tracker
-    that starts at ``on_fit_start`` finds it instead of detecting again while the first training step
-    waits (if the probe is still detecting then, whichever of the two holds codecarbon's lock detects
-    and the other reuses it). ``cfg``: the recipe's resolved ``energy`` section. Any failure is left
-    to that tracker, which reports it; a codecarbon without that cache makes the probe a no-op."""
+    codecarbon (a version with ``core.hardware_cache``, as 3.3.2) keeps the outcome for the process,
+    so the tracker that starts at ``on_fit_start`` finds it instead of detecting again while the
+    first training step waits (if the probe is still detecting then, whichever of the two holds
+    codecarbon's lock detects and the other reuses it). ``cfg``: the recipe's resolved ``energy``
+    section. Any failure is left to that tracker, which reports it; a codecarbon without that cache
+    makes the probe a no-op."""
     global _probe
     with _probe_lock:
         if _probe is not None:
@@ -53,7 +54,7 @@ def start_hardware_probe(cfg: Mapping[str, Any]) -> threading.Thread:
 
         def probe() -> None:
             try:
-                # codecarbon keeps the detection for the process only since its hardware cache (3.x):
+                # codecarbon keeps the detection for the process only since its hardware cache:
                 # without it the probe would detect for nothing, so it does nothing
                 if importlib.util.find_spec("codecarbon.core.hardware_cache") is None:
                     return
