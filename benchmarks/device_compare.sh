@@ -19,6 +19,12 @@ echo "$(el) decoded"
 python3 -m dcase_fpd_plugin.cli bench build /tmp/bench --soundbank /tmp/soundbank --workers 16 --no-progress > $OUT/bench_build.log 2>&1 || { tail -20 $OUT/bench_build.log; exit 1; }
 tail -3 $OUT/bench_build.log | head -2
 echo "$(el) bench built"
+# #12: a CRNN run's peak GPU memory at batch 48, plain and with the first 2 conv blocks checkpointed
+# (net.crnn_checkpoint_blocks); MEMCHECK=0 skips it (~20 s)
+if [ "${MEMCHECK:-1}" = 1 ]; then
+  timeout 90 python3 benchmarks/bench_memory.py --device cuda training.precision=bf16-mixed 2>&1 | grep -v -i warn | tee $OUT/memory.txt | tail -4
+  echo "$(el) memory checked"
+fi
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps_pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps_log
 mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
 if [ "${MPS:-1}" = 1 ] && nvidia-cuda-mps-control -d 2>/dev/null && timeout 60 python3 -c "import torch; x=torch.ones(4,device='cuda'); print('mps client ok', float(x.sum()))"; then

@@ -16,6 +16,7 @@ message naming the file and exit with status 2; nothing is written before the in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -30,9 +31,15 @@ def _print_metrics(metrics: dict, exp_dir: Path) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
-    from .training import train
 
     recipe = load_recipe(args.recipe, args.overrides)
+    ddp_child = any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK"))  # ranks > 0 track nothing
+    if recipe["energy"]["enabled"] and not ddp_child:  # codecarbon's hardware detection, beside the imports below
+        from .energy_tracker import start_hardware_probe
+
+        start_hardware_probe(recipe["energy"])
+    from .training import train
+
     result = train(recipe, resume=args.resume, force=args.force)
     if result.metrics is not None:
         _print_metrics(result.metrics, result.exp_dir)
@@ -105,7 +112,35 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+class IntermixedArgumentParser(argparse.ArgumentParser):
+    """Lets overrides follow the options (``RECIPE ... --seeds N --out DIR key=value``): plain
+    argparse only takes positionals in the first run before an option."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+# Sub-commands defined in the module of their concept (``add_parser(subparsers)`` there).
+MODULE_COMMANDS = {"synth": "synth.command", "bench": "synth.bench", "compare": "experiments",
+                   "report": "submission_report"}
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first word not starting with '-'), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``dcase-fpd`` parser; with ``command``, the other module sub-commands are placeholders
+    (their modules are not imported)."""
     p = argparse.ArgumentParser(prog="dcase-fpd", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -154,23 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_recipes, parser=r)
 
     # Overrides may follow the options (`test R --ckpt C eval.threshold=0.9`), as compare allows.
-    from .experiments import _IntermixedArgumentParser
-
     for parser in (t, s, d):
-        parser.__class__ = _IntermixedArgumentParser
+        parser.__class__ = IntermixedArgumentParser
 
-    # Sub-commands that live beside their concept: each module has add_parser(subparsers).
+    # Sub-commands that live beside their concept: each module has add_parser(subparsers). Only the
+    # module of the command asked for is imported (compare's pulls in pandas, report's torch: ~1 s).
     import importlib
 
-    for module in ("synth.command", "synth.bench", "experiments", "submission_report"):
-        try:
-            mod = importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as exc:  # pragma: no cover - a module not written yet
-            if exc.name != f"{__package__}.{module}":
-                raise
+    for name, module in MODULE_COMMANDS.items():
+        if command is not None and command != name:
+            sub.add_parser(name, help=f"(see dcase-fpd {name} --help)")
             continue
-        mod.add_parser(sub)
+        importlib.import_module(f"{__package__}.{module}").add_parser(sub)
     return p
+
+
+_BUILTIN_COMMANDS = ("train", "test", "infer", "demo", "recipes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,18 +214,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .registry import UnknownPluginError
 
     quiet_dependencies()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    args = build_parser(command if command in MODULE_COMMANDS or command in _BUILTIN_COMMANDS else None).parse_args(argv)
     user_errors: tuple[type[BaseException], ...] = (RecipeError, DataError, UnknownPluginError,
                                                     FileNotFoundError, FileExistsError)
     try:
-        from .training import ExperimentExistsError
-
-        user_errors += (ExperimentExistsError,)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
         return int(args.func(args) or 0)
-    except user_errors as exc:
+    except Exception as exc:
+        # the training module (Lightning: ~6 s) is not imported here for its error class: a command
+        # that raised one has imported it
+        training = sys.modules.get(f"{__package__}.training")
+        if not isinstance(exc, user_errors) and not (training and isinstance(exc, training.ExperimentExistsError)):
+            raise
         print(f"dcase-fpd {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -79,6 +79,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 import warnings
@@ -90,6 +91,7 @@ from typing import Any, Iterator, Mapping
 import pytorch_lightning as pl
 
 from .atomic import atomic_write_text
+from .energy_tracker import quiet_codecarbon, start_hardware_probe, tracker_kwargs
 
 PHASES = ("training", "devtest", "evaluation")
 ENERGY_JSON = "energy.json"
@@ -129,15 +131,6 @@ def energy_config(recipe_or_section: Mapping[str, Any] | None = None) -> dict[st
     if not cfg["measure_power_secs"] > 0:
         raise RecipeError(f"'energy.measure_power_secs' must be > 0 seconds, got {cfg['measure_power_secs']!r}")
     return cfg
-
-
-def quiet_codecarbon() -> None:
-    """The one place that silences codecarbon's INFO/WARNING log lines (its real errors still show).
-
-    codecarbon sets its logger's level when imported and again in every tracker's ``__init__``
-    (from ``log_level``); we import it, then set ERROR, and pass ``log_level="error"`` to trackers.
-    """
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
 
 def _is_global_zero() -> bool:
@@ -216,17 +209,8 @@ def _make_tracker(phase: str, out_dir: Path, cfg: Mapping[str, Any]):
 
     quiet_codecarbon()
     out_dir.mkdir(parents=True, exist_ok=True)  # codecarbon needs it to exist
-    tracker = OfflineEmissionsTracker(
-        country_iso_code=cfg["country_iso_code"],
-        output_dir=str(out_dir),
-        output_file=f"{phase}.csv",
-        project_name="dcase-fpd",
-        experiment_name=phase,
-        measure_power_secs=float(cfg["measure_power_secs"]),
-        tracking_mode=cfg["tracking_mode"],
-        log_level="error",
-        allow_multiple_runs=True,
-    )
+    tracker = OfflineEmissionsTracker(output_dir=str(out_dir), output_file=f"{phase}.csv", experiment_name=phase,
+                                      **tracker_kwargs(cfg))
     tracker.start()
     if getattr(tracker, "_start_time", None) is None:  # codecarbon swallows its own exceptions
         raise RuntimeError("codecarbon's tracker did not start (an error inside codecarbon)")
@@ -460,8 +444,11 @@ def live_record_path(exp_dir: str | Path, phase: str, config: Mapping[str, Any] 
     return Path(exp_dir) / energy_config(config)["output_subdir"] / f"{phase}.live.json"
 
 
-def write_live_record(path: Path, tracker: PhaseTracker, record_id: str) -> None:
-    """Write (atomically) what ``tracker`` has measured so far, for :func:`recover_killed_segment`."""
+def write_live_record(path: Path, tracker: PhaseTracker, record_id: str,
+                      work: Mapping[str, int] | None = None) -> None:
+    """Write (atomically) what ``tracker`` has measured so far, for :func:`recover_killed_segment`;
+    ``work``: what the segment has done by now (counted at this writing, so up to one power reading
+    past the figures: the work of a recovered segment is that much over its kWh's)."""
     segment = tracker.snapshot()
     measured_until = tracker._started_unix + (segment["duration_s"] if segment else 0.0)
     record = {
@@ -470,6 +457,8 @@ def write_live_record(path: Path, tracker: PhaseTracker, record_id: str) -> None
         "measured_until": _iso(measured_until), "measured_until_unix": measured_until,
         "written": _now(), "segment": segment,
     }
+    if work:
+        record["work"] = {k: int(v) for k, v in work.items()}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
@@ -520,6 +509,10 @@ def recover_killed_segment(exp_dir: str | Path, phase: str = "training", config:
     if segment:
         segment = {**segment, "id": record_id, "interrupted": True, "recovered": "killed",
                    "measured_until": record.get("measured_until"), "csv": None}  # codecarbon wrote no row
+        work = record.get("work")  # what the run had done when it wrote the record
+        if isinstance(work, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          for v in work.values()):
+            segment["work"] = {str(k): int(v) for k, v in work.items()}
     _update_phase(exp_dir, phase, [segment] if segment else [], [span], accumulate=True)
     path.unlink(missing_ok=True)
     return {"segment": segment or None, "unmeasured": span}
@@ -658,6 +651,14 @@ class EnergyCallback(pl.Callback):
         self._last_beat = 0.0
         self._beat_failed = False
 
+    def prepare(self) -> threading.Thread | None:
+        """Start codecarbon's hardware detection now, if not yet started in this process
+        (:func:`~dcase_fpd_plugin.energy_tracker.start_hardware_probe`), so that it overlaps the data
+        and model set-up before fit; None when this callback will track nothing here."""
+        if not self.config["enabled"] or not _is_global_zero():
+            return None
+        return start_hardware_probe(self.config)
+
     def _start(self, trainer: pl.Trainer, stage: str) -> None:
         if stage not in self.phases or not self.config["enabled"] or not trainer.is_global_zero:
             return
@@ -701,7 +702,7 @@ class EnergyCallback(pl.Callback):
             return
         self._last_beat = now
         try:
-            write_live_record(self._live[0], tracker, self._live[1])
+            write_live_record(self._live[0], tracker, self._live[1], self._work.get("fit"))
         except Exception as exc:
             if not self._beat_failed:
                 self._beat_failed = True

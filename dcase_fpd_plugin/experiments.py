@@ -60,8 +60,8 @@ import pandas as pd
 import yaml
 
 from .energy import read_energy as read_energy_json
-from .energy_comparison import (EW_PSDS_PHASE, WORK_UNITS, energy_ratio, ew_psds, normalise_work,
-                                phase_energy)
+from .energy_comparison import (EW_PSDS_PHASE, WORK_UNITS, combined_kind, energy_ratio, ew_psds,
+                                normalise_work, phase_energy)
 from .atomic import atomic_write, atomic_write_text
 from .learning_curves import curve_table, late_epoch_table, plot_learning_curves
 
@@ -99,6 +99,7 @@ IDENTITY_IGNORED: frozenset[str] = frozenset(
         "data.cache_dir",
         "data.feature_store",  # speed only: the store gives the disk path's batches
         "data.feature_store_max_gb",
+        "net.crnn_checkpoint_blocks",  # memory only: the same gradients (tests/test_crnn.py)
     }
 )
 RUN_INFO_FILE = "compare_run.json"
@@ -121,15 +122,18 @@ class EnergyRecord:
 
     Attributes:
         phases: phase name (training, devtest, eval, ...) -> kWh.
-        kind: ``"measured"``, ``"estimated"``, ``"mixed"`` or ``"unknown"`` (the file did not say).
+        kind: ``"measured"``, ``"estimated"``, ``"mixed (N % measured)"`` or ``"unknown"`` (the file
+            did not say), as ``dcase-fpd report`` labels it.
         work: phase -> the work it did (``{"clips": n, "epochs": n, ...}``), where recorded.
         hardware: phase -> its segments' distinct ``(cpu_model, gpu_model, gpu_count)``, where recorded.
+        phase_kinds: phase -> the kind of that phase's figure alone (same labels as ``kind``).
     """
 
     phases: Mapping[str, float]
     kind: str = "unknown"
     work: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     hardware: Mapping[str, tuple] = field(default_factory=dict)
+    phase_kinds: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def total_kwh(self) -> float:
@@ -198,13 +202,16 @@ def _float_or_none(value: Any) -> float | None:
 def parse_energy(data: Any) -> EnergyRecord | None:
     """Energy figures from the content of an ``energy.json`` written by :mod:`dcase_fpd_plugin.energy`
     (``phases: {name: {"energy_kwh": x, "method": "measured" | "estimated", ...}}``); None when no
-    phase holds a kWh figure. The kind is the phases' common method, ``"mixed"`` when they differ,
-    ``"unknown"`` when none says."""
+    phase holds a kWh figure. The kind is the report's (``dcase-fpd report``): ``"measured"``,
+    ``"estimated"`` or ``"mixed (N % measured)"`` from the measured share of the kWh over all phases;
+    ``"unknown"`` when no phase says how its figure was obtained."""
     raw = data.get("phases") if isinstance(data, Mapping) else None
     if not isinstance(raw, Mapping):
         return None
     phases: dict[str, float] = {}
     kinds: set[str] = set()
+    parts: list[Any] = []  # PhaseEnergy of each phase with a figure
+    phase_kinds: dict[str, str] = {}
     work: dict[str, dict[str, int]] = {}
     hardware: dict[str, tuple] = {}
     for name, entry in raw.items():
@@ -215,13 +222,16 @@ def parse_energy(data: Any) -> EnergyRecord | None:
         if entry.get("method") in ("measured", "estimated"):
             kinds.add(entry["method"])
         pe = phase_energy(data, name)
+        if pe is not None:
+            parts.append(pe)
+            phase_kinds[str(name)] = pe.kind if entry.get("method") in ("measured", "estimated") else "unknown"
         if pe is not None and pe.work:
             work[str(name)] = dict(pe.work)
         if pe is not None and pe.hardware:
             hardware[str(name)] = pe.hardware
     if not phases:
         return None
-    return EnergyRecord(phases, kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "unknown", work, hardware)
+    return EnergyRecord(phases, combined_kind(*parts) if kinds else "unknown", work, hardware, phase_kinds)
 
 
 def read_energy(exp_dir: Path) -> EnergyRecord | None:
@@ -654,7 +664,8 @@ def plot_psds_vs_energy(runs: Sequence[RunRecord], path: Path, metric: str = "ps
         pts = [(r.energy.phases[phase], _float_or_none(r.metrics.get(metric))) for r in runs
                if r.recipe == name and r.energy is not None and phase in r.energy.phases]
         pts = [(x, y) for x, y in pts if y is not None]
-        kinds |= {r.energy.kind for r in runs if r.recipe == name and r.energy is not None}
+        kinds |= {r.energy.phase_kinds.get(phase, r.energy.kind) for r in runs
+                  if r.recipe == name and r.energy is not None and phase in r.energy.phases}
         if pts:
             ax.scatter([x for x, _ in pts], [y for _, y in pts], alpha=0.8,
                        label=f"{name} ({len(pts)} run{'s' * (len(pts) != 1)})")
@@ -1015,22 +1026,6 @@ def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | 
 # --------------------------------------------------------------------------- command line
 
 
-class _IntermixedArgumentParser(argparse.ArgumentParser):
-    """Lets overrides follow the options (``RECIPE ... --seeds N --out DIR key=value``): plain
-    argparse only takes positionals in the first run before an option."""
-
-    _intermixing = False
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        if self._intermixing:
-            return super().parse_known_args(args, namespace)
-        self._intermixing = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._intermixing = False
-
-
 def split_recipes_and_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
     """Positional words: ``key.path=value`` overrides vs recipe files (an existing file whose name
     holds '=' counts as a recipe)."""
@@ -1071,7 +1066,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.__class__ = _IntermixedArgumentParser
+    from .cli import IntermixedArgumentParser
+
+    p.__class__ = IntermixedArgumentParser
     p.add_argument("items", nargs="+", metavar="RECIPE|key=value",
                    help="recipe YAML files or bundled names, then key.path=value overrides applied to every recipe")
     p.add_argument("--seeds", type=int, required=True, metavar="N", help="seeds per recipe")

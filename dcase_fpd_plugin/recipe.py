@@ -77,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
         "crnn_attention": "classes",  # softmax axis of the attention pooling: classes (DESED_task) | time
         "crnn_input_norm": "minmax",  # per-clip log-mel normalisation: minmax to [-1, 1] (DESED_task) | standard
         "crnn_bn_momentum": 0.99,  # BatchNorm momentum, PyTorch meaning (DESED_task's value)
+        "crnn_checkpoint_blocks": 0,  # first N conv blocks recompute activations in backward (less memory, same results)
         "rnn_hidden": 128,  # GRU units per direction: embeddings D = 2 * rnn_hidden
         "rnn_layers": 2,
         "rnn_dropout": 0.0,  # between GRU layers
@@ -496,6 +497,10 @@ def _check_training_scheme(recipe: dict) -> None:
             isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and v >= 1 for v in p) for p in pooling):
         raise RecipeError(f"'net.crnn_pooling' needs one [time, freq] pair of positive integers per "
                           f"'net.crnn_filters' block, got {pooling}")
+    blocks = net["crnn_checkpoint_blocks"]
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 0 <= blocks <= len(net["crnn_filters"]):
+        raise RecipeError(f"'net.crnn_checkpoint_blocks' must be an integer in [0, {len(net['crnn_filters'])}] "
+                          f"(conv blocks that recompute their activations), got {blocks!r}")
     if not 0.0 <= training["ema_factor"] < 1.0:
         raise RecipeError(f"'training.ema_factor' must lie in [0, 1), got {training['ema_factor']}")
     if not 0.0 <= training["mixup_prob"] <= 1.0:

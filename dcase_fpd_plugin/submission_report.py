@@ -372,6 +372,8 @@ def format_report(fig: Mapping[str, Any]) -> str:
         bound = (f"  (a lower bound: {e['unmeasured_s']:.1f} s unmeasured, see the notes)"
                  if e.get("unmeasured_s") else "")
         lines.append(f"  {'total':<12}{format_kwh(e['total_kwh'], e['kind'])}{bound}")
+    elif e.get("unmeasured_s"):  # killed before codecarbon's first reading: time, but no kWh at all
+        lines.append(f"  {'total':<12}not measured ({e['unmeasured_s']:.1f} s ran unmeasured, see the notes)")
     if e.get("sources"):
         lines.append("  sources: " + "; ".join(f"{k}: {v}" for k, v in e["sources"].items()))
         if e.get("kind") != "measured":

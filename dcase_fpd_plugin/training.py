@@ -281,6 +281,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     if run_test and selection_on_test(recipe) and not _is_ddp_child():
         warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=2)
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
+    energy_cb.prepare()  # codecarbon's hardware detection, in a thread during the set-up below
     replace = force and not resume and not _is_ddp_child() and (
         (exp_dir / "checkpoints").is_dir() or (exp_dir / "metrics.json").is_file())
     exp_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,8 @@
 """The DCASE 2023 baseline CRNN (``net.name: crnn``): shapes, size, MACs, attention pooling, registration."""
 
+import copy
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +12,7 @@ from dcase_fpd_plugin.submission_report import count_macs, count_parameters
 from dcase_fpd_plugin.models.crnn import minmax_per_clip
 from dcase_fpd_plugin.recipe import DEFAULTS, RecipeError, load_recipe
 
+REPO = Path(__file__).resolve().parents[1]
 DCASE_PARAMS = 1.11e6  # DESED_task README, DCASE 2023 baseline
 DCASE_MACS_10S = 930.902e6  # "Total number of multiply-accumulate operation (MACs) for 10 seconds"
 N_IN_10S = 1 + 160000 // 256  # 626 STFT frames
@@ -97,3 +101,52 @@ def test_build_from_recipe_and_bad_values(tmp_path):
         load_recipe(None, ["net.crnn_attention=frames"])
     with pytest.raises(RecipeError, match="net.name"):
         load_recipe(None, ["net.name=transformer"])
+
+
+def _saved_bytes(model, x):
+    seen, total = set(), [0]
+
+    def pack(t):
+        key = t.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            total[0] += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    return total[0], out
+
+
+@pytest.mark.parametrize("momentum", [0.99, 0.1, None])  # None: BatchNorm's cumulative average
+def test_checkpointed_blocks_give_the_same_step_and_keep_less(momentum):
+    """net.crnn_checkpoint_blocks: same outputs, gradients, BatchNorm running statistics (not updated
+    twice by the recomputation) and dropout masks, and fewer bytes kept for the backward pass."""
+    torch.manual_seed(0)
+    plain = CRNN(64, 5, filters=(8, 16, 16), pooling=((2, 2), (2, 2), (1, 2)), rnn_hidden=16, bn_momentum=momentum)
+    ckpt = copy.deepcopy(plain)
+    ckpt.checkpoint_blocks = 2
+    x = torch.randn(4, 64, 100) * 10
+    kept = []
+    for m in (plain, ckpt):
+        m.train()
+        torch.manual_seed(1)
+        n, out = _saved_bytes(m, x)
+        kept.append(n)
+        (out.frame_probs.sum() + out.clip_probs.sum()).backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        assert torch.equal(a.grad, b.grad), name
+    for (name, a), b in zip(plain.named_buffers(), ckpt.buffers()):
+        assert torch.equal(a, b), name
+    assert all(m.momentum == momentum for m in ckpt.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert kept[1] < 0.7 * kept[0]
+    with torch.no_grad():  # the teacher's and inference's passes: nothing to recompute
+        ckpt.eval()
+        plain.eval()
+        assert torch.equal(ckpt(x).frame_probs, plain(x).frame_probs)
+
+
+@pytest.mark.parametrize("value", [-1, 8, 1.5, True])
+def test_checkpoint_blocks_out_of_range_refused(value):
+    with pytest.raises(RecipeError, match="net.crnn_checkpoint_blocks"):
+        load_recipe(REPO / "recipes" / "dcase2023_baseline.yaml", [f"net.crnn_checkpoint_blocks={value}"])

@@ -291,7 +291,7 @@ def test_killed_segment_is_recovered_once_with_its_unmeasured_tail(tmp_path):
 
     time.sleep(1.3)  # codecarbon reads power every second (FAST)
     live = energy.live_record_path(tmp_path, "training", FAST)
-    energy.write_live_record(live, tracker, "seg-1")
+    energy.write_live_record(live, tracker, "seg-1", {"clips": 96, "epochs": 0, "steps": 2})
     _abandon(tracker)
     record = json.loads(live.read_text())
     saved = live.read_text()
@@ -301,6 +301,7 @@ def test_killed_segment_is_recovered_once_with_its_unmeasured_tail(tmp_path):
     assert not live.exists()
     seg, span = found["segment"], found["unmeasured"]
     assert seg["recovered"] == "killed" and seg["interrupted"] is True and seg["energy_kwh"] > 0
+    assert seg["work"] == {"clips": 96, "epochs": 0, "steps": 2}  # so the phase can still be normalised
     assert seg["duration_s"] >= 1.0 and seg["energy_kwh"] == pytest.approx(seg["cpu_kwh"] + seg["gpu_kwh"] + seg["ram_kwh"])
     assert span["duration_s"] == pytest.approx(30.0) and span["ran_at_least_s"] == pytest.approx(4.0)
     tr = read_energy(tmp_path)["phases"]["training"]
@@ -316,6 +317,7 @@ def test_killed_segment_is_recovered_once_with_its_unmeasured_tail(tmp_path):
         pass
     tr = read_energy(tmp_path)["phases"]["training"]
     assert tr["n_segments"] == 2 and tr["unmeasured_s"] == pytest.approx(30.0)
+    assert "work" not in tr  # the block counted nothing: no common work to sum
 
 
 def test_killed_before_any_reading_is_recorded_as_unmeasured(tmp_path):
@@ -341,8 +343,11 @@ def test_killed_before_any_reading_is_recorded_as_unmeasured(tmp_path):
     fig = {"exp_dir": str(tmp_path), "net": "x", "model_source": "x", "energy": section,
            "macs": {"input_shape": [1], "counted": 0, "recurrent": 0}, "parameters": 1, "macs_per_10s": 1,
            "hardware": {"source": "x"}, "notes": notes}
-    line = next(ln for ln in format_report(fig).splitlines() if ln.strip().startswith("training"))
+    report = format_report(fig).splitlines()
+    line = next(ln for ln in report if ln.strip().startswith("training"))
     assert "not measured" in line and "0:00:12" in line
+    total = next(ln for ln in report if ln.strip().startswith("total"))
+    assert "not measured" in total and "12.5 s ran unmeasured" in total
 
 
 def test_callback_keeps_a_live_record_during_fit_only(tmp_path):
@@ -398,3 +403,19 @@ def test_live_record_is_rewritten_on_training_batches(tmp_path, monkeypatch):
     assert work["epochs"] == 2 and work["steps"] > 0
     assert len(writes) >= 1 + work["steps"]  # the start, then at least every training batch
     assert cb.segments and not energy.live_record_path(tmp_path / "exp", "training", FAST).exists()
+
+
+def test_live_record_with_malformed_work_still_recovers_its_kwh(tmp_path):
+    tracker = energy.PhaseTracker("training", tmp_path, FAST)
+    assert tracker.start()
+    import time
+
+    time.sleep(1.3)
+    live = energy.live_record_path(tmp_path, "training", FAST)
+    energy.write_live_record(live, tracker, "seg-w")
+    _abandon(tracker)
+    record = json.loads(live.read_text())
+    record["work"] = {"clips": "many"}  # hand-edited or from another version: not a count
+    live.write_text(json.dumps(record))
+    found = energy.recover_killed_segment(tmp_path, "training", FAST)
+    assert found["segment"]["energy_kwh"] > 0 and "work" not in found["segment"] and not live.exists()

@@ -196,6 +196,14 @@ def test_missing_or_broken_inputs_are_named(pair, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{system / 'metrics.json'}: 'psds1' is missing (eval.psds: false?): no EW-PSDS1" in out
     assert "EW-PSDS1 n/a" in out
+    for broken, says in (([0.3], "not a metrics file"), ({"psds1": "0.3", "psds2": 0.4}, "'psds1' is not a number"),
+                         ({"psds1": True, "psds2": 0.4}, "'psds1' is not a number")):
+        (system / "metrics.json").write_text(json.dumps(broken))
+        assert main(["report", str(system), "--baseline", str(baseline)]) == 2
+        assert f"{system / 'metrics.json'}: {says}" in capsys.readouterr().err
+    (system / "energy.json").write_text("{broken")
+    assert main(["report", str(system), "--baseline", str(baseline)]) == 2
+    assert str(system / "energy.json") in capsys.readouterr().err
 
 
 def test_work_normalisation_and_kind_rules():

@@ -120,7 +120,7 @@ def _phase(kwh, method="estimated"):
 @pytest.mark.parametrize("phases, total, kind", [
     ({"training": _phase(0.5), "devtest": _phase(0.25)}, 0.75, "estimated"),
     ({"training": _phase(0.5, "measured")}, 0.5, "measured"),
-    ({"training": _phase(0.5, "estimated"), "eval": _phase(0.1, "measured")}, 0.6, "mixed"),
+    ({"training": _phase(0.5, "estimated"), "eval": _phase(0.1, "measured")}, 0.6, "mixed (17 % measured)"),
     ({"training": _phase(0.5, None), "devtest": _phase(None)}, 0.5, "unknown"),
 ])
 def test_parse_energy_reads_the_energy_module_format(phases, total, kind):

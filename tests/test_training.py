@@ -265,6 +265,8 @@ def test_sigkill_then_resume_keeps_the_killed_segments_energy(demo_overrides, tm
     assert len(recovered) == 1 and tr["n_segments"] == 2  # the killed segment, then the resumed one
     seg = recovered[0]
     assert seg["energy_kwh"] > 0 and seg["duration_s"] > 0 and seg["interrupted"] is True
+    assert seg["work"]["steps"] >= 1 and seg["work"]["clips"] == seg["work"]["steps"] * 12  # batch [6, 6, 0]
+    assert tr["work"]["clips"] == sum(s["work"]["clips"] for s in tr["segments"])  # normalisable per clip
     assert tr["energy_kwh"] == pytest.approx(sum(s["energy_kwh"] for s in tr["segments"]))
     # the tail after codecarbon's last reading is kept as unmeasured seconds, reaching past the kill
     (span,) = tr["unmeasured"]

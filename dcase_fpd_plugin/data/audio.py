@@ -8,6 +8,7 @@ so that padded frames can be masked.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,59 @@ def check_readable(path: str | Path) -> None:
         raise DataError(f"{path}: unreadable audio ({exc})") from None
     if info.frames == 0:
         raise DataError(f"{path}: audio file holds no samples")
+
+
+class HeaderIndex:
+    """The audio files whose header has been read, by absolute path, size and modification time,
+    kept in a JSON file (``<data.cache_dir>/audio_headers.json``): a later run checks only the files
+    that are new or changed since, instead of opening every listed file again (~0.2 ms each:
+    0.8 s for DESED's 4792 clips). A file that fails is never recorded, so it is checked every time.
+
+    Args:
+        path: the JSON file, or None to keep nothing between runs (every file checked).
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else None
+        self.known: dict[str, list[int]] = {}
+        self.checked = 0  # headers read by this index (new or changed files)
+        self._dirty = False
+        if self.path is not None and self.path.is_file():
+            try:
+                known = json.loads(self.path.read_text())
+                self.known = {k: v for k, v in known.items() if isinstance(v, list) and len(v) == 2}
+            except (OSError, ValueError, AttributeError):
+                self.known = {}  # unreadable index: start again (it only saves time)
+
+    def check(self, path: str | Path) -> None:
+        """:func:`check_readable`, skipped when ``path`` has the size and modification time recorded."""
+        path = Path(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise DataError(f"{path}: audio file not found") from None
+        except OSError as exc:  # permission, name too long, ...: not the same as absent
+            raise DataError(f"{path}: audio file cannot be read ({exc.strerror or exc})") from None
+        key, stamp = str(path.absolute()), [st.st_size, st.st_mtime_ns]
+        if self.known.get(key) == stamp:
+            return
+        check_readable(path)
+        self.checked += 1
+        self.known[key] = stamp
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the index atomically if it learnt anything; a cache that cannot be written is skipped."""
+        if self.path is None or not self._dirty:
+            return
+        from ..atomic import atomic_write_text
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.known))
+            self._dirty = False
+        except OSError:
+            pass
 
 
 def load_clip(path: str | Path, sample_rate: int, clip_s: float) -> tuple[np.ndarray, int]:

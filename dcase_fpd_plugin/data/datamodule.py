@@ -23,6 +23,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL
 from .batching import MixedSourceBatchSampler
+from .audio import HeaderIndex
 from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabeled_records, weak_records
 from .features import FeatureExtractor
 from .labels import LabelEncoder
@@ -72,6 +73,8 @@ class SEDDataModule(pl.LightningDataModule):
         data = recipe["data"]
         self.encoder = LabelEncoder(data["classes"], frame_hop_s, n_frames)
         self.features = FeatureExtractor(recipe["feats"], default_cache_dir(recipe) if use_cache else None)
+        # listed audio files already known readable (header read by an earlier run)
+        self.headers = HeaderIndex(default_cache_dir(recipe) / "audio_headers.json" if use_cache else None)
         self.train_sets: list[ClipDataset] = []
         self.val_set: ClipDataset | None = None  # strong validation clips
         self.weak_val_set: ClipDataset | None = None  # held-out weak clips (data.weak_val_fraction)
@@ -94,7 +97,7 @@ class SEDDataModule(pl.LightningDataModule):
         if self._weak_split is None:
             data = self.recipe["data"]
             records = weak_records(data["weak_folder"], data["weak_tsv"], data["classes"],
-                                   data["max_missing_fraction"])
+                                   data["max_missing_fraction"], headers=self.headers)
             self._weak_split = split_weak_validation(records, data["weak_val_fraction"], data["weak_val_seed"])
         return self._weak_split
 
@@ -106,12 +109,13 @@ class SEDDataModule(pl.LightningDataModule):
             sets = []
             if bs[0] > 0:
                 sets.append(self._dataset(strong_records(data["synth_folder"], data["synth_tsv"], classes,
-                                                         max_missing_fraction=miss), SOURCE_SS, data["synth_tsv"]))
+                                                         max_missing_fraction=miss, headers=self.headers),
+                                          SOURCE_SS, data["synth_tsv"]))
             if bs[1] > 0:
                 sets.append(self._dataset(self.weak_split()[0], SOURCE_RW, data["weak_tsv"]))
             if bs[2] > 0:
-                sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss), SOURCE_UL,
-                                          data["unlabeled_folder"]))
+                sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss, headers=self.headers),
+                                          SOURCE_UL, data["unlabeled_folder"]))
             self.train_sets = sets
             if self.use_store():
                 self.store = FeatureStore.cached(sets, STORE_DTYPES[data["feature_store_dtype"]],
@@ -119,7 +123,7 @@ class SEDDataModule(pl.LightningDataModule):
                                                  progress=bool(self.recipe["training"]["progress_bar"]))
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(self._scored(strong_records(data["val_folder"], data["val_tsv"], classes,
-                                                                     data["val_dur"], miss), data["val_tsv"]),
+                                                                     data["val_dur"], miss, self.headers), data["val_tsv"]),
                                          SOURCE_SS, data["val_tsv"])
             if data["weak_val_fraction"] > 0 and data["weak_folder"] and data["weak_tsv"]:
                 held = self.weak_split()[1]
@@ -127,11 +131,14 @@ class SEDDataModule(pl.LightningDataModule):
         if stage in (None, "test") and self.test_set is None:
             if data["test_tsv"]:
                 self.test_set = self._dataset(self._scored(strong_records(data["test_folder"], data["test_tsv"],
-                                                                          classes, data["test_dur"], miss),
+                                                                          classes, data["test_dur"], miss,
+                                                                          self.headers),
                                                            data["test_tsv"]), SOURCE_SS, data["test_tsv"])
             else:
                 self.test_set = self.val_set or self._dataset(
-                    strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss), SOURCE_SS)
+                    strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss,
+                                   self.headers), SOURCE_SS)
+        self.headers.save()
 
     def store_nbytes(self) -> int:
         """Bytes the training clips would take in a feature store."""

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL, Batch
-from .audio import check_readable
+from .audio import HeaderIndex
 from .features import FeatureExtractor
 from .labels import Event, LabelEncoder, weak_from_strong
 from .tsv import DataError, list_audio_folder, read_durations_tsv, read_strong_tsv, read_weak_tsv
@@ -38,12 +38,13 @@ class ClipRecord:
 
 
 def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: float,
-                    knob: str = "data.max_missing_fraction") -> list[ClipRecord]:
+                    knob: str = "data.max_missing_fraction", headers: HeaderIndex | None = None) -> list[ClipRecord]:
     bad: list[str] = []  # messages
     bad_paths: set[Path] = set()
+    headers = headers if headers is not None else HeaderIndex()
     for r in records:
         try:
-            check_readable(r.path)
+            headers.check(r.path)
         except DataError as exc:
             bad.append(str(exc))
             bad_paths.add(r.path)
@@ -62,8 +63,10 @@ def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: 
     return [r for r in records if r.path not in bad_paths]
 
 
-def strong_records(folder, tsv, classes, durations_tsv=None, max_missing_fraction=0.0) -> list[ClipRecord]:
-    """Records of a strongly labelled set; clips only in the durations TSV have no events."""
+def strong_records(folder, tsv, classes, durations_tsv=None, max_missing_fraction=0.0,
+                   headers: HeaderIndex | None = None) -> list[ClipRecord]:
+    """Records of a strongly labelled set; clips only in the durations TSV have no events.
+    ``headers``: the files already known readable (each listed file is checked otherwise)."""
     events = read_strong_tsv(tsv, classes)
     names = list(events)
     if durations_tsv is not None:
@@ -72,18 +75,19 @@ def strong_records(folder, tsv, classes, durations_tsv=None, max_missing_fractio
                 events[name] = []
                 names.append(name)
     recs = [ClipRecord(Path(folder) / n, events=events[n]) for n in names]
-    return _filter_present(recs, str(tsv), max_missing_fraction)
+    return _filter_present(recs, str(tsv), max_missing_fraction, headers=headers)
 
 
-def weak_records(folder, tsv, classes, max_missing_fraction=0.0) -> list[ClipRecord]:
+def weak_records(folder, tsv, classes, max_missing_fraction=0.0, headers: HeaderIndex | None = None) -> list[ClipRecord]:
     tags = read_weak_tsv(tsv, classes)
     recs = [ClipRecord(Path(folder) / n, tags=t) for n, t in tags.items()]
-    return _filter_present(recs, str(tsv), max_missing_fraction)
+    return _filter_present(recs, str(tsv), max_missing_fraction, headers=headers)
 
 
-def unlabeled_records(folder, max_missing_fraction=0.0, knob: str = "data.max_missing_fraction") -> list[ClipRecord]:
+def unlabeled_records(folder, max_missing_fraction=0.0, knob: str = "data.max_missing_fraction",
+                      headers: HeaderIndex | None = None) -> list[ClipRecord]:
     recs = [ClipRecord(Path(folder) / n) for n in list_audio_folder(folder)]
-    return _filter_present(recs, str(folder), max_missing_fraction, knob)
+    return _filter_present(recs, str(folder), max_missing_fraction, knob, headers)
 
 
 class ClipDataset(Dataset):

@@ -68,12 +68,22 @@ class FeatureExtractor:
 
     def __init__(self, feats: dict[str, Any], cache_dir: str | Path | None = None):
         self.settings = {k: feats[k] for k in FEATURE_KEYS}
-        self.logmel = LogMel(**self.settings)
+        if self.settings["win_length"] > self.settings["n_fft"]:  # LogMel's check, made before the first miss
+            raise ValueError(f"feats.win_length {self.settings['win_length']} > feats.n_fft {self.settings['n_fft']}")
+        self._logmel: LogMel | None = None  # built on the first cache miss (librosa's import costs ~1 s)
         tag = hashlib.sha1(json.dumps({**self.settings, "v": _FEATURE_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
         self.cache_dir = Path(cache_dir) / tag if cache_dir else None
         self._content_keys: dict[tuple[str, int, int], str] = {}
         self.hits = 0
         self.misses = 0
+
+    @property
+    def logmel(self) -> LogMel:
+        """The transform, built when a clip is first computed: a run whose clips are all cached never
+        imports librosa (and its numba functions)."""
+        if self._logmel is None:
+            self._logmel = LogMel(**self.settings)
+        return self._logmel
 
     @property
     def n_samples(self) -> int:

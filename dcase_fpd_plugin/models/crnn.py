@@ -18,18 +18,26 @@ Architecture, as in DESED_task's ``desed_task/nnet/CRNN.py`` (2023 baseline, ``c
   (the default, the baseline exactly). ``crnn_attention: time`` takes the softmax over time instead.
   Padded frames (``frame_valid`` False) get zero weight in both.
 
+Memory (``net.crnn_checkpoint_blocks: N``, default 0): the first N conv blocks keep no activations for
+the backward pass and recompute them there instead (``torch.utils.checkpoint``, the dropout masks
+and the BatchNorm running statistics as in the plain pass). The first two blocks, at full time and
+frequency resolution, hold ~60 % of the activations a training step keeps (1.1 of 1.7 GB at batch
+48 in bf16: ``benchmarks/bench_memory.py``); the results are the same, the step does their forward
+twice.
+
 With 10 classes: 1,112,420 parameters (DCASE: 1.11 M). MACs for 10 s: see :func:`dcase_fpd_plugin.submission_report.count_macs`
 in ``models/__init__.py`` and ``tests/test_crnn.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..branch import ModelOutput
 from .encoder import pooled_length
@@ -78,6 +86,24 @@ class ConvBlock(nn.Module):
         return self.pool(self.dropout(self.glu(self.norm(self.conv(x)))))
 
 
+@contextlib.contextmanager
+def frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """Normalisation layers of ``module`` (batch or instance norm) normalise with their batch
+    statistics as usual but leave their running statistics as they were (a checkpointed block's
+    recomputation must not update them twice). Momentum 0 (also for ``momentum=None``, the
+    cumulative average) makes the update a no-op; ``num_batches_tracked`` is restored."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
+
+
 class CRNN(nn.Module):
     """Log-mel (B, F, T_in) -> :class:`ModelOutput` (GRU frame embeddings, frame and clip probabilities).
 
@@ -94,6 +120,8 @@ class CRNN(nn.Module):
         attention: ``classes`` (DESED_task) or ``time`` softmax (``net.crnn_attention``).
         input_norm: per-clip ``minmax`` (DESED_task) or ``standard`` (``net.crnn_input_norm``).
         bn_momentum: BatchNorm momentum, PyTorch meaning (``net.crnn_bn_momentum``; DESED_task 0.99).
+        checkpoint_blocks: the first N conv blocks recompute their activations in the backward pass
+            instead of keeping them (``net.crnn_checkpoint_blocks``; module docstring).
     """
 
     def __init__(self, n_mels: int, n_classes: int,
@@ -101,7 +129,7 @@ class CRNN(nn.Module):
                  pooling: Sequence[Sequence[int]] = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)),
                  kernel_size: int = 3, dropout: float = 0.5, rnn_hidden: int = 128, rnn_layers: int = 2,
                  rnn_dropout: float = 0.0, attention: str = "classes", input_norm: str = "minmax",
-                 bn_momentum: float = 0.99):
+                 bn_momentum: float = 0.99, checkpoint_blocks: int = 0):
         super().__init__()
         pooling = [list(p) for p in pooling]
         if len(filters) == 0 or len(pooling) != len(filters) or any(len(p) != 2 for p in pooling):
@@ -119,6 +147,10 @@ class CRNN(nn.Module):
             raise ValueError(f"net.crnn_input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
         if rnn_hidden < 1 or rnn_layers < 1:
             raise ValueError("net.rnn_hidden and net.rnn_layers must be >= 1")
+        if not 0 <= int(checkpoint_blocks) <= len(filters):
+            raise ValueError(f"net.crnn_checkpoint_blocks must lie in [0, {len(filters)}] (the conv blocks), "
+                             f"got {checkpoint_blocks}")
+        self.checkpoint_blocks = int(checkpoint_blocks)
         blocks, c_in = [], 1
         for c_out, pool in zip(filters, pooling):
             blocks.append(ConvBlock(c_in, int(c_out), kernel_size, pool, dropout, bn_momentum))
@@ -151,9 +183,20 @@ class CRNN(nn.Module):
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         return minmax_per_clip(feats) if self.input_norm == "minmax" else standardize_per_clip(feats)
 
+    def _conv_blocks(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, T_in, F) -> (B, Ch, T, F')
+        if not self.checkpoint_blocks or not torch.is_grad_enabled():  # e.g. the teacher, inference
+            return self.cnn(x)
+        for k, block in enumerate(self.cnn):
+            if k < self.checkpoint_blocks:
+                x = checkpoint(block, x, use_reentrant=False,
+                               context_fn=lambda b=block: (contextlib.nullcontext(), frozen_running_stats(b)))
+            else:
+                x = block(x)
+        return x
+
     def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None) -> ModelOutput:
         x = self.normalize(feats).transpose(1, 2).unsqueeze(1)  # (B, 1, T_in, F)
-        x = self.cnn(x)  # (B, Ch, T, F')
+        x = self._conv_blocks(x)  # (B, Ch, T, F')
         b, ch, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, ch * f)  # (B, T, Ch * F')
         h, _ = self.rnn(x)  # (B, T, D) frame embeddings
