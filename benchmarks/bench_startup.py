@@ -142,14 +142,11 @@ def main() -> None:
         what = f"bench {args.bench}"
     else:
         sys.path.insert(0, str(REPO))
-        from dcase_fpd_plugin.data.demo import build_demo_dataset
+        from dcase_fpd_plugin.data.demo import build_demo_dataset, demo_overrides
 
         data = tmp / "data"
         paths = build_demo_dataset(data, n_synth=48, n_weak=48, n_val=24, n_test=8)
-        data_ov = [f"data.{k}={v}" for k, v in paths.items()] + [
-            f"data.unlabeled_folder={paths['weak_folder']}",
-            "data.classes=[tone_beeps,chirp,noise_burst,harmonic_hum,clicks]",
-            f"data.cache_dir={data / 'feature_cache'}", "data.max_missing_fraction=0", "data.weak_val_fraction=0"]
+        data_ov = demo_overrides(paths, data / "feature_cache")
         what = f"demo data ({data}, 48 clips per source)"
     argv = [args.recipe, *data_ov, *args.overrides, f"training.exp_dir={tmp / 'exp'}",
             "training.progress_bar=false", "--force"]

@@ -240,7 +240,7 @@ def main() -> None:
     args = ap.parse_intermixed_args()
 
     from dcase_fpd_plugin.compat import quiet_dependencies
-    from dcase_fpd_plugin.data.demo import build_demo_dataset
+    from dcase_fpd_plugin.data.demo import build_demo_dataset, demo_overrides
     from dcase_fpd_plugin.recipe import enabled_branches, load_recipe
     from dcase_fpd_plugin.training import train
 
@@ -256,9 +256,7 @@ def main() -> None:
     n_synth = len(list(Path(paths["synth_folder"]).glob("*.wav")))  # the folder's, whatever --clips says
     n_weak = len(list(Path(paths["weak_folder"]).glob("*.wav")))
     base = load_recipe(args.recipe, args.overrides)
-    data_ov = [f"data.{k}={v}" for k, v in paths.items()] + [
-        f"data.unlabeled_folder={paths['weak_folder']}", "data.classes=[tone_beeps, chirp, noise_burst, harmonic_hum, clicks]",
-        f"data.cache_dir={data / 'feature_cache'}", "data.max_missing_fraction=0", "data.weak_val_fraction=0"]
+    data_ov = demo_overrides(paths, data / "feature_cache")
     accel = ["training.accelerator=gpu" if args.device == "cuda" else "training.accelerator=cpu"]
     recipe = load_recipe(args.recipe, data_ov + accel + args.overrides)
     tr = recipe["training"]

@@ -191,3 +191,18 @@ def test_hardware_probe_is_a_no_op_without_codecarbons_cache(monkeypatch):
     monkeypatch.setattr(energy_tracker, "_probe", None)
     energy_tracker.start_hardware_probe(energy.energy_config(None)).join(timeout=60)
     assert runs == []
+
+
+def test_unstattable_file_is_named_as_unreadable_not_absent(tmp_path, monkeypatch):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(160, np.float32), 16000)
+    stat = Path.stat
+
+    def denied(self, *a, **k):
+        if self.name == "a.wav":
+            raise PermissionError(13, "Permission denied")
+        return stat(self, *a, **k)
+
+    monkeypatch.setattr(Path, "stat", denied)
+    with pytest.raises(DataError, match=r"a.wav: audio file cannot be read \(Permission denied\)"):
+        audio.HeaderIndex().check(wav)

@@ -142,3 +142,12 @@ def build_demo_dataset(root: str | Path, *, n_synth: int = 96, n_weak: int = 96,
                 write_tsv(paths[f"{split}_dur"], ("filename", "duration"), dur_rows)
         marker.write_text("ok\n")
     return {k: str(v) for k, v in paths.items()}
+
+
+def demo_overrides(paths: dict[str, str], cache_dir: str | Path) -> list[str]:
+    """``key.path=value`` overrides pointing a DESED recipe at a dataset of :func:`build_demo_dataset`
+    (its ``paths``): the weak clips double as the unlabelled set, the demo classes, the feature cache
+    in ``cache_dir``, no missing clip allowed, no weak clips held out."""
+    return [f"data.{k}={v}" for k, v in paths.items()] + [
+        f"data.unlabeled_folder={paths['weak_folder']}", f"data.classes=[{','.join(DEMO_CLASSES)}]",
+        f"data.cache_dir={cache_dir}", "data.max_missing_fraction=0", "data.weak_val_fraction=0"]
