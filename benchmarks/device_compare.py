@@ -38,6 +38,12 @@ ap.add_argument("--dry", action="store_true", help="CPU dry run: 1 seed, tiny ep
 ap.add_argument("--tail-s", type=float, default=110, help="seconds kept for the final tests and packing")
 ap.add_argument("--max-epochs", type=int, default=60)
 ap.add_argument("--only", help="dry runs: only this group")
+ap.add_argument("--groups", default="crnn,strong,cnn3",
+                help="comma-separated groups to run, in priority order of the plan (crnn, strong, cnn3)")
+ap.add_argument("--rates", default="",
+                help="per-process training clips/s with all runs at once, e.g. crnn=150: no calibration "
+                     "for those models (each run also gets training.max_train_s, so a slower run still ends "
+                     "and is tested in time)")
 ap.add_argument("--rate-margin", type=float, default=1.8,
                 help="calibrated clips/s are divided by this (session 6: the real runs went 1.8x slower)")
 ap.add_argument("--mem-fraction", type=float, default=0.8, help="share of GPU memory the planned runs may take")
@@ -90,11 +96,12 @@ def _warm(job):
     return len(paths)
 
 
-def prewarm():
+def prewarm(models):
     clips = sorted(str(p) for s in ("synth_train", "synth_val", "weak", "test")
                    for p in (args.bench / s / "soundscapes").glob("*.wav"))
     jobs = []
-    for feats in (feats_of(CRNN_BASE), feats_of(CNN3, pt.RECIPES[0])):
+    configs = {"crnn": feats_of(CRNN_BASE), "cnn3": feats_of(CNN3, pt.RECIPES[0])}
+    for feats in (configs[m] for m in sorted(models)):
         jobs += [(feats, clips[i::32]) for i in range(32)]
     with ProcessPoolExecutor(min(16, os.cpu_count())) as ex:
         n = sum(ex.map(_warm, jobs))
@@ -110,14 +117,15 @@ def gpu_mem_gb():
         return 0.0
 
 
-def overrides_for(group, recipe, n_epochs):
+def overrides_for(group, recipe, n_epochs, max_train_s=None):
+    limit = [f"training.max_train_s={max(30, int(max_train_s))}"] if max_train_s else []
     if group == "cnn3":
-        ov = [*CNN3, f"training.n_epochs={n_epochs}"]
+        ov = [*CNN3, f"training.n_epochs={n_epochs}", *limit]
         if "fpd" in recipe.stem:
             ov.append(f"branches.fpd.wps_start_epoch={max(1, round(n_epochs / 3))}")
         return ov
     ov = [*(CRNN_STRONG if group == "strong" else CRNN_BASE), f"training.n_epochs={n_epochs}",
-          f"training.n_epochs_warmup={max(1, round(n_epochs / 4))}"]
+          f"training.n_epochs_warmup={max(1, round(n_epochs / 4))}", *limit]
     if "fpd" in recipe.stem:
         ov.append(f"branches.fpd.wps_start_epoch={max(1, round(n_epochs / 4))}")
     return ov
@@ -157,19 +165,24 @@ def calibrate(runs):
 
 def main():
     args.out.mkdir(parents=True, exist_ok=True)
-    prewarm()
+    groups = [g for g in args.groups.split(",") if g]
+    models = {m for g, _, _, m in plan if g in groups}
+    prewarm(models)
     mem = gpu_mem_gb()
     per_run = {"crnn": 4.6, "cnn3": 3.2}  # GB: model + bf16 activations + float16 store + context (estimate)
     runs, used = [], 2.0
     for r in plan:
-        if args.only and r[0] != args.only:
+        if (args.only and r[0] != args.only) or r[0] not in groups:
             continue
         if args.dry or used + per_run[r[3]] <= args.mem_fraction * mem:
             runs.append(r)
             used += per_run[r[3]]
     log(f"GPU {mem:.0f} GB: {len(runs)} of {len(plan)} planned runs at once (~{used:.0f} GB)")
-    rates = calibrate(runs)
-    log(f"calibrated per-process clips/s with {len(runs)} at once: {rates}")
+    fixed = {k: float(v) for k, v in (kv.split("=") for kv in args.rates.split(",") if kv)}
+    to_calibrate = [r for r in runs if r[3] not in fixed]
+    rates = {**(calibrate(to_calibrate) if to_calibrate else {}), **fixed}
+    rates = {m: rates[m] for m in {r[3] for r in runs}}
+    log(f"per-process clips/s with {len(runs)} at once: {rates} (given: {sorted(fixed)})")
     n_weak_train = round(bench["sets"]["weak"]["n_clips"] * 0.9)
     steps = n_weak_train // 24
     n_val = bench["sets"]["synth_val"]["n_clips"] + bench["sets"]["weak"]["n_clips"] - n_weak_train
@@ -177,16 +190,18 @@ def main():
     budget = args.deadline - time.time() - args.tail_s - start_s
     epochs = {}
     for model, rate in rates.items():
-        rate /= args.rate_margin
+        if model not in fixed:  # a calibrated rate (short bench_train runs) overstates the real runs'
+            rate /= args.rate_margin
         epoch_s = steps * 48 / rate + n_val / (3 * rate) + 1.5  # training + validation inference + metrics
         epochs[model] = max(2, min(args.max_epochs, int(budget / epoch_s)))
         log(f"{model}: {epoch_s:.1f} s per epoch -> {epochs[model]} epochs in {budget:.0f} s")
     if args.dry:
         epochs = {k: 2 for k in epochs}
-    info = {"rates": rates, "epochs": epochs, "runs": [(g, r.stem, s) for g, r, s, _ in runs], "gpu_mem_gb": mem}
+    info = {"rates": rates, "rates_given": sorted(fixed), "epochs": epochs, "runs": [(g, r.stem, s) for g, r, s, _ in runs], "gpu_mem_gb": mem}
     (args.out / "plan.json").write_text(json.dumps(info, indent=2))
     def launch(group, recipe, seed, model):
-        ov = overrides_for(group, recipe, epochs[model])
+        # the run's training budget: what is left before the tests' tail, less its start-up
+        ov = overrides_for(group, recipe, epochs[model], args.deadline - time.time() - args.tail_s - start_s)
         cmd = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", str(recipe), "--out",
                str(args.out / f"runs_{group}"), "--seeds", "1", "--seed-start", str(seed), *ov]
         f = open(args.out / f"run_{group}_{recipe.stem}_{seed}.log", "a")

@@ -4,6 +4,8 @@
 #   auditwheel-repaired, sed_scores_eval built with a Python 3.12), the soundbank as Opus in
 #   .whl/bank_opus (soundfile OGG/OPUS, compression_level 0.95: 6.7 MiB);
 #   device: run(command="BUDGET=565 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=600).
+# GROUPS_RUN=crnn,strong runs those groups only; RATES=crnn=150 plans from that per-process rate instead
+# of calibrating (each run gets training.max_train_s either way); TAIL_S: seconds kept for the tests.
 # MPS=0 runs without CUDA MPS (session 6: under MPS one client's illegal memory access killed all).
 set -u
 export PYTHONUNBUFFERED=1
@@ -14,17 +16,18 @@ export PYTHONPATH=$PWD:/tmp/site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee $OUT/gpu.txt
 python3 -c "import torch, pytorch_lightning as pl, numpy, pandas, scaper, soxbindings; print('torch', torch.__version__, 'pl', pl.__version__, 'numpy', numpy.__version__, 'pandas', pandas.__version__)" 2>&1 | tail -1 | tee -a $OUT/gpu.txt
 echo "$(el) installed"
+# #12: a CRNN run's peak GPU memory at batch 48, plain and with the first 2 conv blocks checkpointed
+# (net.crnn_checkpoint_blocks), on random input while the bench is rendered on the CPUs; MEMCHECK=0 skips it
+if [ "${MEMCHECK:-1}" = 1 ]; then
+  ( timeout 120 python3 benchmarks/bench_memory.py --device cuda training.precision=bf16-mixed 2>&1 | grep -v -i warn > $OUT/memory.txt ) &
+  MEMPID=$!
+fi
 python3 benchmarks/device_decode_bank.py .whl/bank_opus /tmp/soundbank
 echo "$(el) decoded"
 python3 -m dcase_fpd_plugin.cli bench build /tmp/bench --soundbank /tmp/soundbank --workers 16 --no-progress > $OUT/bench_build.log 2>&1 || { tail -20 $OUT/bench_build.log; exit 1; }
 tail -3 $OUT/bench_build.log | head -2
 echo "$(el) bench built"
-# #12: a CRNN run's peak GPU memory at batch 48, plain and with the first 2 conv blocks checkpointed
-# (net.crnn_checkpoint_blocks); MEMCHECK=0 skips it (~20 s)
-if [ "${MEMCHECK:-1}" = 1 ]; then
-  timeout 90 python3 benchmarks/bench_memory.py --device cuda training.precision=bf16-mixed 2>&1 | grep -v -i warn | tee $OUT/memory.txt | tail -4
-  echo "$(el) memory checked"
-fi
+if [ -n "${MEMPID:-}" ]; then wait $MEMPID; tail -4 $OUT/memory.txt; echo "$(el) memory checked"; fi
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps_pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps_log
 mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
 if [ "${MPS:-1}" = 1 ] && nvidia-cuda-mps-control -d 2>/dev/null && timeout 60 python3 -c "import torch; x=torch.ones(4,device='cuda'); print('mps client ok', float(x.sum()))"; then
@@ -33,7 +36,8 @@ else
   echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
   echo "$(el) MPS off" | tee -a $OUT/gpu.txt
 fi
-python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline $DEADLINE 2>&1 | grep -v -i "warn" | tee $OUT/orchestrator.log | tail -40
+python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline $DEADLINE \
+  --groups "${GROUPS_RUN:-crnn,strong,cnn3}" --rates "${RATES:-}" --tail-s "${TAIL_S:-110}" 2>&1 | grep -v -i "warn" | tee $OUT/orchestrator.log | tail -40
 cp /tmp/cmp/plan.json /tmp/cmp/status.json $OUT/ 2>/dev/null
 echo quit | nvidia-cuda-mps-control 2>/dev/null
 echo "$(el) done"

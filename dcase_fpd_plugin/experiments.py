@@ -100,6 +100,7 @@ IDENTITY_IGNORED: frozenset[str] = frozenset(
         "data.feature_store",  # speed only: the store gives the disk path's batches
         "data.feature_store_max_gb",
         "net.crnn_checkpoint_blocks",  # memory only: the same gradients (tests/test_crnn.py)
+        "training.max_train_s",  # a budget: a resumed run may get another; metrics.json says epochs_trained
     }
 )
 RUN_INFO_FILE = "compare_run.json"

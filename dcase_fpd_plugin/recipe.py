@@ -100,6 +100,7 @@ DEFAULTS: dict[str, Any] = {
         "progress_bar": True,
         "val_every_n_epochs": 1,
         "test_last_n_epochs": 0,  # also test the last N epochs' weights (late_epochs/ in the run folder)
+        "max_train_s": None,  # seconds of training per process; stops after the last epoch expected to fit
         "limit_train_batches": 1.0,
         # DCASE 2023 baseline training scheme (all off by default: the weak baseline)
         "strong_loss": False,  # BCE on SS frame probabilities + weak BCE on RW clips only (DESED_task)
@@ -417,6 +418,9 @@ def _check_values(recipe: dict) -> None:
     if not 0 <= training["test_last_n_epochs"] <= training["n_epochs"]:
         raise RecipeError(f"'training.test_last_n_epochs' must lie in [0, training.n_epochs="
                           f"{training['n_epochs']}], got {training['test_last_n_epochs']}")
+    limit = training["max_train_s"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
+        raise RecipeError(f"'training.max_train_s' must be a number of seconds > 0 or null, got {limit!r}")
     if training["batch_size_val"] < 1:
         raise RecipeError(f"'training.batch_size_val' must be >= 1, got {training['batch_size_val']}")
     _check_eval(recipe["eval"])

@@ -21,6 +21,7 @@ import copy
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,18 +74,68 @@ def late_checkpoint_name(epoch: int) -> str:
 
 class LateEpochCheckpoints(pl.Callback):
     """Saves ``checkpoints/epoch_NNN.ckpt`` at the end of each of the last ``n_last`` epochs, so
-    that their test metrics can be averaged (a reading that no checkpoint selection flatters)."""
+    that their test metrics can be averaged (a reading that no checkpoint selection flatters).
 
-    def __init__(self, ckpt_dir: Path, n_last: int):
-        self.ckpt_dir, self.n_last = Path(ckpt_dir), int(n_last)
+    ``rolling``: save every epoch and keep the newest ``n_last`` (a run that a time limit may stop
+    before ``n_epochs`` does not know in advance which epochs are its last)."""
+
+    def __init__(self, ckpt_dir: Path, n_last: int, rolling: bool = False):
+        self.ckpt_dir, self.n_last, self.rolling = Path(ckpt_dir), int(n_last), bool(rolling)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         done = trainer.current_epoch + 1
-        if self.n_last > 0 and done > (trainer.max_epochs or 0) - self.n_last:
+        if self.n_last > 0 and (self.rolling or done > (trainer.max_epochs or 0) - self.n_last):
             check = getattr(pl_module, "_check_finite", None)
             if check is not None:  # never save diverged weights (the NaN check is deferred on GPUs)
                 check()
             trainer.save_checkpoint(self.ckpt_dir / late_checkpoint_name(done))
+            if self.rolling and trainer.is_global_zero:
+                for _, old in late_checkpoints(self.ckpt_dir.parent)[:-self.n_last]:
+                    old.unlink(missing_ok=True)
+
+
+class TrainingTimeLimit(pl.Callback):
+    """``training.max_train_s``: ends training after the last epoch expected to finish within
+    ``limit_s`` seconds of this process's training start (mean epoch time so far, validation
+    included). At least one epoch runs; the last one is always validated, so it can be selected.
+
+    The stop is kept in the checkpoints: a resumed run that its limit stopped trains no further
+    (it is tested as it is). Its epoch count is in metrics.json (``epochs_trained``,
+    ``stopped_by_time_limit``)."""
+
+    def __init__(self, limit_s: float):
+        self.limit_s = float(limit_s)
+        self.stopped_at_epoch: int | None = None
+        self._t0 = 0.0
+        self._epochs = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stopped_at_epoch": self.stopped_at_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.stopped_at_epoch = state_dict.get("stopped_at_epoch")
+
+    def _elapsed_and_mean(self) -> tuple[float, float]:
+        elapsed = time.monotonic() - self._t0
+        return elapsed, (elapsed / self._epochs if self._epochs else 0.0)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._t0, self._epochs = time.monotonic(), 0
+        if self.stopped_at_epoch is not None:
+            trainer.should_stop = True
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        elapsed, mean = self._elapsed_and_mean()
+        if self._epochs and elapsed + 2 * mean > self.limit_s:  # likely the last: validate it
+            trainer.check_val_every_n_epoch = 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epochs += 1
+        elapsed, mean = self._elapsed_and_mean()
+        last = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+        if elapsed + mean > self.limit_s and not last:
+            trainer.should_stop = True
+            self.stopped_at_epoch = trainer.current_epoch + 1
 
 
 def late_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:
@@ -303,8 +354,10 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     task = SEDTask(recipe)
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
     ckpt_dir = exp_dir / "checkpoints"
-    late = [LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"]), FinalEpochValidation(),
-            InterruptNotice(exp_dir)]
+    limit_s = recipe["training"]["max_train_s"]
+    timer = [TrainingTimeLimit(limit_s)] if limit_s else []
+    late = [*timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=bool(timer)),
+            FinalEpochValidation(), InterruptNotice(exp_dir)]
     trainer = build_trainer(recipe, exp_dir, [*callbacks, *late])
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     best = ckpt_dir / "best.ckpt"
@@ -312,18 +365,21 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     metrics = None
     if run_test and trainer.is_global_zero:
         test_late_epochs(recipe, exp_dir)  # first: metrics.json marks a complete run (compare skips it)
-        metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir).metrics
+        trained = {"epochs_trained": int(trainer.current_epoch),
+                   "stopped_by_time_limit": bool(timer and timer[0].stopped_at_epoch is not None)}
+        metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained).metrics
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)
 
 
 def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = None,
-         outputs: Sequence[str] = ("metrics", "predictions", "scores")):
+         outputs: Sequence[str] = ("metrics", "predictions", "scores"), extra_fields: dict[str, Any] | None = None):
     """Score ``ckpt`` on the test set (validation set if none) and write the output files
     (``outputs``: which of metrics.json, predictions.tsv and scores/ to write).
 
     ``metrics.json`` also says which sets chose and which scored: ``selection_on_test`` (true when
-    the test set is the validation set), ``validation_set`` and ``test_set``.
+    the test set is the validation set), ``validation_set`` and ``test_set``; ``extra_fields`` are
+    added to it (a training run: ``epochs_trained``, ``stopped_by_time_limit``).
     Returns the :class:`~dcase_fpd_plugin.evaluation.metrics.EvaluationResult`.
     """
     from .evaluation.metrics import write_outputs
@@ -341,6 +397,7 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
         trainer.test(task, datamodule=dm, verbose=False)
         measured.work["clips"] = int(task.eval_result.metrics["n_clips"])  # the work, for report --baseline
     task.eval_result.metrics.update(protocol_fields(task.recipe, task.stored_recipe))
+    task.eval_result.metrics.update(extra_fields or {})
     write_outputs(task.eval_result, out_dir, outputs)
     return task.eval_result
 

@@ -160,3 +160,35 @@ def test_late_epoch_tests_compute_psds_only_when_asked(late_psds, expected, monk
                                 f"eval.psds_late_epochs={str(late_psds).lower()}"])
     training.test_late_epochs(recipe, tmp_path)
     assert seen == expected and recipe["eval"]["psds"] is True
+
+
+def test_time_limit_stops_after_an_epoch_tests_the_last_epochs_trained_and_stays_stopped(demo_overrides):
+    ov = demo_overrides + ["training.n_epochs=4", "training.test_last_n_epochs=2", "training.max_train_s=0.000001"]
+    res = train(load_recipe(DEMO, ov))
+    m = json.loads((res.exp_dir / "metrics.json").read_text())
+    assert m["epochs_trained"] == 1 and m["stopped_by_time_limit"] is True
+    assert res.epochs_done == 1
+    # the late-epoch reading covers the epochs that ran, not epochs 3-4 that never did
+    assert sorted(p.parent.name for p in (res.exp_dir / "late_epochs").glob("*/metrics.json")) == ["epoch_001"]
+    # resumed (e.g. after a crash while testing) with a larger budget: the stop holds, nothing more is trained
+    (res.exp_dir / "metrics.json").unlink()
+    again = train(load_recipe(DEMO, [*ov, "training.max_train_s=1000000"]), resume=True)
+    m2 = json.loads((again.exp_dir / "metrics.json").read_text())
+    assert again.epochs_done == 1 and m2["epochs_trained"] == 1 and m2["stopped_by_time_limit"] is True
+
+
+def test_generous_time_limit_trains_every_epoch_and_keeps_only_the_last_checkpoints(demo_overrides):
+    ov = demo_overrides + ["training.n_epochs=3", "training.test_last_n_epochs=2", "training.max_train_s=1000000"]
+    res = train(load_recipe(DEMO, ov))
+    m = json.loads((res.exp_dir / "metrics.json").read_text())
+    assert m["epochs_trained"] == 3 and m["stopped_by_time_limit"] is False
+    assert sorted(p.name for p in (res.exp_dir / "checkpoints").glob("epoch_*.ckpt")) == ["epoch_002.ckpt",
+                                                                                       "epoch_003.ckpt"]
+    assert sorted(p.parent.name for p in (res.exp_dir / "late_epochs").glob("*/metrics.json")) == [
+        "epoch_002", "epoch_003"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "true", "soon"])
+def test_recipe_refuses_bad_time_limit(bad):
+    with pytest.raises(RecipeError, match="max_train_s"):
+        load_recipe(DEMO, [f"training.max_train_s={bad}"])
