@@ -563,6 +563,11 @@ def format_protocol(runs: Sequence[RunRecord]) -> str:
         text = (f"**Warning: {len(flagged)} of {len(runs)} runs were scored on the clips that chose their "
                 f"checkpoint (selection_on_test true or unknown: {', '.join(flagged[:6])}"
                 f"{', ...' if len(flagged) > 6 else ''}); their figures are flattered.** " + text)
+    stopped = [f"{r.recipe} seed {r.seed} after {r.metrics.get('epochs_trained', '?')} epochs" for r in runs
+               if r.metrics.get("stopped_by_time_limit") is True]
+    if stopped:
+        text += (f" {len(stopped)} of {len(runs)} runs stopped at their time limit (training.max_train_s) before "
+                 f"training.n_epochs: {', '.join(stopped[:6])}{', ...' if len(stopped) > 6 else ''}.")
     return "Protocol: " + text
 
 

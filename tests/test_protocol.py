@@ -162,7 +162,7 @@ def test_late_epoch_tests_compute_psds_only_when_asked(late_psds, expected, monk
     assert seen == expected and recipe["eval"]["psds"] is True
 
 
-def test_time_limit_stops_after_an_epoch_tests_the_last_epochs_trained_and_stays_stopped(demo_overrides):
+def test_time_limit_stops_after_an_epoch_tests_the_last_epochs_trained_and_stays_stopped(demo_overrides, tmp_path):
     ov = demo_overrides + ["training.n_epochs=4", "training.test_last_n_epochs=2", "training.max_train_s=0.000001"]
     res = train(load_recipe(DEMO, ov))
     m = json.loads((res.exp_dir / "metrics.json").read_text())
@@ -170,6 +170,8 @@ def test_time_limit_stops_after_an_epoch_tests_the_last_epochs_trained_and_stays
     assert res.epochs_done == 1
     # the late-epoch reading covers the epochs that ran, not epochs 3-4 that never did
     assert sorted(p.parent.name for p in (res.exp_dir / "late_epochs").glob("*/metrics.json")) == ["epoch_001"]
+    text = write_reports([load_run_record(res.exp_dir, "demo", 0)], tmp_path / "r")["summary.md"].read_text()
+    assert "1 of 1 runs stopped at their time limit" in text and "demo seed 0 after 1 epochs" in text
     # resumed (e.g. after a crash while testing) with a larger budget: the stop holds, nothing more is trained
     (res.exp_dir / "metrics.json").unlink()
     again = train(load_recipe(DEMO, [*ov, "training.max_train_s=1000000"]), resume=True)
@@ -177,7 +179,7 @@ def test_time_limit_stops_after_an_epoch_tests_the_last_epochs_trained_and_stays
     assert again.epochs_done == 1 and m2["epochs_trained"] == 1 and m2["stopped_by_time_limit"] is True
 
 
-def test_generous_time_limit_trains_every_epoch_and_keeps_only_the_last_checkpoints(demo_overrides):
+def test_generous_time_limit_trains_every_epoch_and_keeps_only_the_last_checkpoints(demo_overrides, tmp_path):
     ov = demo_overrides + ["training.n_epochs=3", "training.test_last_n_epochs=2", "training.max_train_s=1000000"]
     res = train(load_recipe(DEMO, ov))
     m = json.loads((res.exp_dir / "metrics.json").read_text())
@@ -186,6 +188,8 @@ def test_generous_time_limit_trains_every_epoch_and_keeps_only_the_last_checkpoi
                                                                                        "epoch_003.ckpt"]
     assert sorted(p.parent.name for p in (res.exp_dir / "late_epochs").glob("*/metrics.json")) == [
         "epoch_002", "epoch_003"]
+    text = write_reports([load_run_record(res.exp_dir, "demo", 0)], tmp_path / "r")["summary.md"].read_text()
+    assert "time limit" not in text
 
 
 @pytest.mark.parametrize("bad", ["0", "-5", "true", "soon"])
