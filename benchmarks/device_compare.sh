@@ -6,6 +6,9 @@
 #   device: run(command="BUDGET=565 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=600).
 # GROUPS_RUN=crnn,strong runs those groups only; RATES=crnn=150 plans from that per-process rate instead
 # of calibrating (each run gets training.max_train_s either way); TAIL_S: seconds kept for the tests.
+# Session 8 (H100, MPS): RATES=crnn=140 planned 12 CRNN epochs for 11 runs, which took 286-313 s per run
+# (launch to tests written, with 5 late-epoch tests); RATES=cnn3=220 planned 6 CNN-3 epochs for 15 runs,
+# done in 74-87 s per run, 112 s for all: both rates are on the cautious side.
 # MPS=0 runs without CUDA MPS (session 6: under MPS one client's illegal memory access killed all).
 set -u
 export PYTHONUNBUFFERED=1
