@@ -118,7 +118,8 @@ def gpu_mem_gb():
 
 
 def overrides_for(group, recipe, n_epochs, max_train_s=None):
-    limit = [f"training.max_train_s={max(30, int(max_train_s))}"] if max_train_s else []
+    # at least 30 s (one epoch runs anyway): a run launched late may end after the deadline
+    limit = [f"training.max_train_s={max(30, int(max_train_s))}"] if max_train_s is not None else []
     if group == "cnn3":
         ov = [*CNN3, f"training.n_epochs={n_epochs}", *limit]
         if "fpd" in recipe.stem:
@@ -178,7 +179,12 @@ def main():
             runs.append(r)
             used += per_run[r[3]]
     log(f"GPU {mem:.0f} GB: {len(runs)} of {len(plan)} planned runs at once (~{used:.0f} GB)")
-    fixed = {k: float(v) for k, v in (kv.split("=") for kv in args.rates.split(",") if kv)}
+    fixed = {}
+    for kv in filter(None, args.rates.split(",")):
+        model, _, rate = kv.partition("=")
+        if model not in per_run or not rate:
+            sys.exit(f"--rates {args.rates!r}: expected MODEL=CLIPS_PER_S with MODEL in {sorted(per_run)}")
+        fixed[model] = float(rate)
     to_calibrate = [r for r in runs if r[3] not in fixed]
     rates = {**(calibrate(to_calibrate) if to_calibrate else {}), **fixed}
     rates = {m: rates[m] for m in {r[3] for r in runs}}

@@ -87,8 +87,8 @@ LATE_EPOCHS_DIR = "late_epochs"  # training.LATE_EPOCHS_DIR (not imported: train
 ENERGY_METRIC = "energy_kwh"  # total over phases; per phase: energy_kwh_<phase>
 LOWER_IS_BETTER_PREFIX = "energy_kwh"
 
-# Resolved-recipe keys that do not change what a run computes; ignored when a run folder's
-# recipe.yaml is compared with the recipe about to run there.
+# Resolved-recipe keys that do not change what a run computes (training.max_train_s: only how far
+# it trains); ignored when a run folder's recipe.yaml is compared with the recipe about to run there.
 IDENTITY_IGNORED: frozenset[str] = frozenset(
     {
         "training.exp_dir",
@@ -100,7 +100,7 @@ IDENTITY_IGNORED: frozenset[str] = frozenset(
         "data.feature_store",  # speed only: the store gives the disk path's batches
         "data.feature_store_max_gb",
         "net.crnn_checkpoint_blocks",  # memory only: the same gradients (tests/test_crnn.py)
-        "training.max_train_s",  # a budget: a resumed run may get another; metrics.json says epochs_trained
+        "training.max_train_s",  # a budget, so it may change on resume (it changes how far a run trains: metrics.json says epochs_trained)
     }
 )
 RUN_INFO_FILE = "compare_run.json"

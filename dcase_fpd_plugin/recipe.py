@@ -157,6 +157,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "training.precision": (str, int),
     "training.devices": (int, str, list),
     "training.limit_train_batches": (int, float),
+    "training.max_train_s": (int, float, type(None)),
 }
 
 DATA_KEYS_BY_SET = {

@@ -77,10 +77,18 @@ class LateEpochCheckpoints(pl.Callback):
     that their test metrics can be averaged (a reading that no checkpoint selection flatters).
 
     ``rolling``: save every epoch and keep the newest ``n_last`` (a run that a time limit may stop
-    before ``n_epochs`` does not know in advance which epochs are its last)."""
+    before ``n_epochs`` does not know in advance which epochs are its last). A resumed run first
+    drops the epoch checkpoints of epochs after the one it resumes from (written by the process
+    that died), so that they cannot be tested as its own."""
 
     def __init__(self, ckpt_dir: Path, n_last: int, rolling: bool = False):
         self.ckpt_dir, self.n_last, self.rolling = Path(ckpt_dir), int(n_last), bool(rolling)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            for epoch, stale in late_checkpoints(self.ckpt_dir.parent):
+                if epoch > trainer.current_epoch:
+                    stale.unlink(missing_ok=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         done = trainer.current_epoch + 1
@@ -88,7 +96,7 @@ class LateEpochCheckpoints(pl.Callback):
             check = getattr(pl_module, "_check_finite", None)
             if check is not None:  # never save diverged weights (the NaN check is deferred on GPUs)
                 check()
-            trainer.save_checkpoint(self.ckpt_dir / late_checkpoint_name(done))
+            trainer.save_checkpoint(self.ckpt_dir / late_checkpoint_name(done))  # rank 0 writes, then a barrier
             if self.rolling and trainer.is_global_zero:
                 for _, old in late_checkpoints(self.ckpt_dir.parent)[:-self.n_last]:
                     old.unlink(missing_ok=True)
@@ -97,14 +105,17 @@ class LateEpochCheckpoints(pl.Callback):
 class TrainingTimeLimit(pl.Callback):
     """``training.max_train_s``: ends training after the last epoch expected to finish within
     ``limit_s`` seconds of this process's training start (mean epoch time so far, validation
-    included). At least one epoch runs; the last one is always validated, so it can be selected.
+    included). At least one epoch runs. With a limit, every epoch is validated (whatever
+    ``training.val_every_n_epochs`` says), so the epoch it stops after is checkpointed and can be
+    selected. Under DDP the ranks stop together (rank decisions reduced: any rank out of time).
 
-    The stop is kept in the checkpoints: a resumed run that its limit stopped trains no further
-    (it is tested as it is). Its epoch count is in metrics.json (``epochs_trained``,
+    The stop is kept in the checkpoints: a run resumed with a limit (any) after its limit stopped
+    it trains no further and is tested as it is; resumed without one (``limit_s`` None), it trains
+    on to ``n_epochs``. The epoch count is in metrics.json (``epochs_trained``,
     ``stopped_by_time_limit``)."""
 
-    def __init__(self, limit_s: float):
-        self.limit_s = float(limit_s)
+    def __init__(self, limit_s: float | None):
+        self.limit_s = None if limit_s is None else float(limit_s)
         self.stopped_at_epoch: int | None = None
         self._t0 = 0.0
         self._epochs = 0
@@ -115,25 +126,24 @@ class TrainingTimeLimit(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.stopped_at_epoch = state_dict.get("stopped_at_epoch")
 
-    def _elapsed_and_mean(self) -> tuple[float, float]:
-        elapsed = time.monotonic() - self._t0
-        return elapsed, (elapsed / self._epochs if self._epochs else 0.0)
-
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0, self._epochs = time.monotonic(), 0
+        if self.limit_s is None:
+            self.stopped_at_epoch = None  # no limit now: a stored stop is lifted
+            return
+        trainer.check_val_every_n_epoch = 1
         if self.stopped_at_epoch is not None:
             trainer.should_stop = True
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        elapsed, mean = self._elapsed_and_mean()
-        if self._epochs and elapsed + 2 * mean > self.limit_s:  # likely the last: validate it
-            trainer.check_val_every_n_epoch = 1
-
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.limit_s is None:
+            return
         self._epochs += 1
-        elapsed, mean = self._elapsed_and_mean()
+        elapsed = time.monotonic() - self._t0
+        out_of_time = elapsed + elapsed / self._epochs > self.limit_s
+        out_of_time = bool(trainer.strategy.reduce_boolean_decision(out_of_time, all=False))
         last = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-        if elapsed + mean > self.limit_s and not last:
+        if out_of_time and not last:
             trainer.should_stop = True
             self.stopped_at_epoch = trainer.current_epoch + 1
 
@@ -141,12 +151,12 @@ class TrainingTimeLimit(pl.Callback):
 def late_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:
     """(epoch, path) of the run's ``checkpoints/epoch_NNN.ckpt``, by epoch."""
     found = []
-    for p in sorted((Path(exp_dir) / "checkpoints").glob("epoch_*.ckpt")):
+    for p in (Path(exp_dir) / "checkpoints").glob("epoch_*.ckpt"):
         try:
             found.append((int(p.stem.split("_", 1)[1]), p))
         except ValueError:
             continue
-    return found
+    return sorted(found)  # by epoch number (epoch_1000 after epoch_999)
 
 
 def test_late_epochs(recipe: dict[str, Any], exp_dir: Path) -> list[Path]:
@@ -355,8 +365,8 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
     ckpt_dir = exp_dir / "checkpoints"
     limit_s = recipe["training"]["max_train_s"]
-    timer = [TrainingTimeLimit(limit_s)] if limit_s else []
-    late = [*timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=bool(timer)),
+    timer = TrainingTimeLimit(limit_s)  # also without a limit: it reads (and lifts) a stored stop
+    late = [timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=limit_s is not None),
             FinalEpochValidation(), InterruptNotice(exp_dir)]
     trainer = build_trainer(recipe, exp_dir, [*callbacks, *late])
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
@@ -366,7 +376,7 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     if run_test and trainer.is_global_zero:
         test_late_epochs(recipe, exp_dir)  # first: metrics.json marks a complete run (compare skips it)
         trained = {"epochs_trained": int(trainer.current_epoch),
-                   "stopped_by_time_limit": bool(timer and timer[0].stopped_at_epoch is not None)}
+                   "stopped_by_time_limit": timer.stopped_at_epoch is not None}
         metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained).metrics
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from dcase_fpd_plugin.data.datamodule import SEDDataModule, split_weak_validation
 from dcase_fpd_plugin.data.datasets import ClipRecord
@@ -196,3 +197,64 @@ def test_generous_time_limit_trains_every_epoch_and_keeps_only_the_last_checkpoi
 def test_recipe_refuses_bad_time_limit(bad):
     with pytest.raises(RecipeError, match="max_train_s"):
         load_recipe(DEMO, [f"training.max_train_s={bad}"])
+
+
+def test_time_limit_validates_the_epoch_it_stops_after_whatever_val_every_n_epochs(demo_overrides):
+    # without the forced validation no best.ckpt/last.ckpt would exist after epoch 1 and the test would fail
+    ov = demo_overrides + ["training.n_epochs=4", "training.val_every_n_epochs=2", "training.max_train_s=0.000001"]
+    res = train(load_recipe(DEMO, ov))
+    m = json.loads((res.exp_dir / "metrics.json").read_text())
+    assert m["epochs_trained"] == 1 and m["stopped_by_time_limit"] is True
+    assert (res.exp_dir / "checkpoints" / "best.ckpt").is_file()
+    last = torch.load(res.exp_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 0 and last["callbacks"]["TrainingTimeLimit"]["stopped_at_epoch"] == 1
+
+
+def test_time_limit_at_the_final_epoch_is_no_stop_and_no_limit_on_resume_trains_on(demo_overrides):
+    ov = demo_overrides + ["training.n_epochs=1", "training.max_train_s=0.000001"]
+    m = json.loads((train(load_recipe(DEMO, ov)).exp_dir / "metrics.json").read_text())
+    assert m["epochs_trained"] == 1 and m["stopped_by_time_limit"] is False
+    # a run stopped by its limit, resumed without one (max_train_s=null): it trains on to n_epochs
+    ov = demo_overrides + ["training.n_epochs=3", "training.max_train_s=0.000001", "training.test_last_n_epochs=1"]
+    res = train(load_recipe(DEMO, ov), force=True)
+    assert res.epochs_done == 1
+    (res.exp_dir / "metrics.json").unlink()
+    again = train(load_recipe(DEMO, [*ov, "training.max_train_s=null"]), resume=True)
+    m = json.loads((again.exp_dir / "metrics.json").read_text())
+    assert again.epochs_done == 3 and m["epochs_trained"] == 3 and m["stopped_by_time_limit"] is False
+    late = sorted(p.parent.name for p in (again.exp_dir / "late_epochs").glob("*/metrics.json"))
+    assert late[-1] == "epoch_003"
+
+
+class _Strategy:
+    def __init__(self, others_say):
+        self.others_say, self.asked = others_say, []
+
+    def reduce_boolean_decision(self, decision, all=True):  # noqa: A002 (Lightning's name)
+        self.asked.append((decision, all))
+        return decision or self.others_say  # all=False: stop when any rank is out of time
+
+
+def test_time_limit_stops_every_rank_when_any_rank_is_out_of_time():
+    from types import SimpleNamespace
+
+    from dcase_fpd_plugin.training import TrainingTimeLimit
+
+    for others_say, expect in ((True, True), (False, False)):
+        timer = TrainingTimeLimit(1e9)  # this rank has plenty of time
+        trainer = SimpleNamespace(should_stop=False, check_val_every_n_epoch=3, max_epochs=10, current_epoch=0,
+                                  strategy=_Strategy(others_say))
+        timer.on_train_start(trainer, None)
+        assert trainer.check_val_every_n_epoch == 1
+        timer.on_train_epoch_end(trainer, None)
+        assert trainer.strategy.asked == [(False, False)]
+        assert trainer.should_stop is expect and (timer.stopped_at_epoch == 1) is expect
+
+
+def test_late_checkpoints_sort_by_epoch_number(tmp_path):
+    from dcase_fpd_plugin.training import late_checkpoints
+
+    (tmp_path / "checkpoints").mkdir()
+    for e in (999, 1000, 7):
+        (tmp_path / "checkpoints" / f"epoch_{e:03d}.ckpt").write_bytes(b"")
+    assert [e for e, _ in late_checkpoints(tmp_path)] == [7, 999, 1000]
