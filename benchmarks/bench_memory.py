@@ -10,7 +10,9 @@ recipe's precision (bf16 autocast for ``bf16-mixed``, on CPU too: the CPU's auto
 to CUDA's, not identical). That is the part of a step's peak that grows with the batch; the model
 state (weights, gradients, Adam moments, teacher) and the feature store are printed beside it. On
 CUDA it also prints the peak allocated memory of the bare training step of ``bench_train.py``
-(``torch.cuda.max_memory_allocated``). Last line::
+(``torch.cuda.max_memory_allocated``), that peak per phase of the step (student forward, teacher
+forward, backward, optimiser + EMA: where the memory above the saved tensors goes), and the peak with
+cuDNN off (its convolution workspaces count in the peak). Last line::
 
     saved_mb=X saved_mb_checkpointed=Y ratio=Z device=D
 """
@@ -58,6 +60,63 @@ def saved_bytes(model: torch.nn.Module, feats: torch.Tensor, bf16: bool) -> dict
         for h in handles:
             h.remove()
     return dict(by_part)
+
+
+def phase_peaks(recipe: dict, device: str = "cuda", steps: int = 3) -> dict[str, tuple[float, float]]:
+    """Per phase of a bare CRNN training step (student forward, teacher forward, backward,
+    optimiser + EMA): (MB allocated when it starts, peak MB allocated during it), from
+    ``torch.cuda.max_memory_allocated`` reset at each phase; the last of ``steps`` steps. On the CPU
+    (a dry run of the same steps, fp32) the figures are 0."""
+    import pytorch_lightning as pl
+
+    from bench_train import random_batch
+    from dcase_fpd_plugin.mean_teacher import consistency_loss
+    from dcase_fpd_plugin.task import SEDTask
+
+    pl.seed_everything(0, verbose=False)
+    cuda = device == "cuda"
+    task = SEDTask(recipe).to(device)
+    task.train()
+    batch = random_batch(task, recipe, device)
+    optimizer = torch.optim.Adam(task.trained_parameters(), lr=recipe["opt"]["lr"], **({"fused": True} if cuda else {}))
+    tr, mb = recipe["training"], 2**20
+    phases: dict[str, tuple[float, float]] = {}
+
+    def phase(name: str, fn):
+        if not cuda:
+            out = fn()
+            phases[name] = (0.0, 0.0)
+            return out
+        torch.cuda.synchronize()
+        start = torch.cuda.memory_allocated() / mb
+        torch.cuda.reset_peak_memory_stats()
+        out = fn()
+        torch.cuda.synchronize()
+        phases[name] = (start, torch.cuda.max_memory_allocated() / mb)
+        return out
+
+    for k in range(steps):
+        b = task._mixup(batch)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=cuda):
+            out = phase("student forward", lambda: task.model(b.feats, b.frame_valid))
+            if tr["strong_loss"]:  # as bench_train's bare step
+                loss = task.strong_loss(out.frame_probs, b) + task.weak_loss(out.clip_probs, b, mask=~b.has_strong)
+            else:
+                loss = task.weak_loss(out.clip_probs, b)
+            if task.mean_teacher is not None:
+                teacher = phase("teacher forward", lambda: task.mean_teacher(b.feats, b.frame_valid))
+                loss = loss + 0.5 * consistency_loss(out, teacher, b.frame_valid, tr["self_sup_loss"])
+        phase("backward", loss.backward)
+        del out, loss
+
+        def update():
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if task.mean_teacher is not None:
+                task.mean_teacher.update(task.model, k + 1)
+
+        phase("optimiser + EMA", update)
+    return phases
 
 
 def main() -> None:
@@ -122,6 +181,20 @@ def main() -> None:
             r["training"]["accelerator"] = "gpu"
             _, peak = bare_step_seconds(r, "cuda", 3, 5)
             print(f"bare training step, crnn_checkpoint_blocks={blocks}: peak allocated {peak:.0f} MB")
+            phases = phase_peaks(r, "cuda")
+            print("  by phase (allocated at its start -> its peak, MB): "
+                  + ", ".join(f"{k} {a:.0f} -> {b:.0f}" for k, (a, b) in phases.items()))
+        # cuDNN's convolution workspaces count in the peak; without cuDNN (native kernels) they do not
+        torch.backends.cudnn.enabled = False
+        try:
+            r = copy.deepcopy(recipe)
+            r["net"]["crnn_checkpoint_blocks"] = args.checkpoint_blocks
+            r["training"]["accelerator"] = "gpu"
+            _, peak = bare_step_seconds(r, "cuda", 2, 2)
+            print(f"bare training step, crnn_checkpoint_blocks={args.checkpoint_blocks}, cuDNN off: "
+                  f"peak allocated {peak:.0f} MB")
+        finally:
+            torch.backends.cudnn.enabled = True
     print(f"(tensors saved at the checkpointed blocks' boundaries count under 'other')")
     print(f"saved_mb={total:.0f} saved_mb_checkpointed={total_ckpt:.0f} ratio={total_ckpt / total:.2f} "
           f"device={args.device}")
