@@ -369,14 +369,17 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     late = [timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=limit_s is not None),
             FinalEpochValidation(), InterruptNotice(exp_dir)]
     trainer = build_trainer(recipe, exp_dir, [*callbacks, *late])
+    fit_t0 = time.perf_counter()
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    fit_s = time.perf_counter() - fit_t0
     best = ckpt_dir / "best.ckpt"
     last = ckpt_dir / "last.ckpt"
     metrics = None
     if run_test and trainer.is_global_zero:
         test_late_epochs(recipe, exp_dir)  # first: metrics.json marks a complete run (compare skips it)
         trained = {"epochs_trained": int(trainer.current_epoch),
-                   "stopped_by_time_limit": timer.stopped_at_epoch is not None}
+                   "stopped_by_time_limit": timer.stopped_at_epoch is not None,
+                   "fit_wall_s": round(fit_s, 3)}  # this process's trainer.fit (a resumed run: the last one's)
         metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained).metrics
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)
@@ -389,7 +392,7 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
 
     ``metrics.json`` also says which sets chose and which scored: ``selection_on_test`` (true when
     the test set is the validation set), ``validation_set`` and ``test_set``; ``extra_fields`` are
-    added to it (a training run: ``epochs_trained``, ``stopped_by_time_limit``).
+    added to it (a training run: ``epochs_trained``, ``stopped_by_time_limit``, ``fit_wall_s``).
     Returns the :class:`~dcase_fpd_plugin.evaluation.metrics.EvaluationResult`.
     """
     from .evaluation.metrics import write_outputs

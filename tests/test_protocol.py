@@ -185,6 +185,7 @@ def test_generous_time_limit_trains_every_epoch_and_keeps_only_the_last_checkpoi
     res = train(load_recipe(DEMO, ov))
     m = json.loads((res.exp_dir / "metrics.json").read_text())
     assert m["epochs_trained"] == 3 and m["stopped_by_time_limit"] is False
+    assert m["fit_wall_s"] > 0
     assert sorted(p.name for p in (res.exp_dir / "checkpoints").glob("epoch_*.ckpt")) == ["epoch_002.ckpt",
                                                                                        "epoch_003.ckpt"]
     assert sorted(p.parent.name for p in (res.exp_dir / "late_epochs").glob("*/metrics.json")) == [
