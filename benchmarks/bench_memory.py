@@ -98,13 +98,17 @@ def phase_peaks(recipe: dict, device: str = "cuda", steps: int = 3) -> dict[str,
     for k in range(steps):
         b = task._mixup(batch)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=cuda):
+            first = task.mean_teacher is not None and tr["teacher_first"]
+            if first:
+                teacher = phase("teacher forward", lambda: task.mean_teacher(b.feats, b.frame_valid))
             out = phase("student forward", lambda: task.model(b.feats, b.frame_valid))
             if tr["strong_loss"]:  # as bench_train's bare step
                 loss = task.strong_loss(out.frame_probs, b) + task.weak_loss(out.clip_probs, b, mask=~b.has_strong)
             else:
                 loss = task.weak_loss(out.clip_probs, b)
             if task.mean_teacher is not None:
-                teacher = phase("teacher forward", lambda: task.mean_teacher(b.feats, b.frame_valid))
+                if not first:
+                    teacher = phase("teacher forward", lambda: task.mean_teacher(b.feats, b.frame_valid))
                 loss = loss + 0.5 * consistency_loss(out, teacher, b.frame_valid, tr["self_sup_loss"])
         phase("backward", loss.backward)
         del out, loss
@@ -119,11 +123,31 @@ def phase_peaks(recipe: dict, device: str = "cuda", steps: int = 3) -> dict[str,
     return phases
 
 
+def cpu_step_peak_mb(recipe: dict) -> float | None:
+    """Peak MB of live tensors while a CPU bare training step runs twice (model and optimiser
+    included), from torch's memory profiler timeline (a private API: None where it is missing)."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler._memory_profiler import MemoryProfileTimeline
+    except ImportError:
+        return None
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        phase_peaks(recipe, "cpu", steps=2)  # the model, its optimiser and two steps
+    try:
+        _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline(torch.device("cpu"))
+    except Exception:  # a torch whose private profiler API moved
+        return None
+    return max(sum(row) for row in sizes) / 2**20 if sizes else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipe", default=str(REPO / "recipes" / "dcase2023_baseline.yaml"))
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--checkpoint-blocks", type=int, default=2, help="blocks checkpointed in the second count")
+    ap.add_argument("--cpu-peak", action="store_true",
+                    help="on the CPU, also the peak memory of a whole training step per configuration (torch's "
+                         "memory profiler; fp32 unless the recipe says otherwise: slow at batch 48)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_intermixed_args()
 
@@ -170,31 +194,44 @@ def main() -> None:
     sizes = [f"{d} {store_nbytes(n_clips, f['n_mels'], n_in, task.n_frames, n_classes, dt) / mb:.0f} MB"
              for d, dt in STORE_DTYPES.items()]
     print(f"feature store of a DESED-size training set ({n_clips} clips; data.feature_store_dtype): {', '.join(sizes)}")
+    configs = [(0, False), (args.checkpoint_blocks, False)]
+    if task.mean_teacher is not None:  # training.teacher_first: the teacher's activations go before the student's stay
+        configs += [(0, True), (args.checkpoint_blocks, True)]
+
+    def configured(blocks: int, teacher_first: bool) -> dict:
+        r = copy.deepcopy(recipe)
+        r["net"]["crnn_checkpoint_blocks"] = blocks
+        r["training"]["teacher_first"] = teacher_first
+        r["training"]["accelerator"] = "gpu" if args.device == "cuda" else "cpu"
+        return r
+
+    del model, feats, task  # the step's peak, not this script's leftovers
     if args.device == "cuda":
         from bench_train import bare_step_seconds
 
-        del model, feats, task  # the bare step's peak, not this script's leftovers
         torch.cuda.empty_cache()
-        for blocks in (0, args.checkpoint_blocks):
-            r = copy.deepcopy(recipe)
-            r["net"]["crnn_checkpoint_blocks"] = blocks
-            r["training"]["accelerator"] = "gpu"
+        for blocks, first in configs:
+            r = configured(blocks, first)
             _, peak = bare_step_seconds(r, "cuda", 3, 5)
-            print(f"bare training step, crnn_checkpoint_blocks={blocks}: peak allocated {peak:.0f} MB")
+            print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}: "
+                  f"peak allocated {peak:.0f} MB")
             phases = phase_peaks(r, "cuda")
             print("  by phase (allocated at its start -> its peak, MB): "
                   + ", ".join(f"{k} {a:.0f} -> {b:.0f}" for k, (a, b) in phases.items()))
         # cuDNN's convolution workspaces count in the peak; without cuDNN (native kernels) they do not
         torch.backends.cudnn.enabled = False
         try:
-            r = copy.deepcopy(recipe)
-            r["net"]["crnn_checkpoint_blocks"] = args.checkpoint_blocks
-            r["training"]["accelerator"] = "gpu"
-            _, peak = bare_step_seconds(r, "cuda", 2, 2)
-            print(f"bare training step, crnn_checkpoint_blocks={args.checkpoint_blocks}, cuDNN off: "
+            blocks, first = configs[-1]
+            _, peak = bare_step_seconds(configured(blocks, first), "cuda", 2, 2)
+            print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, cuDNN off: "
                   f"peak allocated {peak:.0f} MB")
         finally:
             torch.backends.cudnn.enabled = True
+    elif args.cpu_peak:
+        for blocks, first in configs:
+            peak = cpu_step_peak_mb(configured(blocks, first))
+            shown = "unavailable (torch's memory profiler)" if peak is None else f"{peak:.0f} MB"
+            print(f"training step on the CPU, crnn_checkpoint_blocks={blocks}, teacher_first={first}: peak {shown}")
     print(f"(tensors saved at the checkpointed blocks' boundaries count under 'other')")
     print(f"saved_mb={total:.0f} saved_mb_checkpointed={total_ckpt:.0f} ratio={total_ckpt / total:.2f} "
           f"device={args.device}")

@@ -102,13 +102,15 @@ def bare_step_seconds(recipe: dict, device: str, warmup: int, steps: int) -> tup
     def step(k: int) -> None:
         b = task._mixup(batch)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+            first = task.mean_teacher is not None and tr["teacher_first"]
+            teacher = task.mean_teacher(b.feats, b.frame_valid) if first else None  # as SEDTask.training_step
             out = task.model(b.feats, b.frame_valid)
             if tr["strong_loss"]:
                 loss = task.strong_loss(out.frame_probs, b) + task.weak_loss(out.clip_probs, b, mask=~b.has_strong)
             else:
                 loss = task.weak_loss(out.clip_probs, b)
             if task.mean_teacher is not None:
-                teacher = task.mean_teacher(b.feats, b.frame_valid)
+                teacher = teacher if first else task.mean_teacher(b.feats, b.frame_valid)
                 loss = loss + 0.5 * consistency_loss(out, teacher, b.frame_valid, tr["self_sup_loss"])
             for branch in task.branches.values():
                 loss = loss + branch(out, b, 10**6).loss

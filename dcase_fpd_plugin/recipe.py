@@ -106,6 +106,7 @@ DEFAULTS: dict[str, Any] = {
         "strong_loss": False,  # BCE on SS frame probabilities + weak BCE on RW clips only (DESED_task)
         "mean_teacher": False,  # EMA teacher + consistency loss on all clips (dcase_fpd_plugin/mean_teacher.py)
         "ema_factor": 0.999,  # teacher decay
+        "teacher_first": False,  # teacher's forward before the student's: a lower peak memory, other dropout draws
         "const_max": 2.0,  # consistency weight after the ramp-up
         "n_epochs_warmup": 50,  # epochs of the exp(-5 (1 - t)^2) ramp-up (consistency weight, opt.lr_warmup)
         "self_sup_loss": "mse",  # consistency loss: mse | bce
@@ -514,6 +515,8 @@ def _check_training_scheme(recipe: dict) -> None:
         raise RecipeError(f"'training.mixup_alpha' must be > 0, got {training['mixup_alpha']}")
     if training["n_epochs_warmup"] < 0 or training["const_max"] < 0 or opt["gradient_clip"] < 0:
         raise RecipeError("'training.n_epochs_warmup', 'training.const_max' and 'opt.gradient_clip' must be >= 0")
+    if training["teacher_first"] and not training["mean_teacher"]:
+        raise RecipeError("'training.teacher_first: true' needs 'training.mean_teacher: true'")
     if training["eval_model"] == "teacher" and not training["mean_teacher"]:
         raise RecipeError("'training.eval_model: teacher' needs 'training.mean_teacher: true'")
 

@@ -179,6 +179,9 @@ class SEDTask(pl.LightningModule):
         mixed = self._mixup(batch)
         logs: dict[str, Any] = {"train/mixup": float(mixed is not batch)} if tr["mixup"] else {}
         batch = mixed
+        teacher_out = None
+        if self.mean_teacher is not None and tr["teacher_first"]:  # its activations go before the student keeps its own
+            teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
         out = self.model(batch.feats, batch.frame_valid)
         self._track_finite(out.frame_probs)
         self._track_finite(out.clip_probs)
@@ -193,7 +196,8 @@ class SEDTask(pl.LightningModule):
             loss = loss_cls
         logs["train/loss_weak"] = loss_cls
         if self.mean_teacher is not None:
-            teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
+            if teacher_out is None:  # DESED_task's order: the teacher after the student
+                teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
             loss_cons = consistency_loss(out, teacher_out, batch.frame_valid, tr["self_sup_loss"])
             weight = self.consistency_weight()
             loss = loss + weight * loss_cons

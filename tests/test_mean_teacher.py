@@ -218,3 +218,40 @@ def test_dcase_supervised_losses():
     task.recipe = recipe
     with torch.no_grad():
         assert float(task.training_step(batch, 0)) == pytest.approx(float(bce(out.clip_probs[:4], weak[:4])), rel=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_teacher_first_changes_only_the_order():
+    """training.teacher_first runs the teacher's forward before the student's (a lower peak memory):
+    without dropout (no random draws whose order changes) the loss and every gradient are those of
+    DESED_task's order, and the recipe refuses it without a teacher."""
+    from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SS, SOURCE_UL, Batch
+
+    def step(first: bool, dropout: float):
+        base = ["training.mixup=false", "training.batch_size=[2, 2, 1]", f"net.crnn_dropout={dropout}"]
+        torch.manual_seed(0)
+        recipe = load_recipe(RECIPES / "dcase2023_baseline.yaml", [*base, f"training.teacher_first={str(first).lower()}"])
+        task = SEDTask(recipe).train()
+        task.consistency_weight = lambda step=None: 1.0  # no Trainer here to count steps
+        with torch.no_grad():  # a teacher apart from the student, so that the consistency term is not zero
+            for p in task.mean_teacher.parameters():
+                p.mul_(0.9)
+        n_in = 64
+        t = task.model.output_frames(n_in)
+        source = torch.tensor([SOURCE_SS, SOURCE_SS, SOURCE_RW, SOURCE_RW, SOURCE_UL])
+        g = torch.Generator().manual_seed(1)
+        strong = (torch.rand(5, t, 10, generator=g) > 0.7).float() * (source == SOURCE_SS)[:, None, None]
+        batch = Batch(feats=torch.randn(5, 128, n_in, generator=g), strong=strong, has_strong=source == SOURCE_SS,
+                      weak=strong.amax(1), has_weak=source != SOURCE_UL, source=source,
+                      frame_valid=torch.ones(5, t, dtype=torch.bool), filenames=[str(i) for i in range(5)])
+        loss = task.training_step(batch, 0)
+        loss.backward()
+        return float(loss), {n: p.grad.clone() for n, p in task.model.named_parameters()}
+
+    (loss_a, grads_a), (loss_b, grads_b) = step(False, 0.0), step(True, 0.0)
+    assert loss_a == loss_b and loss_a > 0
+    assert all(torch.equal(grads_a[n], grads_b[n]) for n in grads_a)
+    # with dropout the order shows: the two forwards draw their masks in the other order
+    assert step(False, 0.5)[0] != step(True, 0.5)[0]
+    with pytest.raises(RecipeError, match="teacher_first"):
+        load_recipe(RECIPES / "weak.yaml", ["training.teacher_first=true"])
