@@ -246,7 +246,7 @@ def test_teacher_first_changes_only_the_order():
                       frame_valid=torch.ones(5, t, dtype=torch.bool), filenames=[str(i) for i in range(5)])
         loss = task.training_step(batch, 0)
         loss.backward()
-        return float(loss), {n: p.grad.clone() for n, p in task.model.named_parameters()}
+        return float(loss.detach()), {n: p.grad.clone() for n, p in task.model.named_parameters()}
 
     (loss_a, grads_a), (loss_b, grads_b) = step(False, 0.0), step(True, 0.0)
     assert loss_a == loss_b and loss_a > 0
