@@ -2,7 +2,7 @@
 without activation checkpointing (``net.crnn_checkpoint_blocks``), side by side in one run.
 
     python benchmarks/bench_memory.py [--recipe recipes/dcase2023_baseline.yaml] [--device cpu|cuda]
-        [--checkpoint-blocks 2] [key=value ...]
+        [--checkpoint-blocks 2] [--cpu-peak] [key=value ...]
 
 Counts the bytes of every tensor saved for backward (``torch.autograd.graph.saved_tensors_hooks``,
 each storage once) during the student's forward on random input of the recipe's batch, under the
@@ -10,9 +10,11 @@ recipe's precision (bf16 autocast for ``bf16-mixed``, on CPU too: the CPU's auto
 to CUDA's, not identical). That is the part of a step's peak that grows with the batch; the model
 state (weights, gradients, Adam moments, teacher) and the feature store are printed beside it. On
 CUDA it also prints the peak allocated memory of the bare training step of ``bench_train.py``
-(``torch.cuda.max_memory_allocated``), that peak per phase of the step (student forward, teacher
-forward, backward, optimiser + EMA: where the memory above the saved tensors goes), and the peak with
-cuDNN off (its convolution workspaces count in the peak). Last line::
+(``torch.cuda.max_memory_allocated``) for each of ``net.crnn_checkpoint_blocks`` 0 / N and, with a mean
+teacher, ``training.teacher_first`` off / on, that peak per phase of the step (student forward,
+teacher forward, the rest: where the memory above the saved tensors goes), and the peak with cuDNN
+off (its convolution workspaces count in the peak). ``--cpu-peak``: on the CPU, the peak of live
+tensors over a whole step per configuration (torch's memory profiler; minutes at batch 48). Last line::
 
     saved_mb=X saved_mb_checkpointed=Y ratio=Z device=D
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
+import gc
 import sys
 from pathlib import Path
 
@@ -62,77 +65,68 @@ def saved_bytes(model: torch.nn.Module, feats: torch.Tensor, bf16: bool) -> dict
     return dict(by_part)
 
 
-def phase_peaks(recipe: dict, device: str = "cuda", steps: int = 3) -> dict[str, tuple[float, float]]:
-    """Per phase of a bare CRNN training step (student forward, teacher forward, backward,
-    optimiser + EMA): (MB allocated when it starts, peak MB allocated during it), from
-    ``torch.cuda.max_memory_allocated`` reset at each phase; the last of ``steps`` steps. On the CPU
-    (a dry run of the same steps, fp32) the figures are 0."""
-    import pytorch_lightning as pl
+def phase_peaks(recipe: dict, steps: int = 3) -> dict[str, tuple[float, float]]:
+    """CUDA memory per phase of the last of ``steps`` bare training steps (``bench_train.bare_step``):
+    the student's forward, the teacher's, and what follows the later of the two (losses, backward,
+    optimiser, EMA); each ``(MB allocated when it starts, peak MB allocated during it)``, from
+    ``torch.cuda.max_memory_allocated`` reset at each boundary (forward hooks on the two models)."""
+    from bench_train import bare_step
 
-    from bench_train import random_batch
-    from dcase_fpd_plugin.mean_teacher import consistency_loss
-    from dcase_fpd_plugin.task import SEDTask
-
-    pl.seed_everything(0, verbose=False)
-    cuda = device == "cuda"
-    task = SEDTask(recipe).to(device)
-    task.train()
-    batch = random_batch(task, recipe, device)
-    optimizer = torch.optim.Adam(task.trained_parameters(), lr=recipe["opt"]["lr"], **({"fused": True} if cuda else {}))
-    tr, mb = recipe["training"], 2**20
+    task, step = bare_step(recipe, "cuda")
+    mb, rest = 2**20, "losses, backward, optimiser + EMA"
+    starts: dict[str, float] = {}
     phases: dict[str, tuple[float, float]] = {}
 
-    def phase(name: str, fn):
-        if not cuda:
-            out = fn()
-            phases[name] = (0.0, 0.0)
-            return out
+    def begin(name: str) -> None:
         torch.cuda.synchronize()
-        start = torch.cuda.memory_allocated() / mb
+        starts[name] = torch.cuda.memory_allocated() / mb
         torch.cuda.reset_peak_memory_stats()
-        out = fn()
+
+    def end(name: str) -> None:
         torch.cuda.synchronize()
-        phases[name] = (start, torch.cuda.max_memory_allocated() / mb)
-        return out
+        phases[name] = (starts[name], torch.cuda.max_memory_allocated() / mb)
 
-    for k in range(steps):
-        b = task._mixup(batch)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=cuda):
-            first = task.mean_teacher is not None and tr["teacher_first"]
-            if first:
-                teacher = phase("teacher forward", lambda: task.mean_teacher(b.feats, b.frame_valid))
-            out = phase("student forward", lambda: task.model(b.feats, b.frame_valid))
-            if tr["strong_loss"]:  # as bench_train's bare step
-                loss = task.strong_loss(out.frame_probs, b) + task.weak_loss(out.clip_probs, b, mask=~b.has_strong)
-            else:
-                loss = task.weak_loss(out.clip_probs, b)
-            if task.mean_teacher is not None:
-                if not first:
-                    teacher = phase("teacher forward", lambda: task.mean_teacher(b.feats, b.frame_valid))
-                loss = loss + 0.5 * consistency_loss(out, teacher, b.frame_valid, tr["self_sup_loss"])
-        phase("backward", loss.backward)
-        del out, loss
+    def hooks(name: str):  # both return None: a forward hook's return value would replace the output
+        def before(module, args) -> None:
+            begin(name)
 
-        def update():
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if task.mean_teacher is not None:
-                task.mean_teacher.update(task.model, k + 1)
+        def after(module, args, output) -> None:
+            end(name)
+            begin(rest)
 
-        phase("optimiser + EMA", update)
+        return before, after
+
+    models = {"student forward": task.model, "teacher forward": task.mean_teacher}
+    handles = []
+    for name, module in models.items():
+        if module is not None:
+            before, after = hooks(name)
+            handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    try:
+        for k in range(steps):
+            step(k)
+            end(rest)
+    finally:
+        for h in handles:
+            h.remove()
     return phases
 
 
 def cpu_step_peak_mb(recipe: dict) -> float | None:
-    """Peak MB of live tensors while a CPU bare training step runs twice (model and optimiser
-    included), from torch's memory profiler timeline (a private API: None where it is missing)."""
+    """Peak MB of live tensors while the model and optimiser are built and a CPU bare training step
+    (``bench_train.bare_step``, the recipe's precision) runs twice, from torch's memory profiler
+    timeline (a private API: None where it is missing)."""
+    from bench_train import bare_step
+
     try:
         from torch.profiler import ProfilerActivity, profile
         from torch.profiler._memory_profiler import MemoryProfileTimeline
     except ImportError:
         return None
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
-        phase_peaks(recipe, "cpu", steps=2)  # the model, its optimiser and two steps
+        _, step = bare_step(recipe, "cpu")
+        step(0)
+        step(1)
     try:
         _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline(torch.device("cpu"))
     except Exception:  # a torch whose private profiler API moved
@@ -147,7 +141,7 @@ def main() -> None:
     ap.add_argument("--checkpoint-blocks", type=int, default=2, help="blocks checkpointed in the second count")
     ap.add_argument("--cpu-peak", action="store_true",
                     help="on the CPU, also the peak memory of a whole training step per configuration (torch's "
-                         "memory profiler; fp32 unless the recipe says otherwise: slow at batch 48)")
+                         "memory profiler, the recipe's precision: minutes at batch 48); CUDA always prints its peaks")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_intermixed_args()
 
@@ -206,29 +200,39 @@ def main() -> None:
         return r
 
     del model, feats, task  # the step's peak, not this script's leftovers
+
+    def release() -> None:  # a deleted SEDTask lives on in a reference cycle until collected
+        gc.collect()
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+
     if args.device == "cuda":
         from bench_train import bare_step_seconds
 
-        torch.cuda.empty_cache()
         for blocks, first in configs:
             r = configured(blocks, first)
+            release()
             _, peak = bare_step_seconds(r, "cuda", 3, 5)
             print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}: "
                   f"peak allocated {peak:.0f} MB")
-            phases = phase_peaks(r, "cuda")
+            release()
+            phases = phase_peaks(r)
             print("  by phase (allocated at its start -> its peak, MB): "
                   + ", ".join(f"{k} {a:.0f} -> {b:.0f}" for k, (a, b) in phases.items()))
         # cuDNN's convolution workspaces count in the peak; without cuDNN (native kernels) they do not
+        cudnn_was = torch.backends.cudnn.enabled
         torch.backends.cudnn.enabled = False
         try:
             blocks, first = configs[-1]
+            release()
             _, peak = bare_step_seconds(configured(blocks, first), "cuda", 2, 2)
             print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, cuDNN off: "
                   f"peak allocated {peak:.0f} MB")
         finally:
-            torch.backends.cudnn.enabled = True
+            torch.backends.cudnn.enabled = cudnn_was
     elif args.cpu_peak:
         for blocks, first in configs:
+            release()
             peak = cpu_step_peak_mb(configured(blocks, first))
             shown = "unavailable (torch's memory profiler)" if peak is None else f"{peak:.0f} MB"
             print(f"training step on the CPU, crnn_checkpoint_blocks={blocks}, teacher_first={first}: peak {shown}")

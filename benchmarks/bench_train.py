@@ -80,8 +80,11 @@ def random_batch(task, recipe: dict, device: str):
     return batch.to(device)
 
 
-def bare_step_seconds(recipe: dict, device: str, warmup: int, steps: int) -> tuple[float, float]:
-    """Seconds per bare training step of the recipe (see the module docstring), and peak memory (MB)."""
+def bare_step(recipe: dict, device: str):
+    """The recipe's model, optimiser and a random batch of its shape on ``device``, and ``step(k)``:
+    one bare training step (mixup, student and teacher in ``SEDTask.forward_student_teacher``'s
+    order, losses, branches, backward, Adam, EMA after ``k + 1`` steps), under the recipe's precision.
+    Returns ``(task, step)``."""
     from dcase_fpd_plugin.mean_teacher import consistency_loss
     from dcase_fpd_plugin.task import SEDTask
     from dcase_fpd_plugin.training import resolve_precision
@@ -97,20 +100,16 @@ def bare_step_seconds(recipe: dict, device: str, warmup: int, steps: int) -> tup
     bf16 = resolve_precision(tr["precision"], "gpu" if device == "cuda" else "cpu") in ("bf16-mixed", "bf16")
     if tr["channels_last"]:
         batch.feats = batch.feats.contiguous()
-    _reset_peak(device)
 
     def step(k: int) -> None:
         b = task._mixup(batch)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
-            first = task.mean_teacher is not None and tr["teacher_first"]
-            teacher = task.mean_teacher(b.feats, b.frame_valid) if first else None  # as SEDTask.training_step
-            out = task.model(b.feats, b.frame_valid)
+            out, teacher = task.forward_student_teacher(b)
             if tr["strong_loss"]:
                 loss = task.strong_loss(out.frame_probs, b) + task.weak_loss(out.clip_probs, b, mask=~b.has_strong)
             else:
                 loss = task.weak_loss(out.clip_probs, b)
-            if task.mean_teacher is not None:
-                teacher = teacher if first else task.mean_teacher(b.feats, b.frame_valid)
+            if teacher is not None:
                 loss = loss + 0.5 * consistency_loss(out, teacher, b.frame_valid, tr["self_sup_loss"])
             for branch in task.branches.values():
                 loss = loss + branch(out, b, 10**6).loss
@@ -120,6 +119,13 @@ def bare_step_seconds(recipe: dict, device: str, warmup: int, steps: int) -> tup
         if task.mean_teacher is not None:
             task.mean_teacher.update(task.model, k + 1)
 
+    return task, step
+
+
+def bare_step_seconds(recipe: dict, device: str, warmup: int, steps: int) -> tuple[float, float]:
+    """Seconds per bare training step of the recipe (:func:`bare_step`), and peak memory (MB)."""
+    _, step = bare_step(recipe, device)
+    _reset_peak(device)
     for k in range(warmup):
         step(k)
     _sync(device)

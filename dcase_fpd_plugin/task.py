@@ -174,15 +174,25 @@ class SEDTask(pl.LightningModule):
         return mixup_batch(batch, prob=tr["mixup_prob"], alpha=tr["mixup_alpha"], label_type=tr["mixup_label_type"],
                            domain=tr["mixup_domain"])
 
+    def forward_student_teacher(self, batch: Batch) -> tuple[ModelOutput, ModelOutput | None]:
+        """The student's output on ``batch`` and the mean teacher's (None without a teacher), in the
+        order ``training.teacher_first`` sets: the student first by default (DESED_task's order); the
+        teacher first, its activations are gone before the student keeps its own for the backward (a
+        lower peak memory; the two forwards then draw their dropout masks in the other order)."""
+        if self.mean_teacher is None:
+            return self.model(batch.feats, batch.frame_valid), None
+        if self.recipe["training"]["teacher_first"]:
+            teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
+            return self.model(batch.feats, batch.frame_valid), teacher_out
+        out = self.model(batch.feats, batch.frame_valid)
+        return out, self.mean_teacher(batch.feats, batch.frame_valid)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         tr = self.recipe["training"]
         mixed = self._mixup(batch)
         logs: dict[str, Any] = {"train/mixup": float(mixed is not batch)} if tr["mixup"] else {}
         batch = mixed
-        teacher_out = None
-        if self.mean_teacher is not None and tr["teacher_first"]:  # its activations go before the student keeps its own
-            teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
-        out = self.model(batch.feats, batch.frame_valid)
+        out, teacher_out = self.forward_student_teacher(batch)
         self._track_finite(out.frame_probs)
         self._track_finite(out.clip_probs)
         bs = len(batch)
@@ -195,9 +205,7 @@ class SEDTask(pl.LightningModule):
             loss_cls = self.weak_loss(out.clip_probs, batch)
             loss = loss_cls
         logs["train/loss_weak"] = loss_cls
-        if self.mean_teacher is not None:
-            if teacher_out is None:  # DESED_task's order: the teacher after the student
-                teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
+        if teacher_out is not None:
             loss_cons = consistency_loss(out, teacher_out, batch.frame_valid, tr["self_sup_loss"])
             weight = self.consistency_weight()
             loss = loss + weight * loss_cons

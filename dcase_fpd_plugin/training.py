@@ -112,7 +112,11 @@ class TrainingTimeLimit(pl.Callback):
     The stop is kept in the checkpoints: a run resumed with a limit (any) after its limit stopped
     it trains no further and is tested as it is; resumed without one (``limit_s`` None), it trains
     on to ``n_epochs``. The epoch count is in metrics.json (``epochs_trained``,
-    ``stopped_by_time_limit``)."""
+    ``stopped_by_time_limit``).
+
+    Not Lightning's ``Timer`` (``max_time``): that one stops when the time is spent, possibly in the
+    middle of an epoch or after an epoch with no validation, counts the time of earlier processes
+    across a resume, and leaves no stop for a resumed run to honour."""
 
     def __init__(self, limit_s: float | None):
         self.limit_s = None if limit_s is None else float(limit_s)

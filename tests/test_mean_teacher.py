@@ -244,13 +244,18 @@ def test_teacher_first_changes_only_the_order():
         batch = Batch(feats=torch.randn(5, 128, n_in, generator=g), strong=strong, has_strong=source == SOURCE_SS,
                       weak=strong.amax(1), has_weak=source != SOURCE_UL, source=source,
                       frame_valid=torch.ones(5, t, dtype=torch.bool), filenames=[str(i) for i in range(5)])
+        calls = []
+        task.mean_teacher.register_forward_hook(lambda m, a, o: calls.append(1))
         loss = task.training_step(batch, 0)
         loss.backward()
-        return float(loss.detach()), {n: p.grad.clone() for n, p in task.model.named_parameters()}
+        assert len(calls) == 1  # one teacher forward per step, whichever the order
+        teacher_stats = {n: b.clone() for n, b in task.mean_teacher.named_buffers()}  # BN running stats
+        return float(loss.detach()), {n: p.grad.clone() for n, p in task.model.named_parameters()}, teacher_stats
 
-    (loss_a, grads_a), (loss_b, grads_b) = step(False, 0.0), step(True, 0.0)
+    (loss_a, grads_a, stats_a), (loss_b, grads_b, stats_b) = step(False, 0.0), step(True, 0.0)
     assert loss_a == loss_b and loss_a > 0
     assert all(torch.equal(grads_a[n], grads_b[n]) for n in grads_a)
+    assert stats_a and all(torch.equal(stats_a[n], stats_b[n]) for n in stats_a)
     # with dropout the order shows: the two forwards draw their masks in the other order
     assert step(False, 0.5)[0] != step(True, 0.5)[0]
     with pytest.raises(RecipeError, match="teacher_first"):
