@@ -2,7 +2,7 @@
 without activation checkpointing (``net.crnn_checkpoint_blocks``), side by side in one run.
 
     python benchmarks/bench_memory.py [--recipe recipes/dcase2023_baseline.yaml] [--device cpu|cuda]
-        [--checkpoint-blocks 2] [--cpu-peak] [key=value ...]
+        [--checkpoint-blocks 2] [--limit-gb 2] [--cpu-peak] [key=value ...]
 
 Counts the bytes of every tensor saved for backward (``torch.autograd.graph.saved_tensors_hooks``,
 each storage once) during the student's forward on random input of the recipe's batch, under the
@@ -12,9 +12,12 @@ state (weights, gradients, Adam moments, teacher) and the feature store are prin
 CUDA it also prints the peak allocated memory of the bare training step of ``bench_train.py``
 (``torch.cuda.max_memory_allocated``) for each of ``net.crnn_checkpoint_blocks`` 0 / N and, with a mean
 teacher, ``training.teacher_first`` off / on, that peak per phase of the step (student forward,
-teacher forward, the rest: where the memory above the saved tensors goes), and the peak with cuDNN
-off (its convolution workspaces count in the peak). ``--cpu-peak``: on the CPU, the peak of live
-tensors over a whole step per configuration (torch's memory profiler; minutes at batch 48). Last line::
+teacher forward, the rest: where the memory above the saved tensors goes), and the peak with cuDNN's
+deterministic algorithms, with cuDNN off (its convolution workspaces count in the peak) and under
+``training.gpu_memory_limit_gb`` (``--limit-gb``, 2), each with its milliseconds per step;
+``CUDNN_CONV_WSCAP_DBG=<MiB>`` in the environment caps the workspaces cuDNN may pick. ``--cpu-peak``:
+on the CPU, the peak of live tensors over a whole step per configuration (torch's memory profiler;
+minutes at batch 48). Last line::
 
     saved_mb=X saved_mb_checkpointed=Y ratio=Z device=D
 """
@@ -25,6 +28,7 @@ import argparse
 import collections
 import copy
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -139,6 +143,8 @@ def main() -> None:
     ap.add_argument("--recipe", default=str(REPO / "recipes" / "dcase2023_baseline.yaml"))
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--checkpoint-blocks", type=int, default=2, help="blocks checkpointed in the second count")
+    ap.add_argument("--limit-gb", type=float, default=2.0,
+                    help="CUDA: the leanest configuration is also run under training.gpu_memory_limit_gb=this")
     ap.add_argument("--cpu-peak", action="store_true",
                     help="on the CPU, also the peak memory of a whole training step per configuration (torch's "
                          "memory profiler, the recipe's precision: minutes at batch 48); CUDA always prints its peaks")
@@ -212,24 +218,43 @@ def main() -> None:
         for blocks, first in configs:
             r = configured(blocks, first)
             release()
-            _, peak = bare_step_seconds(r, "cuda", 3, 5)
+            seconds, peak = bare_step_seconds(r, "cuda", 3, 5)
             print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}: "
-                  f"peak allocated {peak:.0f} MB")
+                  f"peak allocated {peak:.0f} MB, {1000 * seconds:.0f} ms per step")
             release()
             phases = phase_peaks(r)
             print("  by phase (allocated at its start -> its peak, MB): "
                   + ", ".join(f"{k} {a:.0f} -> {b:.0f}" for k, (a, b) in phases.items()))
-        # cuDNN's convolution workspaces count in the peak; without cuDNN (native kernels) they do not
-        cudnn_was = torch.backends.cudnn.enabled
-        torch.backends.cudnn.enabled = False
+        # cuDNN's convolution workspaces count in the peak: the leanest configuration again with cuDNN's
+        # deterministic algorithms (mostly implicit GEMM, small workspaces), then without cuDNN (native
+        # kernels, no workspace); CUDNN_CONV_WSCAP_DBG=<MiB> in the environment caps cuDNN's choice instead
+        blocks, first = configs[-1]
+        for label, flag in (("cuDNN deterministic", "deterministic"), ("cuDNN off", "enabled")):
+            was = getattr(torch.backends.cudnn, flag)
+            setattr(torch.backends.cudnn, flag, flag == "deterministic")
+            try:
+                release()
+                seconds, peak = bare_step_seconds(configured(blocks, first), "cuda", 2, 3)
+                print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, {label}: "
+                      f"peak allocated {peak:.0f} MB, {1000 * seconds:.0f} ms per step")
+            finally:
+                setattr(torch.backends.cudnn, flag, was)
+        cap = os.environ.get("CUDNN_CONV_WSCAP_DBG")
+        print(f"(CUDNN_CONV_WSCAP_DBG={cap} MiB)" if cap else "(CUDNN_CONV_WSCAP_DBG unset)")
+        # training.gpu_memory_limit_gb: the run kept under a cap (cuDNN passes over the algorithms whose
+        # workspace does not fit); the peak cannot exceed it, so what counts is that the step runs, and its time
+        release()
+        r = configured(blocks, first)
+        r["training"]["gpu_memory_limit_gb"] = args.limit_gb
         try:
-            blocks, first = configs[-1]
-            release()
-            _, peak = bare_step_seconds(configured(blocks, first), "cuda", 2, 2)
-            print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, cuDNN off: "
-                  f"peak allocated {peak:.0f} MB")
+            seconds, peak = bare_step_seconds(r, "cuda", 2, 3)
+            shown = f"peak allocated {peak:.0f} MB, {1000 * seconds:.0f} ms per step"
+        except torch.cuda.OutOfMemoryError:
+            shown = "out of memory under the limit"
         finally:
-            torch.backends.cudnn.enabled = cudnn_was
+            torch.cuda.set_per_process_memory_fraction(1.0)
+        print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, "
+              f"training.gpu_memory_limit_gb={args.limit_gb}: {shown}")
     elif args.cpu_peak:
         for blocks, first in configs:
             release()

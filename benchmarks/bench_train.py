@@ -87,9 +87,10 @@ def bare_step(recipe: dict, device: str):
     Returns ``(task, step)``."""
     from dcase_fpd_plugin.mean_teacher import consistency_loss
     from dcase_fpd_plugin.task import SEDTask
-    from dcase_fpd_plugin.training import resolve_precision
+    from dcase_fpd_plugin.training import limit_gpu_memory, resolve_precision
 
     pl.seed_everything(0, verbose=False)
+    limit_gpu_memory(recipe["training"]["gpu_memory_limit_gb"], device)  # as the training's GpuMemoryLimit
     task = SEDTask(recipe).to(device)
     task.train()
     batch = random_batch(task, recipe, device)

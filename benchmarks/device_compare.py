@@ -47,6 +47,11 @@ ap.add_argument("--rates", default="",
 ap.add_argument("--rate-margin", type=float, default=1.8,
                 help="calibrated clips/s are divided by this (session 6: the real runs went 1.8x slower)")
 ap.add_argument("--mem-fraction", type=float, default=0.8, help="share of GPU memory the planned runs may take")
+ap.add_argument("--sizing", type=int, metavar="EPOCHS",
+                help="#12's sizing instead of the comparison: one `dcase-fpd compare --jobs 15` of the CNN-3 "
+                     "recipes x 5 seeds x EPOCHS epochs (no time limit, warm feature cache), timed; killed at "
+                     "the deadline, and resumed by the same command in a later call (the walls add up in "
+                     "sizing.json)")
 args = ap.parse_args()
 T0 = time.time()
 
@@ -164,8 +169,50 @@ def calibrate(runs):
     return out
 
 
+def sizing(n_epochs):
+    """#12: 5 seeds x 3 CNN-3 recipes x n_epochs through `dcase-fpd compare --jobs 15`, as a user would run it;
+    writes sizing.json (wall of each call, its exit, how far each run got) and packs the run folders."""
+    prewarm({"cnn3"})
+    out = args.out / "sizing"
+    record_path = args.out / "sizing.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"calls": []}
+    n_seeds = 1 if args.dry else 5
+    jobs = len(pt.RECIPES) * n_seeds
+    n_epochs = 2 if args.dry else n_epochs
+    cmd = [sys.executable, "-m", "dcase_fpd_plugin.cli", "compare", *map(str, pt.RECIPES), "--seeds", str(n_seeds),
+           "--jobs", str(jobs), "--out", str(out), *CNN3, f"training.n_epochs={n_epochs}"]
+    log(f"sizing: {' '.join(cmd[3:7])} ... --jobs {jobs}, {n_epochs} epochs")
+    t0 = time.time()
+    with open(args.out / "sizing_compare.log", "a") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=max(1, args.deadline - 20 - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)  # the workers too: they are in its session
+            proc.wait()
+            rc = "killed at the deadline"
+    wall = time.time() - t0
+    runs = {}
+    for metrics_csv in sorted(out.glob("*/seed_*/logs/version_*/metrics.csv")):
+        run = metrics_csv.parents[2]
+        epochs = [float(e) for e in re.findall(r"^(\d+(?:\.0)?),", metrics_csv.read_text(), flags=re.M)]
+        done = run / "metrics.json"
+        m = json.loads(done.read_text()) if done.is_file() else {}
+        runs[f"{run.parent.name}/{run.name}"] = {"epochs_validated": int(max(epochs)) + 1 if epochs else 0,
+                                                 "complete": done.is_file(), "fit_wall_s": m.get("fit_wall_s")}
+    record["calls"].append({"wall_s": round(wall, 1), "rc": rc})
+    record.update(n_epochs=n_epochs, jobs=jobs, total_wall_s=round(sum(c["wall_s"] for c in record["calls"]), 1),
+                  runs=runs, complete=sum(r["complete"] for r in runs.values()))
+    record_path.write_text(json.dumps(record, indent=2))
+    log(f"sizing: rc {rc}, {wall:.0f} s this call, {record['total_wall_s']:.0f} s in all; "
+        f"{record['complete']} of {jobs} runs complete")
+    pack()
+
+
 def main():
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.sizing:
+        return sizing(args.sizing)
     groups = [g for g in args.groups.split(",") if g]
     models = {m for g, _, _, m in plan if g in groups}
     prewarm(models)
@@ -241,7 +288,7 @@ def main():
 
 def pack():
     keep = re.compile(r"(metrics\.json|recipe\.yaml|compare_run\.json|metrics\.csv|compare\.log|\.log|plan\.json|"
-                      r"status\.json|\.yaml)$")
+                      r"status\.json|sizing\.json|\.yaml)$")
     tar_path = Path(os.environ.get("OUT", args.out)) / "gpu_runs.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tar:
         for p in sorted(args.out.rglob("*")):

@@ -9,6 +9,15 @@
 # Session 8 (H100, MPS): RATES=crnn=140 planned 12 CRNN epochs for 11 runs, which took 286-313 s per run
 # (launch to tests written, with 5 late-epoch tests); RATES=cnn3=220 planned 6 CNN-3 epochs for 15 runs,
 # done in 74-87 s per run, 112 s for all: both rates are on the cautious side.
+# SIZING=40: #12's sizing instead (device_compare.py --sizing): the CNN-3 recipes x 5 seeds x 40 epochs in one
+# `dcase-fpd compare --jobs 15`, timed; a second call on the warm machine (same command with MEMCHECK=0; the
+# bench is kept) resumes what the deadline cut, and sizing.json adds the walls up.
+# The memory check (bench_memory.py on CUDA, beside the bench build) runs twice at once: as it is, and with
+# cuDNN's workspaces capped by CUDNN_CONV_WSCAP_DBG=$WSCAP MiB (256); each prints the 4 configurations, cuDNN
+# deterministic / off, and the leanest one under training.gpu_memory_limit_gb=2.
+# Next GPU session (#12's two open GPU lines), back to back (idle time counts):
+#   run(command="BUDGET=560 SIZING=40 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=600)
+#   run(command="BUDGET=250 MEMCHECK=0 SIZING=40 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=280)
 # MPS=0 runs without CUDA MPS (session 6: under MPS one client's illegal memory access killed all).
 set -u
 export PYTHONUNBUFFERED=1
@@ -22,15 +31,22 @@ echo "$(el) installed"
 # #12: a CRNN run's peak GPU memory at batch 48, plain and with the first 2 conv blocks checkpointed
 # (net.crnn_checkpoint_blocks), on random input while the bench is rendered on the CPUs; MEMCHECK=0 skips it
 if [ "${MEMCHECK:-1}" = 1 ]; then
-  ( timeout 120 python3 benchmarks/bench_memory.py --device cuda training.precision=bf16-mixed 2>&1 | grep -v -i warn > $OUT/memory.txt ) &
+  # two processes at once (a peak is per process; their ms per step disturb each other and the bench build)
+  ( timeout 150 python3 benchmarks/bench_memory.py --device cuda training.precision=bf16-mixed 2>&1 | grep -v -i warn > $OUT/memory.txt ) &
   MEMPID=$!
+  ( CUDNN_CONV_WSCAP_DBG=${WSCAP:-256} timeout 150 python3 benchmarks/bench_memory.py --device cuda training.precision=bf16-mixed 2>&1 | grep -v -i warn > $OUT/memory_wscap.txt ) &
+  MEMPID="$MEMPID $!"
 fi
-python3 benchmarks/device_decode_bank.py .whl/bank_opus /tmp/soundbank
-echo "$(el) decoded"
-python3 -m dcase_fpd_plugin.cli bench build /tmp/bench --soundbank /tmp/soundbank --workers 16 --no-progress > $OUT/bench_build.log 2>&1 || { tail -20 $OUT/bench_build.log; exit 1; }
-tail -3 $OUT/bench_build.log | head -2
-echo "$(el) bench built"
-if [ -n "${MEMPID:-}" ]; then wait $MEMPID; tail -4 $OUT/memory.txt; echo "$(el) memory checked"; fi
+if [ -f /tmp/bench/bench.json ]; then
+  echo "$(el) bench kept from the last call"
+else
+  python3 benchmarks/device_decode_bank.py .whl/bank_opus /tmp/soundbank
+  echo "$(el) decoded"
+  python3 -m dcase_fpd_plugin.cli bench build /tmp/bench --soundbank /tmp/soundbank --workers 16 --no-progress > $OUT/bench_build.log 2>&1 || { tail -20 $OUT/bench_build.log; exit 1; }
+  tail -3 $OUT/bench_build.log | head -2
+  echo "$(el) bench built"
+fi
+if [ -n "${MEMPID:-}" ]; then wait $MEMPID; grep -h "peak\|saved_mb\|WSCAP" $OUT/memory*.txt; echo "$(el) memory checked"; fi
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps_pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps_log
 mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
 if [ "${MPS:-1}" = 1 ] && nvidia-cuda-mps-control -d 2>/dev/null && timeout 60 python3 -c "import torch; x=torch.ones(4,device='cuda'); print('mps client ok', float(x.sum()))"; then
@@ -39,8 +55,8 @@ else
   echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
   echo "$(el) MPS off" | tee -a $OUT/gpu.txt
 fi
-python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline $DEADLINE \
+python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline $DEADLINE ${SIZING:+--sizing $SIZING} \
   --groups "${GROUPS_RUN:-crnn,strong,cnn3}" --rates "${RATES:-}" --tail-s "${TAIL_S:-110}" 2>&1 | grep -v -i "warn" | tee $OUT/orchestrator.log | tail -40
-cp /tmp/cmp/plan.json /tmp/cmp/status.json $OUT/ 2>/dev/null
+cp /tmp/cmp/plan.json /tmp/cmp/status.json /tmp/cmp/sizing.json $OUT/ 2>/dev/null
 echo quit | nvidia-cuda-mps-control 2>/dev/null
 echo "$(el) done"

@@ -100,6 +100,7 @@ IDENTITY_IGNORED: frozenset[str] = frozenset(
         "data.feature_store",  # speed only: the store gives the disk path's batches
         "data.feature_store_max_gb",
         "net.crnn_checkpoint_blocks",  # memory only: the same gradients (tests/test_crnn.py)
+        "training.gpu_memory_limit_gb",  # where a run's memory may grow to, not what it computes
         "training.max_train_s",  # a budget, so it may change on resume (it changes how far a run trains: metrics.json says epochs_trained)
     }
 )

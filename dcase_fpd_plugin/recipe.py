@@ -107,6 +107,7 @@ DEFAULTS: dict[str, Any] = {
         "mean_teacher": False,  # EMA teacher + consistency loss on all clips (dcase_fpd_plugin/mean_teacher.py)
         "ema_factor": 0.999,  # teacher decay
         "teacher_first": False,  # teacher's forward before the student's: a lower peak memory, other dropout draws
+        "gpu_memory_limit_gb": None,  # CUDA memory this process may allocate (cuDNN then picks leaner algorithms)
         "const_max": 2.0,  # consistency weight after the ramp-up
         "n_epochs_warmup": 50,  # epochs of the exp(-5 (1 - t)^2) ramp-up (consistency weight, opt.lr_warmup)
         "self_sup_loss": "mse",  # consistency loss: mse | bce
@@ -159,6 +160,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "training.devices": (int, str, list),
     "training.limit_train_batches": (int, float),
     "training.max_train_s": (int, float, type(None)),
+    "training.gpu_memory_limit_gb": (int, float, type(None)),
 }
 
 DATA_KEYS_BY_SET = {
@@ -420,9 +422,10 @@ def _check_values(recipe: dict) -> None:
     if not 0 <= training["test_last_n_epochs"] <= training["n_epochs"]:
         raise RecipeError(f"'training.test_last_n_epochs' must lie in [0, training.n_epochs="
                           f"{training['n_epochs']}], got {training['test_last_n_epochs']}")
-    limit = training["max_train_s"]
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
-        raise RecipeError(f"'training.max_train_s' must be a number of seconds > 0 or null, got {limit!r}")
+    for key, unit in (("max_train_s", "seconds"), ("gpu_memory_limit_gb", "GB")):
+        value = training[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise RecipeError(f"'training.{key}' must be a number of {unit} > 0 or null, got {value!r}")
     if training["batch_size_val"] < 1:
         raise RecipeError(f"'training.batch_size_val' must be >= 1, got {training['batch_size_val']}")
     _check_eval(recipe["eval"])

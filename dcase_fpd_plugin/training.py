@@ -152,6 +152,35 @@ class TrainingTimeLimit(pl.Callback):
             self.stopped_at_epoch = trainer.current_epoch + 1
 
 
+def limit_gpu_memory(limit_gb: float | None, device: torch.device | str) -> float | None:
+    """``training.gpu_memory_limit_gb``: cap what this process may allocate on a CUDA ``device``
+    (``torch.cuda.set_per_process_memory_fraction``). Beyond the cap an allocation raises CUDA's out
+    of memory error, and cuDNN, which tries its convolution algorithms in turn and passes over one
+    whose workspace cannot be allocated, falls back to leaner ones: several runs that share a GPU
+    each keep to their share. Returns the fraction of the device's memory set, None where nothing
+    was set (no limit, or not a CUDA device). Raises RecipeError for a limit above the device's memory."""
+    device = torch.device(device)
+    if limit_gb is None or device.type != "cuda":
+        return None
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = float(limit_gb) * 2**30 / total
+    if fraction > 1.0:
+        raise RecipeError(f"'training.gpu_memory_limit_gb' is {limit_gb} GB, more than {device} holds "
+                          f"({total / 2**30:.1f} GB)")
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    return fraction
+
+
+class GpuMemoryLimit(pl.Callback):
+    """Applies :func:`limit_gpu_memory` to the device each process trains on (each DDP rank its own)."""
+
+    def __init__(self, limit_gb: float | None):
+        self.limit_gb = limit_gb
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        limit_gpu_memory(self.limit_gb, trainer.strategy.root_device)
+
+
 def late_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:
     """(epoch, path) of the run's ``checkpoints/epoch_NNN.ckpt``, by epoch."""
     found = []
@@ -371,7 +400,7 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     limit_s = recipe["training"]["max_train_s"]
     timer = TrainingTimeLimit(limit_s)  # also without a limit: it reads (and lifts) a stored stop
     late = [timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=limit_s is not None),
-            FinalEpochValidation(), InterruptNotice(exp_dir)]
+            FinalEpochValidation(), InterruptNotice(exp_dir), GpuMemoryLimit(recipe["training"]["gpu_memory_limit_gb"])]
     trainer = build_trainer(recipe, exp_dir, [*callbacks, *late])
     fit_t0 = time.perf_counter()
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)

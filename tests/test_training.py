@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from dcase_fpd_plugin.cli import main
-from dcase_fpd_plugin.recipe import load_recipe
+from dcase_fpd_plugin.recipe import RecipeError, load_recipe
 from dcase_fpd_plugin.training import ExperimentExistsError, train
 from pathlib import Path
 
@@ -223,7 +223,7 @@ _KILL_SCRIPT = '''
 import json, os, signal, sys, time
 from pathlib import Path
 import pytorch_lightning as pl
-from dcase_fpd_plugin.recipe import load_recipe
+from dcase_fpd_plugin.recipe import RecipeError, load_recipe
 from dcase_fpd_plugin.training import train
 
 class KillMidEpoch(pl.Callback):
@@ -274,3 +274,35 @@ def test_sigkill_then_resume_keeps_the_killed_segments_energy(demo_overrides, tm
     assert not (exp / "energy" / "training.live.json").exists()
     out = format_report(submission_figures(exp))
     assert "1 recovered after a kill" in out and "lower bound" in out and "unmeasured" in out
+
+
+class _FakeProps:
+    total_memory = 80 * 2**30
+
+
+def test_gpu_memory_limit_sets_the_fraction_of_the_cuda_device(monkeypatch):
+    from dcase_fpd_plugin.training import limit_gpu_memory
+
+    set_calls = []
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: _FakeProps())
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, d=None: set_calls.append((f, str(d))))
+    assert limit_gpu_memory(2, "cuda:1") == pytest.approx(2 / 80)
+    assert set_calls == [(pytest.approx(2 / 80), "cuda:1")]
+    assert limit_gpu_memory(None, "cuda:0") is None  # no limit
+    assert limit_gpu_memory(2, "cpu") is None  # the CPU has no cap to set
+    assert len(set_calls) == 1
+    with pytest.raises(RecipeError, match="gpu_memory_limit_gb.*more than cuda:0 holds"):
+        limit_gpu_memory(81, "cuda:0")
+    assert len(set_calls) == 1
+
+
+def test_gpu_memory_limit_is_applied_by_training_and_refused_when_bad(demo_overrides, monkeypatch):
+    import dcase_fpd_plugin.training as training
+
+    seen = []
+    monkeypatch.setattr(training, "limit_gpu_memory", lambda gb, device: seen.append((gb, torch.device(device).type)))
+    train(load_recipe(DEMO, demo_overrides + ["training.gpu_memory_limit_gb=1.5", "training.n_epochs=1"]))
+    assert seen and all(s == (1.5, "cpu") for s in seen)  # the trainer's device, handed over as it is
+    for bad in ("0", "-1", "true", "lots"):
+        with pytest.raises(RecipeError, match="gpu_memory_limit_gb"):
+            load_recipe(DEMO, [f"training.gpu_memory_limit_gb={bad}"])
