@@ -14,7 +14,8 @@ CUDA it also prints the peak allocated memory of the bare training step of ``ben
 teacher, ``training.teacher_first`` off / on, that peak per phase of the step (student forward,
 teacher forward, the rest: where the memory above the saved tensors goes), and the peak with cuDNN's
 deterministic algorithms, with cuDNN off (its convolution workspaces count in the peak) and under
-``training.gpu_memory_limit_gb`` (``--limit-gb``, 2), each with its milliseconds per step;
+``training.gpu_memory_limit_gb`` (``--limit-gb``, 2) with a DESED-size float16 feature store beside
+it on the device (as a real run), each with its milliseconds per step;
 ``CUDNN_CONV_WSCAP_DBG=<MiB>`` in the environment caps the workspaces cuDNN may pick. ``--cpu-peak``:
 on the CPU, the peak of live tensors over a whole step per configuration (torch's memory profiler;
 minutes at batch 48). Last line::
@@ -191,8 +192,9 @@ def main() -> None:
     print(f"model state: {n_params:,} parameters -> {state / mb:.0f} MB (fp32 weights, gradients, 2 Adam moments"
           f"{', teacher' if task.mean_teacher is not None else ''})")
     n_clips, n_classes = 2046 + 1420, len(recipe["data"]["classes"])  # DESED: synthetic + 90 % of the weak clips
-    sizes = [f"{d} {store_nbytes(n_clips, f['n_mels'], n_in, task.n_frames, n_classes, dt) / mb:.0f} MB"
-             for d, dt in STORE_DTYPES.items()]
+    store_mb = {d: store_nbytes(n_clips, f["n_mels"], n_in, task.n_frames, n_classes, dt) / mb
+                for d, dt in STORE_DTYPES.items()}
+    sizes = [f"{d} {size:.0f} MB" for d, size in store_mb.items()]
     print(f"feature store of a DESED-size training set ({n_clips} clips; data.feature_store_dtype): {', '.join(sizes)}")
     configs = [(0, False), (args.checkpoint_blocks, False)]
     if task.mean_teacher is not None:  # training.teacher_first: the teacher's activations go before the student's stay
@@ -243,18 +245,21 @@ def main() -> None:
         print(f"(CUDNN_CONV_WSCAP_DBG={cap} MiB)" if cap else "(CUDNN_CONV_WSCAP_DBG unset)")
         # training.gpu_memory_limit_gb: the run kept under a cap (cuDNN passes over the algorithms whose
         # workspace does not fit); the peak cannot exceed it, so what counts is that the step runs, and its time
+        # with a DESED-size float16 feature store on the device beside it, as in a real run
         release()
         r = configured(blocks, first)
         r["training"]["gpu_memory_limit_gb"] = args.limit_gb
         try:
+            store = torch.empty(int(store_mb["float16"] * mb), dtype=torch.uint8, device="cuda")
             seconds, peak = bare_step_seconds(r, "cuda", 2, 3)
             shown = f"peak allocated {peak:.0f} MB, {1000 * seconds:.0f} ms per step"
         except torch.cuda.OutOfMemoryError:
             shown = "out of memory under the limit"
         finally:
+            store = None
             torch.cuda.set_per_process_memory_fraction(1.0)
-        print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, "
-              f"training.gpu_memory_limit_gb={args.limit_gb}: {shown}")
+        print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, float16 store of "
+              f"{store_mb['float16']:.0f} MB, training.gpu_memory_limit_gb={args.limit_gb}: {shown}")
     elif args.cpu_peak:
         for blocks, first in configs:
             release()

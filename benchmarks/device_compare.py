@@ -199,7 +199,8 @@ def sizing(n_epochs):
         done = run / "metrics.json"
         m = json.loads(done.read_text()) if done.is_file() else {}
         runs[f"{run.parent.name}/{run.name}"] = {"epochs_validated": int(max(epochs)) + 1 if epochs else 0,
-                                                 "complete": done.is_file(), "fit_wall_s": m.get("fit_wall_s")}
+                                                 "complete": done.is_file(), "fit_wall_s": m.get("fit_wall_s"),
+                                                 "peak_gpu_mb": m.get("peak_gpu_mb")}
     record["calls"].append({"wall_s": round(wall, 1), "rc": rc})
     record.update(n_epochs=n_epochs, jobs=jobs, total_wall_s=round(sum(c["wall_s"] for c in record["calls"]), 1),
                   runs=runs, complete=sum(r["complete"] for r in runs.values()))

@@ -171,14 +171,38 @@ def limit_gpu_memory(limit_gb: float | None, device: torch.device | str) -> floa
     return fraction
 
 
+def peak_gpu_mb(device: torch.device | str) -> float | None:
+    """MB this process has had allocated at most on a CUDA ``device`` (feature store, model, the
+    steps' tensors and cuDNN's workspaces: ``torch.cuda.max_memory_allocated``), None elsewhere."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
 class GpuMemoryLimit(pl.Callback):
-    """Applies :func:`limit_gpu_memory` to the device each process trains on (each DDP rank its own)."""
+    """Applies :func:`limit_gpu_memory` to the device each process trains on (each DDP rank its own),
+    and says what to change when the run does not fit under the limit."""
 
     def __init__(self, limit_gb: float | None):
         self.limit_gb = limit_gb
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         limit_gpu_memory(self.limit_gb, trainer.strategy.root_device)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if self.limit_gb is None or not isinstance(exception, torch.cuda.OutOfMemoryError):
+            return
+        import sys
+
+        store = getattr(trainer.datamodule, "store", None)
+        held = (f"; the feature store holds {store.nbytes / 2**20:.0f} MB of it"
+                if store is not None and store.device.type == "cuda" else "")
+        print(f"\ndcase-fpd: out of GPU memory under training.gpu_memory_limit_gb={self.limit_gb}{held}. Raise "
+              "the limit, or lower it elsewhere: data.feature_store=off (training features stay on the host), "
+              "net.crnn_checkpoint_blocks=2, training.teacher_first=true, a smaller training.batch_size; "
+              "`python benchmarks/bench_memory.py --device cuda` prints a step's peak per configuration.",
+              file=sys.stderr)
 
 
 def late_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:
@@ -413,6 +437,9 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
         trained = {"epochs_trained": int(trainer.current_epoch),
                    "stopped_by_time_limit": timer.stopped_at_epoch is not None,
                    "fit_wall_s": round(fit_s, 3)}  # this process's trainer.fit (a resumed run: the last one's)
+        peak = peak_gpu_mb(trainer.strategy.root_device)
+        if peak is not None:  # this process's training, the store included (a resumed run: the last one's)
+            trained["peak_gpu_mb"] = round(peak)
         metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained).metrics
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)
@@ -425,7 +452,8 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
 
     ``metrics.json`` also says which sets chose and which scored: ``selection_on_test`` (true when
     the test set is the validation set), ``validation_set`` and ``test_set``; ``extra_fields`` are
-    added to it (a training run: ``epochs_trained``, ``stopped_by_time_limit``, ``fit_wall_s``).
+    added to it (a training run: ``epochs_trained``, ``stopped_by_time_limit``, ``fit_wall_s``, and on a
+    GPU ``peak_gpu_mb``).
     Returns the :class:`~dcase_fpd_plugin.evaluation.metrics.EvaluationResult`.
     """
     from .evaluation.metrics import write_outputs

@@ -306,3 +306,39 @@ def test_gpu_memory_limit_is_applied_by_training_and_refused_when_bad(demo_overr
     for bad in ("0", "-1", "true", "lots"):
         with pytest.raises(RecipeError, match="gpu_memory_limit_gb"):
             load_recipe(DEMO, [f"training.gpu_memory_limit_gb={bad}"])
+
+
+def test_peak_gpu_memory_goes_into_metrics_json_on_a_gpu_only(demo_overrides, monkeypatch):
+    import dcase_fpd_plugin.training as training
+
+    assert training.peak_gpu_mb("cpu") is None
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 1536 * 2**20 if str(device) == "cuda:0" else 0)
+    assert training.peak_gpu_mb("cuda:0") == 1536.0
+    ov = demo_overrides + ["training.n_epochs=1"]
+    cpu_run = json.loads((train(load_recipe(DEMO, ov)).exp_dir / "metrics.json").read_text())
+    assert "peak_gpu_mb" not in cpu_run and cpu_run["epochs_trained"] == 1
+    monkeypatch.setattr(training, "peak_gpu_mb", lambda device: 1234.4)  # as a CUDA device would report it
+    gpu_run = json.loads((train(load_recipe(DEMO, ov), force=True).exp_dir / "metrics.json").read_text())
+    assert gpu_run["peak_gpu_mb"] == 1234
+
+
+class OutOfMemoryAtEpoch(pl.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 512.00 MiB")
+
+
+@pytest.mark.parametrize("limit", [None, 1.5])
+def test_out_of_memory_under_the_limit_says_what_to_change(demo_overrides, monkeypatch, capsys, limit):
+    import dcase_fpd_plugin.training as training
+
+    monkeypatch.setattr(training, "limit_gpu_memory", lambda gb, device: None)  # no CUDA here
+    ov = demo_overrides + ["training.n_epochs=1"] + ([f"training.gpu_memory_limit_gb={limit}"] if limit else [])
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        train(load_recipe(DEMO, ov), callbacks=[OutOfMemoryAtEpoch()])
+    err = capsys.readouterr().err
+    if limit is None:  # no limit of ours to blame: CUDA's own message only
+        assert "gpu_memory_limit_gb" not in err
+    else:
+        assert f"out of GPU memory under training.gpu_memory_limit_gb={limit}" in err
+        assert "data.feature_store=off" in err and "net.crnn_checkpoint_blocks=2" in err
+        assert "feature store holds" not in err  # the demo's store is on the CPU: not part of the GPU's memory
