@@ -27,6 +27,7 @@ import copy
 import math
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -249,12 +250,20 @@ def main() -> None:
     args = ap.parse_intermixed_args()
 
     from dcase_fpd_plugin.compat import quiet_dependencies
+
+    quiet_dependencies()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
+    try:
+        _measure(args, tmp)
+    finally:  # the demo data, its feature cache and the run's checkpoints: ~100 MB per call
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _measure(args: argparse.Namespace, tmp: Path) -> None:
     from dcase_fpd_plugin.data.demo import build_demo_dataset, demo_overrides
     from dcase_fpd_plugin.recipe import enabled_branches, load_recipe
     from dcase_fpd_plugin.training import train
 
-    quiet_dependencies()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     data = args.data or tmp / "data"
     if args.data and data.exists() and any(data.iterdir()) and not (data / ".complete").is_file():
         raise SystemExit(f"--data {data}: not a demo-layout folder built by this script (no .complete); "
