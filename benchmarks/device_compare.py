@@ -6,12 +6,13 @@ recipes; no checkpoints, no scores) into $OUT/gpu_runs.tar.gz for the reports.
     python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline UNIX_TS [--dry]
 
 benchmarks/device_compare.sh is the whole device call (wheels, bench rendered there from the Opus
-soundbank made by benchmarks/device_decode_bank.py's counterpart, MPS, this script); see
-docs/results.md for what session 6 saw. A run that dies is relaunched once while time is left:
+soundbank decoded by benchmarks/device_bank.py, MPS, this script; scripts/device_wheels.sh makes .whl/);
+see docs/results.md for what session 6 saw. ``--sizing EPOCHS``: #12's sizing instead (sizing()). A run that dies is relaunched once while time is left:
 `dcase-fpd compare` resumes it from its last.ckpt and then tests it. Dry run on CPU (Python 3.12
 venv): --dry --only crnn|cnn3 on a small bench.
 """
 import argparse
+import csv
 import importlib.util
 import json
 import math
@@ -195,7 +196,8 @@ def sizing(n_epochs):
     runs = {}
     for metrics_csv in sorted(out.glob("*/seed_*/logs/version_*/metrics.csv")):
         run = metrics_csv.parents[2]
-        epochs = [float(e) for e in re.findall(r"^(\d+(?:\.0)?),", metrics_csv.read_text(), flags=re.M)]
+        with open(metrics_csv, newline="") as f:  # validated epochs: the rows with the objective
+            epochs = [float(row["epoch"]) for row in csv.DictReader(f) if row.get("val/obj") and row.get("epoch")]
         done = run / "metrics.json"
         m = json.loads(done.read_text()) if done.is_file() else {}
         runs[f"{run.parent.name}/{run.name}"] = {"epochs_validated": int(max(epochs)) + 1 if epochs else 0,

@@ -2,7 +2,8 @@
 # The #13 comparison as one device call (see benchmarks/device_compare.py and docs/results.md):
 #   here: the cp312 wheels the GPU image lacks in .whl/ (ignored; soxbindings built for cp312 and
 #   auditwheel-repaired, sed_scores_eval built with a Python 3.12), the soundbank as Opus in
-#   .whl/bank_opus (soundfile OGG/OPUS, compression_level 0.95: 6.7 MiB);
+#   .whl/bank_opus (soundfile OGG/OPUS, compression_level 0.95: 6.7 MiB): `bash scripts/device_wheels.sh`
+#   makes all of it from nothing (~32 MiB);
 #   device: run(command="BUDGET=565 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=600).
 # GROUPS_RUN=crnn,strong runs those groups only; RATES=crnn=150 plans from that per-process rate instead
 # of calibrating (each run gets training.max_train_s either way); TAIL_S: seconds kept for the tests.
@@ -40,13 +41,14 @@ fi
 if [ -f /tmp/bench/bench.json ]; then
   echo "$(el) bench kept from the last call"
 else
-  python3 benchmarks/device_decode_bank.py .whl/bank_opus /tmp/soundbank
+  rm -rf /tmp/soundbank  # a call cut short may have left part of it
+  python3 benchmarks/device_bank.py decode .whl/bank_opus /tmp/soundbank
   echo "$(el) decoded"
   python3 -m dcase_fpd_plugin.cli bench build /tmp/bench --soundbank /tmp/soundbank --workers 16 --no-progress > $OUT/bench_build.log 2>&1 || { tail -20 $OUT/bench_build.log; exit 1; }
   tail -3 $OUT/bench_build.log | head -2
   echo "$(el) bench built"
 fi
-if [ -n "${MEMPID:-}" ]; then wait $MEMPID; grep -h "peak\|saved_mb\|WSCAP" $OUT/memory*.txt; echo "$(el) memory checked"; fi
+if [ -n "${MEMPID:-}" ]; then wait $MEMPID; grep -h "peak\|saved_mb\|WSCAP\|gpu_memory_limit_gb" $OUT/memory*.txt; echo "$(el) memory checked"; fi
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps_pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps_log
 mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
 if [ "${MPS:-1}" = 1 ] && nvidia-cuda-mps-control -d 2>/dev/null && timeout 60 python3 -c "import torch; x=torch.ones(4,device='cuda'); print('mps client ok', float(x.sum()))"; then

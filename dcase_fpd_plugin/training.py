@@ -152,46 +152,87 @@ class TrainingTimeLimit(pl.Callback):
             self.stopped_at_epoch = trainer.current_epoch + 1
 
 
+def _cuda_index(device: torch.device) -> int:
+    """The index of a CUDA device (``cuda`` alone: the current one; torch's memory calls want one)."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
 def limit_gpu_memory(limit_gb: float | None, device: torch.device | str) -> float | None:
-    """``training.gpu_memory_limit_gb``: cap what this process may allocate on a CUDA ``device``
-    (``torch.cuda.set_per_process_memory_fraction``). Beyond the cap an allocation raises CUDA's out
-    of memory error, and cuDNN, which tries its convolution algorithms in turn and passes over one
-    whose workspace cannot be allocated, falls back to leaner ones: several runs that share a GPU
-    each keep to their share. Returns the fraction of the device's memory set, None where nothing
-    was set (no limit, or not a CUDA device). Raises RecipeError for a limit above the device's memory."""
+    """``training.gpu_memory_limit_gb``: cap what this process's PyTorch allocator may hold on a CUDA
+    ``device`` (``torch.cuda.set_per_process_memory_fraction``; the CUDA context and the libraries'
+    handles, a few hundred MB per process, come on top). Beyond the cap an allocation raises CUDA's
+    out of memory error, and cuDNN, which tries its convolution algorithms in turn and passes over
+    one whose workspace cannot be allocated, falls back to leaner ones: several runs that share a
+    GPU each keep to their share. ``limit_gb`` None lifts a cap set earlier in the process.
+    Returns the fraction of the device's memory set, None where no cap was set (no limit, or not a
+    CUDA device). Raises RecipeError for a limit above the device's memory."""
     device = torch.device(device)
-    if limit_gb is None or device.type != "cuda":
+    if device.type != "cuda":
         return None
-    total = torch.cuda.get_device_properties(device).total_memory
+    index = _cuda_index(device)
+    if limit_gb is None:
+        torch.cuda.set_per_process_memory_fraction(1.0, index)
+        return None
+    total = torch.cuda.get_device_properties(index).total_memory
     fraction = float(limit_gb) * 2**30 / total
     if fraction > 1.0:
         raise RecipeError(f"'training.gpu_memory_limit_gb' is {limit_gb} GB, more than {device} holds "
                           f"({total / 2**30:.1f} GB)")
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
     return fraction
 
 
 def peak_gpu_mb(device: torch.device | str) -> float | None:
-    """MB this process has had allocated at most on a CUDA ``device`` (feature store, model, the
-    steps' tensors and cuDNN's workspaces: ``torch.cuda.max_memory_allocated``), None elsewhere."""
+    """MB this process has had allocated at most on a CUDA ``device`` since its peak was last reset
+    (feature store, model, the steps' tensors, cuDNN's workspaces: ``torch.cuda.max_memory_allocated``),
+    None elsewhere."""
     device = torch.device(device)
     if device.type != "cuda":
         return None
-    return torch.cuda.max_memory_allocated(device) / 2**20
+    return torch.cuda.max_memory_allocated(_cuda_index(device)) / 2**20
 
 
-class GpuMemoryLimit(pl.Callback):
-    """Applies :func:`limit_gpu_memory` to the device each process trains on (each DDP rank its own),
-    and says what to change when the run does not fit under the limit."""
+def _is_gpu_memory_error(exc: BaseException) -> bool:
+    """CUDA's out of memory error, or cuDNN finding no algorithm within the memory left."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and "cuDNN" in text and ("engine" in text or "ALLOC" in text)
+
+
+class GpuMemory(pl.Callback):
+    """The GPU memory of one fit: applies ``training.gpu_memory_limit_gb`` (:func:`limit_gpu_memory`)
+    to the device the process trains on (each DDP rank its own) for the fit and lifts it after;
+    keeps the fit's peak (``peak_mb``: None off CUDA or when no training step ran, e.g. a resumed run
+    that was already complete); says what to change when the run does not fit under the limit."""
 
     def __init__(self, limit_gb: float | None):
         self.limit_gb = limit_gb
+        self.peak_mb: float | None = None
+        self._steps = 0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        limit_gpu_memory(self.limit_gb, trainer.strategy.root_device)
+        device = trainer.strategy.root_device
+        limit_gpu_memory(self.limit_gb, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(_cuda_index(device))  # this fit's, not an earlier run's
+        self.peak_mb, self._steps = None, 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self._steps += 1
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        device = trainer.strategy.root_device
+        if self._steps:
+            self.peak_mb = peak_gpu_mb(device)
+        if self.limit_gb is not None:
+            limit_gpu_memory(None, device)  # the tests after the fit, and the next run in this process
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if self.limit_gb is None or not isinstance(exception, torch.cuda.OutOfMemoryError):
+        if self.limit_gb is None:
+            return
+        limit_gpu_memory(None, trainer.strategy.root_device)  # Lightning calls no teardown hook after an error
+        if not _is_gpu_memory_error(exception):
             return
         import sys
 
@@ -424,8 +465,9 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     limit_s = recipe["training"]["max_train_s"]
     timer = TrainingTimeLimit(limit_s)  # also without a limit: it reads (and lifts) a stored stop
     late = [timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=limit_s is not None),
-            FinalEpochValidation(), InterruptNotice(exp_dir), GpuMemoryLimit(recipe["training"]["gpu_memory_limit_gb"])]
-    trainer = build_trainer(recipe, exp_dir, [*callbacks, *late])
+            FinalEpochValidation(), InterruptNotice(exp_dir)]
+    gpu = GpuMemory(recipe["training"]["gpu_memory_limit_gb"])
+    trainer = build_trainer(recipe, exp_dir, [*callbacks, *late, gpu])
     fit_t0 = time.perf_counter()
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     fit_s = time.perf_counter() - fit_t0
@@ -437,9 +479,8 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
         trained = {"epochs_trained": int(trainer.current_epoch),
                    "stopped_by_time_limit": timer.stopped_at_epoch is not None,
                    "fit_wall_s": round(fit_s, 3)}  # this process's trainer.fit (a resumed run: the last one's)
-        peak = peak_gpu_mb(trainer.strategy.root_device)
-        if peak is not None:  # this process's training, the store included (a resumed run: the last one's)
-            trained["peak_gpu_mb"] = round(peak)
+        if gpu.peak_mb is not None:  # this process's fit, the store included (a resumed run: the last one's)
+            trained["peak_gpu_mb"] = round(gpu.peak_mb)
         metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained).metrics
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)

@@ -262,6 +262,9 @@ def test_compare_end_to_end_resumes_and_refuses(two_recipes, demo_overrides, tmp
     assert [p.action for p in ex.plan_runs([weak], [5], out, [*ov, "opt.lr=0.01"], force=True)] == ["redo"]
     # display-only keys do not count as a different recipe
     assert [p.action for p in ex.plan_runs([weak], [5], out, [*ov, "training.progress_bar=true"])] == ["skip"]
+    # nor do keys of speed and memory only (a run may be resumed with them changed)
+    for key in ("training.gpu_memory_limit_gb=2", "net.crnn_checkpoint_blocks=1", "training.max_train_s=3600"):
+        assert [p.action for p in ex.plan_runs([weak], [5], out, [*ov, key])] == ["skip"], key
 
 
 def test_compare_resumes_a_run_without_metrics(two_recipes, demo_overrides, tmp_path, monkeypatch):

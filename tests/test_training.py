@@ -280,39 +280,55 @@ class _FakeProps:
     total_memory = 80 * 2**30
 
 
+def _strict_fraction_setter(calls):
+    """As torch's: the device must be an index (``cuda`` alone is refused)."""
+    def set_fraction(fraction, device=None):
+        if not isinstance(device, int):
+            raise ValueError(f"Expected a torch.device with a specified index or an integer, but got:{device}")
+        calls.append((fraction, device))
+    return set_fraction
+
+
 def test_gpu_memory_limit_sets_the_fraction_of_the_cuda_device(monkeypatch):
     from dcase_fpd_plugin.training import limit_gpu_memory
 
     set_calls = []
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: _FakeProps())
-    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, d=None: set_calls.append((f, str(d))))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: _FakeProps())
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", _strict_fraction_setter(set_calls))
     assert limit_gpu_memory(2, "cuda:1") == pytest.approx(2 / 80)
-    assert set_calls == [(pytest.approx(2 / 80), "cuda:1")]
-    assert limit_gpu_memory(None, "cuda:0") is None  # no limit
-    assert limit_gpu_memory(2, "cpu") is None  # the CPU has no cap to set
-    assert len(set_calls) == 1
+    assert limit_gpu_memory(4, "cuda") == pytest.approx(4 / 80)  # no index: the current device
+    assert limit_gpu_memory(None, torch.device("cuda", 1)) is None  # lifts the cap
+    assert set_calls == [(pytest.approx(2 / 80), 1), (pytest.approx(4 / 80), 3), (1.0, 1)]
+    assert limit_gpu_memory(2, "cpu") is None and limit_gpu_memory(None, "cpu") is None  # no cap on a CPU
+    assert len(set_calls) == 3
     with pytest.raises(RecipeError, match="gpu_memory_limit_gb.*more than cuda:0 holds"):
         limit_gpu_memory(81, "cuda:0")
-    assert len(set_calls) == 1
+    assert len(set_calls) == 3
 
 
-def test_gpu_memory_limit_is_applied_by_training_and_refused_when_bad(demo_overrides, monkeypatch):
+def test_gpu_memory_limit_holds_for_the_fit_only_and_bad_values_are_refused(demo_overrides, monkeypatch):
     import dcase_fpd_plugin.training as training
 
     seen = []
     monkeypatch.setattr(training, "limit_gpu_memory", lambda gb, device: seen.append((gb, torch.device(device).type)))
     train(load_recipe(DEMO, demo_overrides + ["training.gpu_memory_limit_gb=1.5", "training.n_epochs=1"]))
-    assert seen and all(s == (1.5, "cpu") for s in seen)  # the trainer's device, handed over as it is
+    assert seen == [(1.5, "cpu"), (None, "cpu")]  # set on the trainer's device, lifted after the fit
+    seen.clear()
+    with pytest.raises(Interrupt):  # Lightning calls no teardown hook after an error: lifted all the same
+        train(load_recipe(DEMO, demo_overrides + ["training.gpu_memory_limit_gb=1.5", "training.n_epochs=1"]),
+              force=True, callbacks=[InterruptAtEpoch(0)])
+    assert seen == [(1.5, "cpu"), (None, "cpu")]
     for bad in ("0", "-1", "true", "lots"):
         with pytest.raises(RecipeError, match="gpu_memory_limit_gb"):
             load_recipe(DEMO, [f"training.gpu_memory_limit_gb={bad}"])
 
 
-def test_peak_gpu_memory_goes_into_metrics_json_on_a_gpu_only(demo_overrides, monkeypatch):
+def test_peak_gpu_memory_goes_into_metrics_json_after_a_fit_that_trained(demo_overrides, monkeypatch):
     import dcase_fpd_plugin.training as training
 
     assert training.peak_gpu_mb("cpu") is None
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 1536 * 2**20 if str(device) == "cuda:0" else 0)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda index: 1536 * 2**20 if index == 0 else 0)
     assert training.peak_gpu_mb("cuda:0") == 1536.0
     ov = demo_overrides + ["training.n_epochs=1"]
     cpu_run = json.loads((train(load_recipe(DEMO, ov)).exp_dir / "metrics.json").read_text())
@@ -320,6 +336,9 @@ def test_peak_gpu_memory_goes_into_metrics_json_on_a_gpu_only(demo_overrides, mo
     monkeypatch.setattr(training, "peak_gpu_mb", lambda device: 1234.4)  # as a CUDA device would report it
     gpu_run = json.loads((train(load_recipe(DEMO, ov), force=True).exp_dir / "metrics.json").read_text())
     assert gpu_run["peak_gpu_mb"] == 1234
+    # resumed after its last epoch (e.g. killed during the tests): no step trained here, so no peak
+    again = json.loads((train(load_recipe(DEMO, ov), resume=True).exp_dir / "metrics.json").read_text())
+    assert "peak_gpu_mb" not in again and again["epochs_trained"] == 1
 
 
 class OutOfMemoryAtEpoch(pl.Callback):
