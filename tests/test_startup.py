@@ -100,6 +100,23 @@ def test_corrupt_header_index_is_rebuilt(tmp_path):
     assert list(json.loads(path.read_text())) == [str(wav.absolute())]
 
 
+def test_header_index_forgets_files_that_are_gone_when_it_saves(tmp_path):
+    path = tmp_path / "headers.json"
+    wavs = [tmp_path / f"{n}.wav" for n in ("a", "b", "c")]
+    for wav in wavs[:2]:
+        sf.write(wav, np.zeros(160, np.float32), 16000)
+    index = audio.HeaderIndex(path)
+    for wav in wavs[:2]:
+        index.check(wav)
+    index.save()
+    wavs[1].unlink()  # a regenerated or temporary set
+    sf.write(wavs[2], np.zeros(160, np.float32), 16000)
+    index = audio.HeaderIndex(path)
+    index.check(wavs[2])
+    index.save()
+    assert sorted(json.loads(path.read_text())) == sorted(str(w.absolute()) for w in (wavs[0], wavs[2]))
+
+
 def test_cached_clips_need_no_mel_transform(tmp_path):
     wav = tmp_path / "a.wav"
     sf.write(wav, 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32), 16000)

@@ -9,6 +9,7 @@ so that padded frames can be masked.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,8 @@ class HeaderIndex:
     kept in a JSON file (``<data.cache_dir>/audio_headers.json``): a later run checks only the files
     that are new or changed since, instead of opening every listed file again (~0.2 ms each:
     0.8 s for DESED's 4792 clips). A file that fails is never recorded, so it is checked every time.
+    Entries of files that no longer exist are dropped when the index is saved, so a cache shared by
+    many regenerated sets (temporary folders, new bench builds) does not grow without end.
 
     Args:
         path: the JSON file, or None to keep nothing between runs (every file checked).
@@ -75,6 +78,7 @@ class HeaderIndex:
             return
         from ..atomic import atomic_write_text
 
+        self.known = {k: v for k, v in self.known.items() if os.path.exists(k)}  # one stat each: ~5 us
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(self.known))
