@@ -216,6 +216,7 @@ def main() -> None:
 
     if args.device == "cuda":
         from bench_train import bare_step_seconds
+        from dcase_fpd_plugin.training import limit_gpu_memory
 
         for blocks, first in configs:
             r = configured(blocks, first)
@@ -243,9 +244,9 @@ def main() -> None:
                 setattr(torch.backends.cudnn, flag, was)
         cap = os.environ.get("CUDNN_CONV_WSCAP_DBG")
         print(f"(CUDNN_CONV_WSCAP_DBG={cap} MiB)" if cap else "(CUDNN_CONV_WSCAP_DBG unset)")
-        # training.gpu_memory_limit_gb: the run kept under a cap (cuDNN passes over the algorithms whose
-        # workspace does not fit); the peak cannot exceed it, so what counts is that the step runs, and its time
-        # with a DESED-size float16 feature store on the device beside it, as in a real run
+        # training.gpu_memory_limit_gb: the step under a cap (cuDNN passes over the algorithms whose workspace
+        # does not fit), with a DESED-size float16 feature store on the device beside it as in a real run; the
+        # peak cannot exceed the cap, so what counts is whether the step runs, and its time
         release()
         r = configured(blocks, first)
         r["training"]["gpu_memory_limit_gb"] = args.limit_gb
@@ -257,7 +258,7 @@ def main() -> None:
             shown = "out of memory under the limit"
         finally:
             store = None
-            torch.cuda.set_per_process_memory_fraction(1.0)
+            limit_gpu_memory(None, "cuda")
         print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, float16 store of "
               f"{store_mb['float16']:.0f} MB, training.gpu_memory_limit_gb={args.limit_gb}: {shown}")
     elif args.cpu_peak:

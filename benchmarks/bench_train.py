@@ -46,8 +46,10 @@ def _sync(device: str) -> None:
 
 
 def _peak_mb(device: str) -> float:
+    from dcase_fpd_plugin.training import peak_gpu_mb
+
     if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
+        return peak_gpu_mb(device)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS, kB -> MB
 
 
@@ -91,7 +93,7 @@ def bare_step(recipe: dict, device: str):
     from dcase_fpd_plugin.training import limit_gpu_memory, resolve_precision
 
     pl.seed_everything(0, verbose=False)
-    limit_gpu_memory(recipe["training"]["gpu_memory_limit_gb"], device)  # as the training's GpuMemoryLimit
+    limit_gpu_memory(recipe["training"]["gpu_memory_limit_gb"], device)  # as training's GpuMemory callback
     task = SEDTask(recipe).to(device)
     task.train()
     batch = random_batch(task, recipe, device)

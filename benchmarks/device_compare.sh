@@ -29,8 +29,9 @@ export PYTHONPATH=$PWD:/tmp/site
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee $OUT/gpu.txt
 python3 -c "import torch, pytorch_lightning as pl, numpy, pandas, scaper, soxbindings; print('torch', torch.__version__, 'pl', pl.__version__, 'numpy', numpy.__version__, 'pandas', pandas.__version__)" 2>&1 | tail -1 | tee -a $OUT/gpu.txt
 echo "$(el) installed"
-# #12: a CRNN run's peak GPU memory at batch 48, plain and with the first 2 conv blocks checkpointed
-# (net.crnn_checkpoint_blocks), on random input while the bench is rendered on the CPUs; MEMCHECK=0 skips it
+# #12: a CRNN step's peak GPU memory at batch 48 per configuration (bench_memory.py: checkpointed blocks,
+# teacher_first, cuDNN, the gpu_memory_limit_gb cap), on random input while the bench is rendered on the
+# CPUs; MEMCHECK=0 skips it
 if [ "${MEMCHECK:-1}" = 1 ]; then
   # two processes at once (a peak is per process; their ms per step disturb each other and the bench build)
   ( timeout 150 python3 benchmarks/bench_memory.py --device cuda training.precision=bf16-mixed 2>&1 | grep -v -i warn > $OUT/memory.txt ) &

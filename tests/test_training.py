@@ -341,21 +341,30 @@ def test_peak_gpu_memory_goes_into_metrics_json_after_a_fit_that_trained(demo_ov
     assert "peak_gpu_mb" not in again and again["epochs_trained"] == 1
 
 
-class OutOfMemoryAtEpoch(pl.Callback):
+class RaiseAtEpoch(pl.Callback):
+    def __init__(self, exc):
+        self.exc = exc
+
     def on_train_epoch_start(self, trainer, pl_module):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 512.00 MiB")
+        raise self.exc
 
 
-@pytest.mark.parametrize("limit", [None, 1.5])
-def test_out_of_memory_under_the_limit_says_what_to_change(demo_overrides, monkeypatch, capsys, limit):
+CUDA_OOM = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 512.00 MiB")
+CUDNN_NO_ENGINE = RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. unable to find an engine to execute this")
+
+
+@pytest.mark.parametrize("limit, exc, hint", [(None, CUDA_OOM, False), (1.5, CUDA_OOM, True),
+                                              (1.5, CUDNN_NO_ENGINE, True),
+                                              (1.5, RuntimeError("shape mismatch"), False)])
+def test_out_of_memory_under_the_limit_says_what_to_change(demo_overrides, monkeypatch, capsys, limit, exc, hint):
     import dcase_fpd_plugin.training as training
 
     monkeypatch.setattr(training, "limit_gpu_memory", lambda gb, device: None)  # no CUDA here
     ov = demo_overrides + ["training.n_epochs=1"] + ([f"training.gpu_memory_limit_gb={limit}"] if limit else [])
-    with pytest.raises(torch.cuda.OutOfMemoryError):
-        train(load_recipe(DEMO, ov), callbacks=[OutOfMemoryAtEpoch()])
+    with pytest.raises(type(exc)):
+        train(load_recipe(DEMO, ov), callbacks=[RaiseAtEpoch(exc)])
     err = capsys.readouterr().err
-    if limit is None:  # no limit of ours to blame: CUDA's own message only
+    if not hint:  # no limit of ours to blame, or not a memory error: the error's own message only
         assert "gpu_memory_limit_gb" not in err
     else:
         assert f"out of GPU memory under training.gpu_memory_limit_gb={limit}" in err
