@@ -52,7 +52,10 @@ def saved_bytes(model: torch.nn.Module, feats: torch.Tensor, bf16: bool) -> dict
         if key not in seen:
             seen.add(key)
             by_part[where[0]] += t.untyped_storage().nbytes()
-        return t
+        # detached: a saved output packed as itself holds its own grad_fn, a cycle through the graph that
+        # Python's collector cannot see, so every saved tensor outlived the count (2.3 GB on the H100,
+        # counted in each peak after it); no backward runs here
+        return t.detach()
 
     handles = []
     for name, mod in model.named_modules():

@@ -53,6 +53,10 @@ ap.add_argument("--sizing", type=int, metavar="EPOCHS",
                      "recipes x 5 seeds x EPOCHS epochs (no time limit, warm feature cache), timed; killed at "
                      "the deadline, and resumed by the same command in a later call (the walls add up in "
                      "sizing.json)")
+ap.add_argument("--crnn-peak", type=int, metavar="EPOCHS",
+                help="#12's memory line instead: real CRNN runs (dcase2023_baseline, and + FPD) of EPOCHS epochs on the "
+                     "bench, at once, plain and with the lean settings under training.gpu_memory_limit_gb=2; each "
+                     "run's peak_gpu_mb and fit wall go to crnn_peak.json (crnn_peak())")
 args = ap.parse_args()
 T0 = time.time()
 
@@ -212,10 +216,62 @@ def sizing(n_epochs):
     pack()
 
 
+LEAN = ["net.crnn_checkpoint_blocks=2", "training.teacher_first=true"]
+PEAK_VARIANTS = {  # name: (recipe, overrides beside CRNN_BASE)
+    "baseline_plain": ("dcase2023_baseline.yaml", []),
+    "baseline_ckpt2": ("dcase2023_baseline.yaml", ["net.crnn_checkpoint_blocks=2"]),
+    "baseline_lean_cap2": ("dcase2023_baseline.yaml", [*LEAN, "training.gpu_memory_limit_gb=2"]),
+    "fpd_plain": ("dcase2023_baseline_fpd.yaml", []),
+    "fpd_lean_cap2": ("dcase2023_baseline_fpd.yaml", [*LEAN, "training.gpu_memory_limit_gb=2"]),
+}
+
+
+def crnn_peak(n_epochs):
+    """#12: each PEAK_VARIANTS run trained for n_epochs at once (batch 48, float16 feature store on the device, as
+    the comparison's CRNN runs), killed at the deadline; crnn_peak.json gets each run's exit, epochs trained,
+    fit wall and peak_gpu_mb (torch.cuda.max_memory_allocated over the fit: store, model, steps, validation)."""
+    prewarm({"crnn"})
+    n_epochs = 1 if args.dry else n_epochs
+    procs = {}
+    for name, (recipe, extra) in PEAK_VARIANTS.items():
+        exp = args.out / "crnn_peak" / name
+        ov = [*overrides_for("crnn", R / recipe, n_epochs), *extra, f"training.exp_dir={exp}",
+              "training.test_last_n_epochs=1"]
+        if args.dry:
+            ov = [o for o in ov if not o.startswith("training.gpu_memory_limit_gb")]
+        exp.mkdir(parents=True, exist_ok=True)
+        f = open(exp.parent / f"{name}.log", "w")
+        cmd = [sys.executable, "-m", "dcase_fpd_plugin.cli", "train", str(R / recipe), *ov]
+        procs[name] = (subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True), f)
+    log(f"crnn peak: {len(procs)} CRNN runs of {n_epochs} epochs at once: {', '.join(procs)}")
+    record = {"n_epochs": n_epochs, "runs": {}}
+    for name, (proc, f) in procs.items():
+        try:
+            rc = proc.wait(timeout=max(1, args.deadline - 20 - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            rc = "killed at the deadline"
+        f.close()
+        exp = args.out / "crnn_peak" / name
+        m = json.loads((exp / "metrics.json").read_text()) if (exp / "metrics.json").is_file() else {}
+        record["runs"][name] = {"rc": rc, "overrides": PEAK_VARIANTS[name][1], "recipe": PEAK_VARIANTS[name][0],
+                                "peak_gpu_mb": m.get("peak_gpu_mb"), "fit_wall_s": m.get("fit_wall_s"),
+                                "epochs_trained": m.get("epochs_trained"),
+                                "complete": bool(m)}
+        if rc != 0:
+            log(f"crnn peak: {name} exited {rc}:\n" + Path(f.name).read_text()[-2000:])
+        log(f"crnn peak: {name}: {record['runs'][name]}")
+    (args.out / "crnn_peak.json").write_text(json.dumps(record, indent=2))
+    pack()
+
+
 def main():
     args.out.mkdir(parents=True, exist_ok=True)
     if args.sizing:
         return sizing(args.sizing)
+    if args.crnn_peak:
+        return crnn_peak(args.crnn_peak)
     groups = [g for g in args.groups.split(",") if g]
     models = {m for g, _, _, m in plan if g in groups}
     prewarm(models)
@@ -291,7 +347,7 @@ def main():
 
 def pack():
     keep = re.compile(r"(metrics\.json|recipe\.yaml|compare_run\.json|metrics\.csv|compare\.log|\.log|plan\.json|"
-                      r"status\.json|sizing\.json|\.yaml)$")
+                      r"status\.json|sizing\.json|crnn_peak\.json|\.yaml)$")
     tar_path = Path(os.environ.get("OUT", args.out)) / "gpu_runs.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tar:
         for p in sorted(args.out.rglob("*")):

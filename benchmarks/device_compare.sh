@@ -58,8 +58,8 @@ else
   echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
   echo "$(el) MPS off" | tee -a $OUT/gpu.txt
 fi
-python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline $DEADLINE ${SIZING:+--sizing $SIZING} \
+python3 benchmarks/device_compare.py --bench /tmp/bench --out /tmp/cmp --deadline $DEADLINE ${SIZING:+--sizing $SIZING} ${CRNNPEAK:+--crnn-peak $CRNNPEAK} \
   --groups "${GROUPS_RUN:-crnn,strong,cnn3}" --rates "${RATES:-}" --tail-s "${TAIL_S:-110}" 2>&1 | grep -v -i "warn" | tee $OUT/orchestrator.log | tail -40
-cp /tmp/cmp/plan.json /tmp/cmp/status.json /tmp/cmp/sizing.json $OUT/ 2>/dev/null
+cp /tmp/cmp/plan.json /tmp/cmp/status.json /tmp/cmp/sizing.json /tmp/cmp/crnn_peak.json $OUT/ 2>/dev/null
 echo quit | nvidia-cuda-mps-control 2>/dev/null
 echo "$(el) done"
