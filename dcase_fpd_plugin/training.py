@@ -200,14 +200,40 @@ def _is_gpu_memory_error(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "cuDNN" in text and ("engine" in text or "ALLOC" in text)
 
 
+def memory_levers(recipe: dict[str, Any], store_on_gpu: bool) -> list[str]:
+    """The recipe changes that lower a CRNN / CNN run's GPU memory, those not already in use, biggest
+    first (H100, batch 48, DCASE CRNN: ``docs/usage.md#performance-notes``): bf16 autocast halves the
+    activations, 2 checkpointed conv blocks drop the full-resolution blocks' saved tensors (a third
+    one lowers nothing: the peak is then the first block's recomputation), the teacher
+    first frees its activations before the student keeps its own, a float16 store halves the store,
+    no store keeps the training features on the host; a smaller batch always helps."""
+    tr, net, data = recipe["training"], recipe["net"], recipe["data"]
+    levers = []
+    if resolve_precision(tr["precision"], "gpu") in ("32-true", "32", 32):
+        levers.append("training.precision=bf16-mixed (half the activations)")
+    if net["name"] == "crnn" and net["crnn_checkpoint_blocks"] < 2:  # more blocks: the same peak (docs)
+        levers.append("net.crnn_checkpoint_blocks=2 (the full-resolution blocks recompute their activations "
+                      "in backward)")
+    if tr["mean_teacher"] and not tr["teacher_first"]:
+        levers.append("training.teacher_first=true")
+    if store_on_gpu and data["feature_store_dtype"] == "float32":
+        levers.append("data.feature_store_dtype=float16 (half the store)")
+    if store_on_gpu:
+        levers.append("data.feature_store=off (training features stay on the host)")
+    levers.append("a smaller training.batch_size")
+    return levers
+
+
 class GpuMemory(pl.Callback):
     """The GPU memory of one fit: applies ``training.gpu_memory_limit_gb`` (:func:`limit_gpu_memory`)
     to the device the process trains on (each DDP rank its own) for the fit and lifts it after;
     keeps the fit's peak (``peak_mb``: None off CUDA or when no training step ran, e.g. a resumed run
-    that was already complete); says what to change when the run does not fit under the limit."""
+    that was already complete); when the fit runs out of GPU memory, says what to change
+    (:func:`memory_levers`, given the ``recipe``)."""
 
-    def __init__(self, limit_gb: float | None):
+    def __init__(self, limit_gb: float | None, recipe: dict[str, Any] | None = None):
         self.limit_gb = limit_gb
+        self.recipe = recipe
         self.peak_mb: float | None = None
         self._steps = 0
 
@@ -229,20 +255,21 @@ class GpuMemory(pl.Callback):
             limit_gpu_memory(None, device)  # the tests after the fit, and the next run in this process
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if self.limit_gb is None:
-            return
-        limit_gpu_memory(None, trainer.strategy.root_device)  # Lightning calls no teardown hook after an error
+        if self.limit_gb is not None:
+            limit_gpu_memory(None, trainer.strategy.root_device)  # Lightning calls no teardown hook after an error
         if not _is_gpu_memory_error(exception):
             return
         import sys
 
         store = getattr(trainer.datamodule, "store", None)
-        held = (f"; the feature store holds {store.nbytes / 2**20:.0f} MB of it"
-                if store is not None and store.device.type == "cuda" else "")
-        print(f"\ndcase-fpd: out of GPU memory under training.gpu_memory_limit_gb={self.limit_gb}{held}. Raise "
-              "the limit, or lower it elsewhere: data.feature_store=off (training features stay on the host), "
-              "net.crnn_checkpoint_blocks=2, training.teacher_first=true, a smaller training.batch_size; "
-              "`python benchmarks/bench_memory.py --device cuda` prints a step's peak per configuration.",
+        on_gpu = store is not None and store.device.type == "cuda"
+        where = f" under training.gpu_memory_limit_gb={self.limit_gb}" if self.limit_gb is not None else ""
+        held = f"; the feature store holds {store.nbytes / 2**20:.0f} MB of it" if on_gpu else ""
+        levers = (memory_levers(self.recipe, on_gpu) if self.recipe is not None
+                  else ["net.crnn_checkpoint_blocks=2", "training.teacher_first=true", "a smaller training.batch_size"])
+        print(f"\ndcase-fpd: out of GPU memory{where}{held}. Lower what the run needs: {'; '.join(levers)}"
+              + (", or raise the limit" if where else "")
+              + ". `python benchmarks/bench_memory.py --device cuda` prints a CRNN step's peak per configuration.",
               file=sys.stderr)
 
 
@@ -466,7 +493,7 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     timer = TrainingTimeLimit(limit_s)  # also without a limit: it reads (and lifts) a stored stop
     late = [timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=limit_s is not None),
             FinalEpochValidation(), InterruptNotice(exp_dir)]
-    gpu = GpuMemory(recipe["training"]["gpu_memory_limit_gb"])
+    gpu = GpuMemory(recipe["training"]["gpu_memory_limit_gb"], recipe)
     trainer = build_trainer(recipe, exp_dir, [*callbacks, *late, gpu])
     fit_t0 = time.perf_counter()
     trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)

@@ -13,6 +13,7 @@ from dcase_fpd_plugin.training import ExperimentExistsError, train
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Interrupt(Exception):
@@ -353,10 +354,10 @@ CUDA_OOM = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 51
 CUDNN_NO_ENGINE = RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. unable to find an engine to execute this")
 
 
-@pytest.mark.parametrize("limit, exc, hint", [(None, CUDA_OOM, False), (1.5, CUDA_OOM, True),
-                                              (1.5, CUDNN_NO_ENGINE, True),
+@pytest.mark.parametrize("limit, exc, hint", [(None, CUDA_OOM, True), (1.5, CUDA_OOM, True),
+                                              (1.5, CUDNN_NO_ENGINE, True), (None, RuntimeError("shape mismatch"), False),
                                               (1.5, RuntimeError("shape mismatch"), False)])
-def test_out_of_memory_under_the_limit_says_what_to_change(demo_overrides, monkeypatch, capsys, limit, exc, hint):
+def test_out_of_memory_says_what_to_change(demo_overrides, monkeypatch, capsys, limit, exc, hint):
     import dcase_fpd_plugin.training as training
 
     monkeypatch.setattr(training, "limit_gpu_memory", lambda gb, device: None)  # no CUDA here
@@ -364,9 +365,32 @@ def test_out_of_memory_under_the_limit_says_what_to_change(demo_overrides, monke
     with pytest.raises(type(exc)):
         train(load_recipe(DEMO, ov), callbacks=[RaiseAtEpoch(exc)])
     err = capsys.readouterr().err
-    if not hint:  # no limit of ours to blame, or not a memory error: the error's own message only
-        assert "gpu_memory_limit_gb" not in err
-    else:
-        assert f"out of GPU memory under training.gpu_memory_limit_gb={limit}" in err
-        assert "data.feature_store=off" in err and "net.crnn_checkpoint_blocks=2" in err
-        assert "feature store holds" not in err  # the demo's store is on the CPU: not part of the GPU's memory
+    if not hint:  # not a memory error: the error's own message only
+        assert "out of GPU memory" not in err
+        return
+    assert "dcase-fpd: out of GPU memory" in err
+    assert (f"under training.gpu_memory_limit_gb={limit}" in err) == (limit is not None)
+    assert "training.precision=bf16-mixed" in err and "training.batch_size" in err  # the demo: a CNN, fp32
+    assert "feature store holds" not in err  # the demo's store is on the CPU: not part of the GPU's memory
+
+
+def test_memory_levers_name_only_what_the_recipe_does_not_use_yet():
+    from dcase_fpd_plugin.training import memory_levers
+
+    crnn = load_recipe(REPO / "recipes" / "dcase2023_baseline.yaml", [])
+    levers = " | ".join(memory_levers(crnn, store_on_gpu=True))
+    for change in ("training.precision=bf16-mixed", "net.crnn_checkpoint_blocks=2", "training.teacher_first=true",
+                   "data.feature_store_dtype=float16", "data.feature_store=off", "training.batch_size"):
+        assert change in levers
+    lean = load_recipe(REPO / "recipes" / "dcase2023_baseline.yaml", [
+        "training.precision=bf16-mixed", "net.crnn_checkpoint_blocks=2", "training.teacher_first=true",
+        "data.feature_store_dtype=float16"])
+    levers = " | ".join(memory_levers(lean, store_on_gpu=True))
+    assert "data.feature_store=off" in levers and "training.batch_size" in levers
+    for used in ("precision", "teacher_first", "feature_store_dtype", "checkpoint_blocks"):
+        assert used not in levers
+    one_block = load_recipe(REPO / "recipes" / "dcase2023_baseline.yaml", ["net.crnn_checkpoint_blocks=1"])
+    assert "net.crnn_checkpoint_blocks=2" in " | ".join(memory_levers(one_block, store_on_gpu=False))
+    cnn = load_recipe(DEMO, [])  # no mean teacher, no CRNN, store on the host: neither of those levers
+    levers = " | ".join(memory_levers(cnn, store_on_gpu=False))
+    assert "teacher_first" not in levers and "checkpoint_blocks" not in levers and "feature_store" not in levers
