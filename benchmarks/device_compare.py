@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -232,14 +233,16 @@ def crnn_peak(n_epochs):
     fit wall and peak_gpu_mb (torch.cuda.max_memory_allocated over the fit: store, model, steps, validation)."""
     prewarm({"crnn"})
     n_epochs = 1 if args.dry else n_epochs
-    procs = {}
+    procs, used = {}, {}
     for name, (recipe, extra) in PEAK_VARIANTS.items():
         exp = args.out / "crnn_peak" / name
+        if args.dry:  # the CPU: no cap, and fp32 (bf16 autocast is slow without bf16 units)
+            extra = [o for o in extra if not o.startswith(("training.gpu_memory_limit_gb", "training.precision"))]
+        used[name] = extra
         ov = [*overrides_for("crnn", R / recipe, n_epochs), *extra, f"training.exp_dir={exp}",
               "training.test_last_n_epochs=1"]
-        if args.dry:
-            ov = [o for o in ov if not o.startswith(("training.gpu_memory_limit_gb", "training.precision"))]
-        exp.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(exp, ignore_errors=True)  # a measurement: never an earlier call's run, resumed or reported
+        exp.mkdir(parents=True)
         f = open(exp.parent / f"{name}.log", "w")
         cmd = [sys.executable, "-m", "dcase_fpd_plugin.cli", "train", str(R / recipe), *ov]
         procs[name] = (subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True), f)
@@ -254,8 +257,8 @@ def crnn_peak(n_epochs):
             rc = "killed at the deadline"
         f.close()
         exp = args.out / "crnn_peak" / name
-        m = json.loads((exp / "metrics.json").read_text()) if (exp / "metrics.json").is_file() else {}
-        record["runs"][name] = {"rc": rc, "overrides": PEAK_VARIANTS[name][1], "recipe": PEAK_VARIANTS[name][0],
+        m = json.loads((exp / "metrics.json").read_text()) if rc == 0 and (exp / "metrics.json").is_file() else {}
+        record["runs"][name] = {"rc": rc, "overrides": used[name], "recipe": PEAK_VARIANTS[name][0],
                                 "peak_gpu_mb": m.get("peak_gpu_mb"), "fit_wall_s": m.get("fit_wall_s"),
                                 "epochs_trained": m.get("epochs_trained"),
                                 "complete": bool(m)}

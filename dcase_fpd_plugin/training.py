@@ -192,12 +192,14 @@ def peak_gpu_mb(device: torch.device | str) -> float | None:
     return torch.cuda.max_memory_allocated(_cuda_index(device)) / 2**20
 
 
-def _is_gpu_memory_error(exc: BaseException) -> bool:
-    """CUDA's out of memory error, or cuDNN finding no algorithm within the memory left."""
+def _is_gpu_memory_error(exc: BaseException, capped: bool = True) -> bool:
+    """CUDA's out of memory error, or cuDNN failing to allocate; under a cap (``capped``) also cuDNN
+    finding no algorithm, which there means none whose workspace fits (without a cap it more often
+    means a configuration cuDNN does not support)."""
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     text = str(exc)
-    return isinstance(exc, RuntimeError) and "cuDNN" in text and ("engine" in text or "ALLOC" in text)
+    return isinstance(exc, RuntimeError) and "cuDNN" in text and ("ALLOC" in text or (capped and "engine" in text))
 
 
 def memory_levers(recipe: dict[str, Any], store_on_gpu: bool) -> list[str]:
@@ -209,8 +211,8 @@ def memory_levers(recipe: dict[str, Any], store_on_gpu: bool) -> list[str]:
     no store keeps the training features on the host; a smaller batch always helps."""
     tr, net, data = recipe["training"], recipe["net"], recipe["data"]
     levers = []
-    if resolve_precision(tr["precision"], "gpu") in ("32-true", "32", 32):
-        levers.append("training.precision=bf16-mixed (half the activations)")
+    if resolve_precision(tr["precision"], "gpu") in ("32-true", "32", 32, "64-true", "64", 64):
+        levers.append("training.precision=bf16-mixed (half the activations; 16-mixed on a GPU before Ampere)")
     if net["name"] == "crnn" and net["crnn_checkpoint_blocks"] < 2:  # more blocks: the same peak (docs)
         levers.append("net.crnn_checkpoint_blocks=2 (the full-resolution blocks recompute their activations "
                       "in backward)")
@@ -257,20 +259,22 @@ class GpuMemory(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if self.limit_gb is not None:
             limit_gpu_memory(None, trainer.strategy.root_device)  # Lightning calls no teardown hook after an error
-        if not _is_gpu_memory_error(exception):
+        if not _is_gpu_memory_error(exception, capped=self.limit_gb is not None):
             return
         import sys
 
-        store = getattr(trainer.datamodule, "store", None)
-        on_gpu = store is not None and store.device.type == "cuda"
-        where = f" under training.gpu_memory_limit_gb={self.limit_gb}" if self.limit_gb is not None else ""
-        held = f"; the feature store holds {store.nbytes / 2**20:.0f} MB of it" if on_gpu else ""
-        levers = (memory_levers(self.recipe, on_gpu) if self.recipe is not None
-                  else ["net.crnn_checkpoint_blocks=2", "training.teacher_first=true", "a smaller training.batch_size"])
-        print(f"\ndcase-fpd: out of GPU memory{where}{held}. Lower what the run needs: {'; '.join(levers)}"
-              + (", or raise the limit" if where else "")
-              + ". `python benchmarks/bench_memory.py --device cuda` prints a CRNN step's peak per configuration.",
-              file=sys.stderr)
+        try:  # a hint that fails must not replace the error it explains
+            store = getattr(trainer.datamodule, "store", None)
+            on_gpu = store is not None and store.device.type == "cuda"
+            where = f" under training.gpu_memory_limit_gb={self.limit_gb}" if self.limit_gb is not None else ""
+            held = f"; the feature store holds {store.nbytes / 2**20:.0f} MB of it" if on_gpu else ""
+            levers = memory_levers(self.recipe, on_gpu) if self.recipe is not None else ["a smaller training.batch_size"]
+            hint = (f"\ndcase-fpd: out of GPU memory{where}{held}. Lower what the run needs: {'; '.join(levers)}"
+                    + (", or raise the limit" if where else "")
+                    + ". `python benchmarks/bench_memory.py --device cuda` prints a CRNN step's peak per configuration.")
+        except Exception:
+            return
+        print(hint, file=sys.stderr)
 
 
 def late_checkpoints(exp_dir: Path) -> list[tuple[int, Path]]:

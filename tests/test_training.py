@@ -355,7 +355,8 @@ CUDNN_NO_ENGINE = RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. unable 
 
 
 @pytest.mark.parametrize("limit, exc, hint", [(None, CUDA_OOM, True), (1.5, CUDA_OOM, True),
-                                              (1.5, CUDNN_NO_ENGINE, True), (None, RuntimeError("shape mismatch"), False),
+                                              (1.5, CUDNN_NO_ENGINE, True), (None, CUDNN_NO_ENGINE, False),
+                                              (None, RuntimeError("shape mismatch"), False),
                                               (1.5, RuntimeError("shape mismatch"), False)])
 def test_out_of_memory_says_what_to_change(demo_overrides, monkeypatch, capsys, limit, exc, hint):
     import dcase_fpd_plugin.training as training
@@ -365,7 +366,7 @@ def test_out_of_memory_says_what_to_change(demo_overrides, monkeypatch, capsys, 
     with pytest.raises(type(exc)):
         train(load_recipe(DEMO, ov), callbacks=[RaiseAtEpoch(exc)])
     err = capsys.readouterr().err
-    if not hint:  # not a memory error: the error's own message only
+    if not hint:  # not a memory error (cuDNN's no-engine is one only under a cap): the error's own message only
         assert "out of GPU memory" not in err
         return
     assert "dcase-fpd: out of GPU memory" in err
@@ -394,3 +395,17 @@ def test_memory_levers_name_only_what_the_recipe_does_not_use_yet():
     cnn = load_recipe(DEMO, [])  # no mean teacher, no CRNN, store on the host: neither of those levers
     levers = " | ".join(memory_levers(cnn, store_on_gpu=False))
     assert "teacher_first" not in levers and "checkpoint_blocks" not in levers and "feature_store" not in levers
+
+
+def test_a_failing_memory_hint_leaves_the_error_alone(capsys):
+    """The hint is built inside Lightning's exception hook: if building it fails (a recipe dict without the
+    keys it reads), nothing is printed and nothing is raised, so the out-of-memory error stays the one seen."""
+    from types import SimpleNamespace
+
+    from dcase_fpd_plugin.training import GpuMemory
+
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), datamodule=None)
+    GpuMemory(None, {"training": {}}).on_exception(trainer, None, CUDA_OOM)
+    assert capsys.readouterr().err == ""
+    GpuMemory(None, load_recipe(REPO / "recipes" / "dcase2023_baseline.yaml", [])).on_exception(trainer, None, CUDA_OOM)
+    assert "net.crnn_checkpoint_blocks=2" in capsys.readouterr().err  # the same call with a whole recipe: a hint
