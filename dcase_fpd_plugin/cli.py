@@ -22,10 +22,28 @@ from pathlib import Path
 from typing import Sequence
 
 
+def training_line(metrics: dict) -> str | None:
+    """One line on the training process behind ``metrics`` (metrics.json of a run): epochs, the fit's
+    wall time, and on a GPU its peak memory; None for metrics that carry none of it (a plain test)."""
+    if "epochs_trained" not in metrics:
+        return None
+    line = f"trained {metrics['epochs_trained']} epochs"
+    if metrics.get("stopped_by_time_limit"):
+        line += " (stopped by training.max_train_s)"
+    if metrics.get("fit_wall_s") is not None:
+        line += f", fit {metrics['fit_wall_s']:.0f} s in this process"
+    if metrics.get("peak_gpu_mb") is not None:
+        line += f", peak GPU memory {metrics['peak_gpu_mb']} MB (store, model, steps, validation)"
+    return line
+
+
 def _print_metrics(metrics: dict, exp_dir: Path) -> None:
     from .evaluation.report import format_metrics_table as format_metrics
 
     print(format_metrics(metrics))
+    trained = training_line(metrics)
+    if trained:
+        print(f"\n{trained}")
     print(f"\nOutputs in {exp_dir}/: metrics.json, predictions.tsv, scores/, checkpoints/, recipe.yaml")
 
 

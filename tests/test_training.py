@@ -81,6 +81,8 @@ def test_cli_train_test_infer(demo_overrides, demo_data, tmp_path, capsys):
     assert main(["train", str(DEMO), *demo_overrides]) == 0
     out = capsys.readouterr().out
     assert "event" in out.lower() and "psds" in out.lower()
+    n_epochs = load_recipe(DEMO, demo_overrides)["training"]["n_epochs"]
+    assert f"trained {n_epochs} epochs, fit " in out and "peak GPU memory" not in out  # on the CPU: no peak
     exp = Path(load_recipe(DEMO, demo_overrides)["training"]["exp_dir"])
     ckpt = exp / "checkpoints" / "best.ckpt"
     # test into another folder, with another median filter
@@ -409,3 +411,13 @@ def test_a_failing_memory_hint_leaves_the_error_alone(capsys):
     assert capsys.readouterr().err == ""
     GpuMemory(None, load_recipe(REPO / "recipes" / "dcase2023_baseline.yaml", [])).on_exception(trainer, None, CUDA_OOM)
     assert "net.crnn_checkpoint_blocks=2" in capsys.readouterr().err  # the same call with a whole recipe: a hint
+
+
+def test_training_line_says_epochs_fit_and_gpu_peak():
+    from dcase_fpd_plugin.cli import training_line
+
+    assert training_line({"event_f1": 0.3}) is None  # a plain test's metrics
+    line = training_line({"epochs_trained": 40, "stopped_by_time_limit": False, "fit_wall_s": 160.97,
+                          "peak_gpu_mb": 828})
+    assert line.startswith("trained 40 epochs, fit 161 s") and "peak GPU memory 828 MB" in line
+    assert "stopped by training.max_train_s" in training_line({"epochs_trained": 3, "stopped_by_time_limit": True})
