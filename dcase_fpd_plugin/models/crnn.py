@@ -21,9 +21,9 @@ Architecture, as in DESED_task's ``desed_task/nnet/CRNN.py`` (2023 baseline, ``c
 Memory (``net.crnn_checkpoint_blocks: N``, default 0): the first N conv blocks keep no activations for
 the backward pass and recompute them there instead (``torch.utils.checkpoint``, the dropout masks
 and the BatchNorm running statistics as in the plain pass). The first two blocks, at full time and
-frequency resolution, hold ~60 % of the activations a training step keeps (1.1 of 1.7 GB at batch
-48 in bf16: ``benchmarks/bench_memory.py``); the results are the same, the step does their forward
-twice.
+frequency resolution, hold ~60 % of the activations a training step keeps (1.0 of 1.6 GB at batch
+48 in bf16 on an H100: ``benchmarks/bench_memory.py``); the results are the same, the step does
+their forward twice.
 
 With 10 classes: 1,112,420 parameters (DCASE: 1.11 M). MACs for 10 s: see :func:`dcase_fpd_plugin.submission_report.count_macs`
 in ``models/__init__.py`` and ``tests/test_crnn.py``.
