@@ -219,7 +219,7 @@ def main() -> None:
 
     if args.device == "cuda":
         from bench_train import bare_step_seconds
-        from dcase_fpd_plugin.training import limit_gpu_memory
+        from dcase_fpd_plugin.gpu_memory import limit_gpu_memory
 
         for blocks, first in configs:
             r = configured(blocks, first)
@@ -253,6 +253,7 @@ def main() -> None:
         release()
         r = configured(blocks, first)
         r["training"]["gpu_memory_limit_gb"] = args.limit_gb
+        store = None  # held on the device while the step runs, as a real run's store
         try:
             store = torch.empty(int(store_mb["float16"] * mb), dtype=torch.uint8, device="cuda")
             seconds, peak = bare_step_seconds(r, "cuda", 2, 3)
@@ -260,7 +261,7 @@ def main() -> None:
         except torch.cuda.OutOfMemoryError:
             shown = "out of memory under the limit"
         finally:
-            store = None
+            del store
             limit_gpu_memory(None, "cuda")
         print(f"bare training step, crnn_checkpoint_blocks={blocks}, teacher_first={first}, float16 store of "
               f"{store_mb['float16']:.0f} MB, training.gpu_memory_limit_gb={args.limit_gb}: {shown}")
@@ -270,7 +271,7 @@ def main() -> None:
             peak = cpu_step_peak_mb(configured(blocks, first))
             shown = "unavailable (torch's memory profiler)" if peak is None else f"{peak:.0f} MB"
             print(f"training step on the CPU, crnn_checkpoint_blocks={blocks}, teacher_first={first}: peak {shown}")
-    print(f"(tensors saved at the checkpointed blocks' boundaries count under 'other')")
+    print("(tensors saved at the checkpointed blocks' boundaries count under 'other')")
     print(f"saved_mb={total:.0f} saved_mb_checkpointed={total_ckpt:.0f} ratio={total_ckpt / total:.2f} "
           f"device={args.device}")
 

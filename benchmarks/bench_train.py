@@ -46,7 +46,7 @@ def _sync(device: str) -> None:
 
 
 def _peak_mb(device: str) -> float:
-    from dcase_fpd_plugin.training import peak_gpu_mb
+    from dcase_fpd_plugin.gpu_memory import peak_gpu_mb
 
     if device == "cuda":
         return peak_gpu_mb(device)
@@ -90,7 +90,8 @@ def bare_step(recipe: dict, device: str):
     Returns ``(task, step)``."""
     from dcase_fpd_plugin.mean_teacher import consistency_loss
     from dcase_fpd_plugin.task import SEDTask
-    from dcase_fpd_plugin.training import limit_gpu_memory, resolve_precision
+    from dcase_fpd_plugin.gpu_memory import limit_gpu_memory
+    from dcase_fpd_plugin.training import resolve_precision
 
     pl.seed_everything(0, verbose=False)
     limit_gpu_memory(recipe["training"]["gpu_memory_limit_gb"], device)  # as training's GpuMemory callback
@@ -275,7 +276,6 @@ def _measure(args: argparse.Namespace, tmp: Path) -> None:
     t_build = time.perf_counter() - t_build
     n_synth = len(list(Path(paths["synth_folder"]).glob("*.wav")))  # the folder's, whatever --clips says
     n_weak = len(list(Path(paths["weak_folder"]).glob("*.wav")))
-    base = load_recipe(args.recipe, args.overrides)
     data_ov = demo_overrides(paths, data / "feature_cache")
     accel = ["training.accelerator=gpu" if args.device == "cuda" else "training.accelerator=cpu"]
     recipe = load_recipe(args.recipe, data_ov + accel + args.overrides)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import soundfile as sf
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dcase_fpd_plugin.atomic import atomic_write  # noqa: E402 (after the path insert)
+
 SUFFIX = {"encode": (".flac", ".opus"), "decode": (".opus", ".flac")}
 
 
@@ -30,9 +33,8 @@ def decode(src: Path, dst: Path) -> None:
 
 def convert(job: tuple[str, Path, Path]) -> int:
     mode, src, dst = job
-    tmp = dst.with_name(dst.name + ".part")
-    (encode if mode == "encode" else decode)(src, tmp)
-    os.replace(tmp, dst)  # a killed run leaves no half-written file under the final name
+    # a killed run leaves no half-written file under the final name (the format is named, not guessed)
+    atomic_write(dst, lambda tmp: (encode if mode == "encode" else decode)(src, tmp))
     return 1
 
 

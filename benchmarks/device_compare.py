@@ -7,15 +7,16 @@ recipes; no checkpoints, no scores) into $OUT/gpu_runs.tar.gz for the reports.
 
 benchmarks/device_compare.sh is the whole device call (wheels, bench rendered there from the Opus
 soundbank decoded by benchmarks/device_bank.py, MPS, this script; scripts/device_wheels.sh makes .whl/);
-see docs/results.md for what session 6 saw. ``--sizing EPOCHS``: #12's sizing instead (sizing()). A run that dies is relaunched once while time is left:
-`dcase-fpd compare` resumes it from its last.ckpt and then tests it. Dry run on CPU (Python 3.12
-venv): --dry --only crnn|cnn3 on a small bench.
+see docs/results.md for what session 6 saw. A run that dies is relaunched once while time is left:
+`dcase-fpd compare` resumes it from its last.ckpt and then tests it. Instead of the comparison,
+``--sizing EPOCHS`` times #12's 5 seeds x 3 CNN-3 recipes (sizing()) and ``--crnn-peak EPOCHS`` records
+real CRNN runs' peak GPU memory (crnn_peak()). Dry run on CPU (Python 3.12 venv): --dry --only
+crnn|cnn3 (or --dry --sizing / --crnn-peak) on a small bench.
 """
 import argparse
 import csv
 import importlib.util
 import json
-import math
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ sys.path.insert(0, str(REPO))
 spec = importlib.util.spec_from_file_location("paper_tables", REPO / "benchmarks" / "paper_tables.py")
 pt = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(pt)
+from dcase_fpd_plugin.atomic import atomic_write_text  # noqa: E402 (after the path insert)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bench", type=Path, required=True)
@@ -175,6 +177,17 @@ def calibrate(runs):
     return out
 
 
+def wait_until_deadline(proc):
+    """The exit status of ``proc`` (started with ``start_new_session``), or "killed at the deadline" after
+    killing its whole process group (a compare's workers too) 20 s before ``--deadline``."""
+    try:
+        return proc.wait(timeout=max(1, args.deadline - 20 - time.time()))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        return "killed at the deadline"
+
+
 def sizing(n_epochs):
     """#12: 5 seeds x 3 CNN-3 recipes x n_epochs through `dcase-fpd compare --jobs 15`, as a user would run it;
     writes sizing.json (wall of each call, its exit, how far each run got) and packs the run folders."""
@@ -191,12 +204,7 @@ def sizing(n_epochs):
     t0 = time.time()
     with open(args.out / "sizing_compare.log", "a") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=max(1, args.deadline - 20 - time.time()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)  # the workers too: they are in its session
-            proc.wait()
-            rc = "killed at the deadline"
+        rc = wait_until_deadline(proc)
     wall = time.time() - t0
     runs = {}
     for metrics_csv in sorted(out.glob("*/seed_*/logs/version_*/metrics.csv")):
@@ -211,7 +219,7 @@ def sizing(n_epochs):
     record["calls"].append({"wall_s": round(wall, 1), "rc": rc})
     record.update(n_epochs=n_epochs, jobs=jobs, total_wall_s=round(sum(c["wall_s"] for c in record["calls"]), 1),
                   runs=runs, complete=sum(r["complete"] for r in runs.values()))
-    record_path.write_text(json.dumps(record, indent=2))
+    atomic_write_text(record_path, json.dumps(record, indent=2))  # the next call adds to it
     log(f"sizing: rc {rc}, {wall:.0f} s this call, {record['total_wall_s']:.0f} s in all; "
         f"{record['complete']} of {jobs} runs complete")
     pack()
@@ -249,12 +257,7 @@ def crnn_peak(n_epochs):
     log(f"crnn peak: {len(procs)} CRNN runs of {n_epochs} epochs at once: {', '.join(procs)}")
     record = {"n_epochs": n_epochs, "runs": {}}
     for name, (proc, f) in procs.items():
-        try:
-            rc = proc.wait(timeout=max(1, args.deadline - 20 - time.time()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            rc = "killed at the deadline"
+        rc = wait_until_deadline(proc)
         f.close()
         exp = args.out / "crnn_peak" / name
         m = json.loads((exp / "metrics.json").read_text()) if rc == 0 and (exp / "metrics.json").is_file() else {}
@@ -265,7 +268,7 @@ def crnn_peak(n_epochs):
         if rc != 0:
             log(f"crnn peak: {name} exited {rc}:\n" + Path(f.name).read_text()[-2000:])
         log(f"crnn peak: {name}: {record['runs'][name]}")
-    (args.out / "crnn_peak.json").write_text(json.dumps(record, indent=2))
+    atomic_write_text(args.out / "crnn_peak.json", json.dumps(record, indent=2))
     pack()
 
 

@@ -16,9 +16,9 @@
 # The memory check (bench_memory.py on CUDA, beside the bench build) runs twice at once: as it is, and with
 # cuDNN's workspaces capped by CUDNN_CONV_WSCAP_DBG=$WSCAP MiB (256); each prints the 4 configurations, cuDNN
 # deterministic / off, and the leanest one under training.gpu_memory_limit_gb=2.
-# Session 10 ran SIZING=40 (15 runs of 40 epochs in 260 s) and CRNNPEAK=2 (real CRNN runs' peak_gpu_mb per memory
-# configuration: device_compare.py's PEAK_VARIANTS as of commit 39da843; they are now the runs still to measure). Next GPU session (#12's last GPU line: a real bf16 lean run
-# under training.gpu_memory_limit_gb=2):
+# Session 10 ran SIZING=40 (15 runs of 40 epochs in 260 s) and CRNNPEAK=2 (real CRNN runs' peak_gpu_mb per
+# memory configuration: device_compare.py's PEAK_VARIANTS as of commit 39da843; they are now the runs still
+# to measure). Next GPU session (#12's last GPU line: a real bf16 lean run under training.gpu_memory_limit_gb=2):
 #   run(command="BUDGET=300 CRNNPEAK=2 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=340)
 # MPS=0 runs without CUDA MPS (session 6: under MPS one client's illegal memory access killed all).
 set -u
