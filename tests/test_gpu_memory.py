@@ -22,15 +22,6 @@ class Interrupt(Exception):
     pass
 
 
-class InterruptAtEpoch(pl.Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
-            raise Interrupt()
-
-
 class _FakeProps:
     total_memory = 80 * 2**30
 
@@ -68,7 +59,7 @@ def test_gpu_memory_limit_holds_for_the_fit_only_and_bad_values_are_refused(demo
     seen.clear()
     with pytest.raises(Interrupt):  # Lightning calls no teardown hook after an error: lifted all the same
         train(load_recipe(DEMO, demo_overrides + ["training.gpu_memory_limit_gb=1.5", "training.n_epochs=1"]),
-              force=True, callbacks=[InterruptAtEpoch(0)])
+              force=True, callbacks=[RaiseAtEpoch(Interrupt())])
     assert seen == [(1.5, "cpu"), (None, "cpu")]
     for bad in ("0", "-1", "true", "lots"):
         with pytest.raises(RecipeError, match="gpu_memory_limit_gb"):
