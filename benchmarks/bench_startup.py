@@ -161,6 +161,8 @@ def main() -> None:
         walls.append(wall)
         runs.append(phases)
         floors.append(import_floor())
+        print(f"  run {len(walls)}: command to first step {wall:.2f} s, import pytorch_lightning alone "
+              f"{floors[-1]:.2f} s", flush=True)  # each as it comes: a run cut by a deadline keeps them
     print(f"{'phase (child clock, median of ' + str(args.repeat) + ')':<50} s")
     for name in runs[0]:
         print(f"  {name:<48} {statistics.median(r[name] for r in runs):6.2f}")

@@ -17,9 +17,9 @@
 # cuDNN's workspaces capped by CUDNN_CONV_WSCAP_DBG=$WSCAP MiB (256); each prints the 4 configurations, cuDNN
 # deterministic / off, and the leanest one under training.gpu_memory_limit_gb=2.
 # Session 10 ran SIZING=40 (15 runs of 40 epochs in 260 s) and CRNNPEAK=2 (real CRNN runs' peak_gpu_mb per
-# memory configuration: device_compare.py's PEAK_VARIANTS as of commit 39da843; they are now the runs still
-# to measure). Next GPU session (#12's last GPU line: a real bf16 lean run under training.gpu_memory_limit_gb=2):
-#   run(command="BUDGET=300 CRNNPEAK=2 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=340)
+# memory configuration: device_compare.py's PEAK_VARIANTS); session 11 ran CRNNPEAK=2 again on a fresh
+# machine (bench built in the call: 200 s of 330; bf16 lean under the 2 GB cap: 1489 MB), with
+#   run(command="BUDGET=330 CRNNPEAK=2 bash benchmarks/device_compare.sh", carry=[".whl"], timeout_s=470)
 # MPS=0 runs without CUDA MPS (session 6: under MPS one client's illegal memory access killed all).
 set -u
 export PYTHONUNBUFFERED=1

@@ -9,12 +9,15 @@
   :func:`import_sed_libraries` wraps that function to pass writable copies.
 * scaper 1.6.5 uses ``np.Inf``, removed in numpy 2: :func:`import_scaper` (the synth code path
   only) restores the alias before importing scaper.
+* torch sets its CUDA allocator's options at run time only through private calls, which moved
+  between releases: :func:`expand_cuda_segments`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import warnings
 
 import numpy as np
@@ -97,3 +100,30 @@ def import_scaper():
     import scaper
 
     return scaper
+
+
+def expand_cuda_segments() -> bool:
+    """Let torch's CUDA caching allocator grow its segments in place (``expandable_segments:True``)
+    from now on, so that memory freed in one block size can serve another: under a per-process cap
+    a fixed-size segment left half used can otherwise fail an allocation that the cap allows.
+
+    Left as it is where the user chose (``PYTORCH_CUDA_ALLOC_CONF`` names ``expandable_segments``),
+    where another allocator backend runs (``backend:cudaMallocAsync``), and where this torch offers
+    no setter: ``torch._C._accelerator_setAllocatorSettings`` (recent torch) or the deprecated
+    ``torch.cuda.memory._set_allocator_settings``. Returns True where it was set. Call it once CUDA
+    is in use; segments made before keep their fixed size."""
+    import torch
+
+    if "expandable_segments" in os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""):
+        return False
+    if torch.cuda.get_allocator_backend() != "native":
+        return False
+    setter = getattr(torch._C, "_accelerator_setAllocatorSettings", None)
+    if setter is None:
+        setter = getattr(torch.cuda.memory, "_set_allocator_settings", None)
+    if setter is None:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the deprecated setter says so on each call
+        setter("expandable_segments:True")
+    return True

@@ -1,10 +1,12 @@
-"""The dependency shims of compat.py: sed_scores_eval under pandas 3, scaper under numpy 2."""
+"""The dependency shims of compat.py: sed_scores_eval under pandas 3, scaper under numpy 2, torch's
+CUDA allocator options (no CUDA here: torch's calls replaced by recorders)."""
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from dcase_fpd_plugin.compat import import_scaper, import_sed_libraries
+from dcase_fpd_plugin.compat import expand_cuda_segments, import_scaper, import_sed_libraries
 
 
 def _read_only(a):
@@ -69,3 +71,25 @@ def test_import_scaper_restores_np_inf(monkeypatch):
         np.Inf  # noqa: B018
     scaper = import_scaper()
     assert np.Inf == np.inf and hasattr(scaper, "Scaper")
+
+
+def test_expand_cuda_segments_sets_the_option_unless_the_user_chose(monkeypatch):
+    set_calls, old_calls = [], []
+    monkeypatch.setattr(torch.cuda, "get_allocator_backend", lambda: "native")
+    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", set_calls.append, raising=False)
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", old_calls.append, raising=False)
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    assert expand_cuda_segments() is True
+    assert set_calls == ["expandable_segments:True"] and old_calls == []
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")  # another option: still set
+    assert expand_cuda_segments() is True and len(set_calls) == 2
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False")  # the user's choice stands
+    assert expand_cuda_segments() is False and len(set_calls) == 2
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+    monkeypatch.setattr(torch.cuda, "get_allocator_backend", lambda: "cudaMallocAsync")
+    assert expand_cuda_segments() is False and len(set_calls) == 2
+    monkeypatch.setattr(torch.cuda, "get_allocator_backend", lambda: "native")
+    monkeypatch.delattr(torch._C, "_accelerator_setAllocatorSettings")  # an older torch: the deprecated setter
+    assert expand_cuda_segments() is True and old_calls == ["expandable_segments:True"]
+    monkeypatch.delattr(torch.cuda.memory, "_set_allocator_settings")  # no setter at all: nothing to do
+    assert expand_cuda_segments() is False and len(set_calls) == 2 and len(old_calls) == 1

@@ -36,7 +36,8 @@ def _strict_fraction_setter(calls):
 
 
 def test_gpu_memory_limit_sets_the_fraction_of_the_cuda_device(monkeypatch):
-    set_calls = []
+    set_calls, expanded = [], []
+    monkeypatch.setattr(gpu_memory, "expand_cuda_segments", lambda: expanded.append(len(set_calls)))
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: _FakeProps())
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
     monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", _strict_fraction_setter(set_calls))
@@ -44,11 +45,12 @@ def test_gpu_memory_limit_sets_the_fraction_of_the_cuda_device(monkeypatch):
     assert limit_gpu_memory(4, "cuda") == pytest.approx(4 / 80)  # no index: the current device
     assert limit_gpu_memory(None, torch.device("cuda", 1)) is None  # lifts the cap
     assert set_calls == [(pytest.approx(2 / 80), 1), (pytest.approx(4 / 80), 3), (1.0, 1)]
+    assert expanded == [1, 2]  # segments made expandable with each cap (after it), not when it is lifted
     assert limit_gpu_memory(2, "cpu") is None and limit_gpu_memory(None, "cpu") is None  # no cap on a CPU
-    assert len(set_calls) == 3
+    assert len(set_calls) == 3 and len(expanded) == 2
     with pytest.raises(RecipeError, match="gpu_memory_limit_gb.*more than cuda:0 holds"):
         limit_gpu_memory(81, "cuda:0")
-    assert len(set_calls) == 3
+    assert len(set_calls) == 3 and len(expanded) == 2
 
 
 def test_gpu_memory_limit_holds_for_the_fit_only_and_bad_values_are_refused(demo_overrides, monkeypatch):
