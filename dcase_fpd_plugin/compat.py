@@ -104,17 +104,19 @@ def import_scaper():
 
 def expand_cuda_segments() -> bool:
     """Let torch's CUDA caching allocator grow its segments in place (``expandable_segments:True``)
-    from now on, so that memory freed in one block size can serve another: under a per-process cap
-    a fixed-size segment left half used can otherwise fail an allocation that the cap allows.
+    for the rest of the process, so that memory freed in one block size can serve another: under a
+    per-process cap, fixed-size segments left partly used can otherwise fail an allocation that the
+    cap allows. Segments made before keep their fixed size.
 
-    Left as it is where the user chose (``PYTORCH_CUDA_ALLOC_CONF`` names ``expandable_segments``),
-    where another allocator backend runs (``backend:cudaMallocAsync``), and where this torch offers
-    no setter: ``torch._C._accelerator_setAllocatorSettings`` (recent torch) or the deprecated
-    ``torch.cuda.memory._set_allocator_settings``. Returns True where it was set. Call it once CUDA
-    is in use; segments made before keep their fixed size."""
+    Left as it is where the user configured the allocator (``PYTORCH_ALLOC_CONF`` or its older name
+    ``PYTORCH_CUDA_ALLOC_CONF`` set: torch's setter resets every option it is not given, and
+    ``max_split_size_mb`` with expandable segments lets reserved memory grow), where another
+    allocator backend runs (``backend:cudaMallocAsync``), and where this torch offers no setter:
+    ``torch._C._accelerator_setAllocatorSettings`` (recent torch) or the deprecated
+    ``torch.cuda.memory._set_allocator_settings``. Returns True where it was set."""
     import torch
 
-    if "expandable_segments" in os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""):
+    if os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF"):
         return False
     if torch.cuda.get_allocator_backend() != "native":
         return False

@@ -28,13 +28,11 @@ def limit_gpu_memory(limit_gb: float | None, device: torch.device | str) -> floa
     """``training.gpu_memory_limit_gb``: cap what this process's PyTorch allocator may hold on a CUDA
     ``device`` (``torch.cuda.set_per_process_memory_fraction``; the CUDA context and the libraries'
     handles, a few hundred MB per process, come on top), and makes the allocator's segments
-    expandable (:func:`~dcase_fpd_plugin.compat.expand_cuda_segments`). Without that, on an H100 the
-    fp32 CRNN (2 checkpointed blocks, teacher first, no store, batch 48, DESED-size bench) ran out of
-    memory under a 2 GB cap with 1.31 GiB allocated and 0.51 GiB idle in half-used segments; with
-    it, the same configuration (demo data) peaked at 1760 MiB and completed, and under a 1 GB cap
-    failed with 37 MiB idle. Beyond the cap an allocation raises CUDA's out of memory error, and
-    cuDNN, which tries its convolution algorithms in turn and passes over one whose workspace cannot
-    be allocated, falls back to leaner ones: several runs that share a
+    expandable (:func:`~dcase_fpd_plugin.compat.expand_cuda_segments`: under a cap, fixed-size
+    segments left partly used made an fp32 CRNN run fail below its peak; docs/usage.md, performance
+    notes). Beyond the cap an allocation raises CUDA's out of memory error, and cuDNN, which tries
+    its convolution algorithms in turn and passes over one whose workspace cannot be allocated,
+    falls back to leaner ones: several runs that share a
     GPU each keep to their share. ``limit_gb`` None lifts a cap set earlier in the process.
     Returns the fraction of the device's memory set, None where no cap was set (no limit, or not a
     CUDA device). Raises RecipeError for a limit above the device's memory."""

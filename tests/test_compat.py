@@ -1,6 +1,8 @@
 """The dependency shims of compat.py: sed_scores_eval under pandas 3, scaper under numpy 2, torch's
 CUDA allocator options (no CUDA here: torch's calls replaced by recorders)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,23 +75,31 @@ def test_import_scaper_restores_np_inf(monkeypatch):
     assert np.Inf == np.inf and hasattr(scaper, "Scaper")
 
 
-def test_expand_cuda_segments_sets_the_option_unless_the_user_chose(monkeypatch):
+def test_expand_cuda_segments_sets_the_option_unless_the_user_configured_the_allocator(monkeypatch):
     set_calls, old_calls = [], []
+
+    def deprecated_setter(settings):  # as torch's: warns on each call
+        warnings.warn("torch.cuda._set_allocator_settings is deprecated", FutureWarning, stacklevel=2)
+        old_calls.append(settings)
+
     monkeypatch.setattr(torch.cuda, "get_allocator_backend", lambda: "native")
     monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", set_calls.append, raising=False)
-    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", old_calls.append, raising=False)
-    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", deprecated_setter, raising=False)
+    for name in ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"):
+        monkeypatch.delenv(name, raising=False)
     assert expand_cuda_segments() is True
     assert set_calls == ["expandable_segments:True"] and old_calls == []
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")  # another option: still set
-    assert expand_cuda_segments() is True and len(set_calls) == 2
-    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False")  # the user's choice stands
-    assert expand_cuda_segments() is False and len(set_calls) == 2
-    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF")
+    for name in ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF"):  # torch's setter would reset the user's options
+        monkeypatch.setenv(name, "max_split_size_mb:128")
+        assert expand_cuda_segments() is False and len(set_calls) == 1
+        monkeypatch.delenv(name)
     monkeypatch.setattr(torch.cuda, "get_allocator_backend", lambda: "cudaMallocAsync")
-    assert expand_cuda_segments() is False and len(set_calls) == 2
+    assert expand_cuda_segments() is False and len(set_calls) == 1
     monkeypatch.setattr(torch.cuda, "get_allocator_backend", lambda: "native")
     monkeypatch.delattr(torch._C, "_accelerator_setAllocatorSettings")  # an older torch: the deprecated setter
-    assert expand_cuda_segments() is True and old_calls == ["expandable_segments:True"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert expand_cuda_segments() is True
+    assert old_calls == ["expandable_segments:True"] and caught == []  # its deprecation warning kept quiet
     monkeypatch.delattr(torch.cuda.memory, "_set_allocator_settings")  # no setter at all: nothing to do
-    assert expand_cuda_segments() is False and len(set_calls) == 2 and len(old_calls) == 1
+    assert expand_cuda_segments() is False and len(set_calls) == 1 and len(old_calls) == 1
