@@ -109,8 +109,9 @@ def expand_cuda_segments() -> bool:
     cap allows. Segments made before keep their fixed size.
 
     Left as it is where the user configured the allocator (``PYTORCH_ALLOC_CONF`` or its older name
-    ``PYTORCH_CUDA_ALLOC_CONF`` set: torch's setter resets every option it is not given, and
-    ``max_split_size_mb`` with expandable segments lets reserved memory grow), where another
+    ``PYTORCH_CUDA_ALLOC_CONF`` set: torch's setter, ``AcceleratorAllocatorConfig::parseArgs``,
+    resets ``max_split_size_mb``, ``roundup_power2_divisions`` and ``garbage_collection_threshold``
+    to their defaults when the string it is given does not name them), where another
     allocator backend runs (``backend:cudaMallocAsync``), and where this torch offers no setter:
     ``torch._C._accelerator_setAllocatorSettings`` (recent torch) or the deprecated
     ``torch.cuda.memory._set_allocator_settings``. Returns True where it was set."""
