@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
         "crnn_kernel_size": 3,
         "crnn_dropout": 0.5,  # after each conv block and after the GRU
         "crnn_attention": "classes",  # softmax axis of the attention pooling: classes (DESED_task) | time
-        "crnn_input_norm": "minmax",  # per-clip log-mel normalisation: minmax to [-1, 1] (DESED_task) | standard
+        "crnn_input_norm": "minmax",  # per-clip log-mel scaling: minmax to [0, 1] (DESED_task) | minmax_signed to [-1, 1] | standard
         "crnn_bn_momentum": 0.99,  # BatchNorm momentum, PyTorch meaning (DESED_task's value)
         "crnn_checkpoint_blocks": 0,  # first N conv blocks recompute activations in backward (less memory, same results)
         "rnn_hidden": 128,  # GRU units per direction: embeddings D = 2 * rnn_hidden
@@ -130,6 +130,7 @@ DEFAULTS: dict[str, Any] = {
         "tagging_threshold": 0.5,
         "psds": True,
         "psds_late_epochs": True,  # PSDS for training.test_last_n_epochs too (false: the F1 families only)
+        "psds_clips": "with_events",  # PSDS over the clips with reference events (DESED_task) | all
     },
     "energy": {  # codecarbon energy tracking (dcase_fpd_plugin.energy): kWh per phase in <exp_dir>/energy.json
         "enabled": True,
@@ -483,7 +484,8 @@ _CHOICES = {
     "data.feature_store_dtype": ("float32", "float16"),
     "net.name": ("cnn3", "crnn"),
     "net.crnn_attention": ("classes", "time"),
-    "net.crnn_input_norm": ("minmax", "standard"),
+    "net.crnn_input_norm": ("minmax", "minmax_signed", "standard"),
+    "eval.psds_clips": ("with_events", "all"),
     "training.self_sup_loss": ("mse", "bce"),
     "training.eval_model": ("student", "teacher"),
     "training.mixup_label_type": ("soft", "hard"),

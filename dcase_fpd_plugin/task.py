@@ -47,6 +47,10 @@ from .recipe import DEFAULTS, enabled_branches
 from .train_logs import TrainScalars, suffixed
 
 EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
+#: checkpoint key marking weights trained with the CRNN's [0, 1] input scaling (DESED_task's); a
+#: checkpoint without it was saved before 0.2, when ``net.crnn_input_norm: minmax`` meant [-1, 1].
+INPUT_SCALING_KEY = "dcase_fpd_input_scaling"
+INPUT_SCALING = 2
 
 
 def validation_scores(metrics: dict[str, Any], prefix: str, weak_tagging_f1: float | None = None
@@ -365,6 +369,7 @@ class SEDTask(pl.LightningModule):
             threshold=ev["threshold"],
             tagging_threshold=ev["tagging_threshold"],
             psds=psds,
+            psds_clips=ev["psds_clips"],
         )
 
     def on_validation_epoch_end(self) -> None:
@@ -397,6 +402,17 @@ class SEDTask(pl.LightningModule):
         self.log_dict({f"test/{k}": float(m[k]) for k in ("event_f1", "segment_f1", "tagging_f1",
                                                           "intersection_f1") if m.get(k) is not None})
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[INPUT_SCALING_KEY] = INPUT_SCALING
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed CRNN run saved before 0.2 was trained on [-1, 1] inputs: refuse to go on with [0, 1]."""
+        net = self.recipe["net"]
+        if checkpoint.get(INPUT_SCALING_KEY) is None and net["name"] == "crnn" and net["crnn_input_norm"] == "minmax":
+            raise ValueError("this checkpoint's CRNN was trained with its inputs scaled to [-1, 1] (saved before "
+                             "0.2, when net.crnn_input_norm: minmax meant that); resume it with "
+                             "net.crnn_input_norm=minmax_signed, or start a new run")
+
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, dict[str, np.ndarray]]:
         fp, cp = self._probs(self.eval_model(), batch)
         return {name: {"frame": fp[i], "clip": cp[i]} for i, name in enumerate(batch.filenames)}
@@ -405,6 +421,16 @@ class SEDTask(pl.LightningModule):
 def count_sources(batch: Batch) -> dict[str, int]:
     """Clips per source name in a batch (for logs and tests)."""
     return {SOURCE_NAMES[s]: int((batch.source == s).sum()) for s in SOURCE_NAMES}
+
+
+def with_pre_0_2_scaling(stored: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """The stored recipe of a checkpoint, with ``net.crnn_input_norm: minmax`` read as
+    ``minmax_signed`` ([-1, 1]) when the checkpoint has no :data:`INPUT_SCALING_KEY`: its CRNN was
+    trained before ``minmax`` became DESED_task's [0, 1]."""
+    net = stored.get("net", {})
+    if state.get(INPUT_SCALING_KEY) is None and net.get("name") == "crnn" and net.get("crnn_input_norm", "minmax") == "minmax":
+        return {**stored, "net": {**net, "crnn_input_norm": "minmax_signed"}}
+    return stored
 
 
 def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask:
@@ -434,6 +460,7 @@ def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask
         raise RecipeError(f"'data.classes' {list(recipe['data']['classes'])} differ from those {ckpt} was trained "
                           f"with {list(stored['data']['classes'])}: the weights' outputs are those classes, in "
                           "that order; use the training recipe's data.classes")
+    stored = with_pre_0_2_scaling(stored, state)
     merged = dict(recipe or stored)
     for section in ("feats", "net", "branches"):  # what the weights were trained with wins
         merged[section] = stored[section]

@@ -58,11 +58,38 @@ def test_parameters_and_macs_match_dcase(crnn):
     assert macs > 701_927_424 + gru  # conv alone is 701.9 M
 
 
-def test_minmax_normalisation_per_clip():
+def desed_task_instance_minmax(tensor, dims=(1, 2), eps=1e-8):
+    """Reference: DESED_task's ``TorchScaler("instance", "minmax", dims)`` formula (utils/scaler.py
+    at f7dc296), written out here from its documented formula."""
+    lo = torch.amin(tensor, dim=dims, keepdim=True)
+    hi = torch.amax(tensor, dim=dims, keepdim=True)
+    return (tensor - lo) / (hi - lo + eps)
+
+
+def test_minmax_scaling_is_desed_tasks_instance_scaler():
     x = torch.randn(3, 8, 20) * torch.tensor([1.0, 5.0, 50.0])[:, None, None] + 7
     y = minmax_per_clip(x)
-    assert torch.allclose(y.amin(dim=(1, 2)), torch.full((3,), -1.0), atol=1e-5)
-    assert torch.allclose(y.amax(dim=(1, 2)), torch.full((3,), 1.0), atol=1e-5)
+    assert torch.equal(y, desed_task_instance_minmax(x))
+    assert torch.allclose(y.amin(dim=(1, 2)), torch.zeros(3), atol=1e-6)
+    assert torch.allclose(y.amax(dim=(1, 2)), torch.ones(3), atol=1e-6)
+
+
+def test_crnn_scales_its_input_as_desed_task_by_default():
+    """The default recipe's CRNN feeds DESED_task's [0, 1] scaling to its first convolution;
+    minmax_signed keeps the old [-1, 1] for old checkpoints."""
+    from dcase_fpd_plugin.models import build_model
+    from dcase_fpd_plugin.recipe import load_recipe
+
+    net = load_recipe("dcase2023_baseline")["net"]
+    model = build_model(net, {"n_mels": 128}, 10).eval()
+    x = torch.randn(2, 128, 40) * 20 - 30
+    seen = []
+    model.cnn[0].conv.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    model(x)
+    expected = desed_task_instance_minmax(x).transpose(1, 2).unsqueeze(1)  # (B, 1, T_in, F)
+    assert torch.equal(seen[0], expected)
+    signed = build_model({**net, "crnn_input_norm": "minmax_signed"}, {"n_mels": 128}, 10)
+    assert torch.allclose(signed.normalize(x), expected.squeeze(1).transpose(1, 2) * 2 - 1, atol=1e-6)
 
 
 def test_frame_valid_masks_attention(crnn):

@@ -240,14 +240,29 @@ def test_output_files_rescore_to_the_same_metrics(tmp_path):
     sed_eval_f1 = metric.results()["class_wise_average"]["f_measure"]["f_measure"]
     assert sed_eval_f1 == pytest.approx(json.loads((exp / "metrics.json").read_text())["event_f1"], abs=1e-12)
 
-    # PSDS1 from the score files and the TSVs, with sed_scores_eval alone
+    # PSDS1 from the score files and the TSVs, with sed_scores_eval alone, the clips without
+    # reference events dropped as DESED_task's sed_trainer does ("drop audios without events")
     scores = read_scores(exp / "scores")
     assert scores.keys() == r.scores.keys()
+    ground_truth = sed_scores_eval.io.read_ground_truth_events(str(gt_tsv))
+    ground_truth = {k: v for k, v in ground_truth.items() if len(v) > 0}
+    durations = sed_scores_eval.io.read_audio_durations(str(dur_tsv))
+    durations = {k: durations[k] for k in ground_truth}
+    assert len(ground_truth) < len(scores)  # the random set has clips without events
     psds1, *_ = sed_scores_eval.intersection_based.psds(
-        str(exp / "scores"), str(gt_tsv), str(dur_tsv),
+        {k: scores[k] for k in ground_truth}, ground_truth, durations,
         dtc_threshold=0.7, gtc_threshold=0.7, alpha_ct=0, alpha_st=1, max_efpr=100,
     )
     assert psds1 == pytest.approx(r.metrics["psds1"], abs=1e-9)
+    # psds_clips: all scores every clip, as sed_scores_eval on the whole files
+    psds1_all, *_ = sed_scores_eval.intersection_based.psds(
+        str(exp / "scores"), str(gt_tsv), str(dur_tsv),
+        dtc_threshold=0.7, gtc_threshold=0.7, alpha_ct=0, alpha_st=1, max_efpr=100,
+    )
+    r_all = evaluate(frame, clip, frame_hop_s=HOP, classes=classes, ground_truth_tsv=gt_tsv,
+                     durations_tsv=dur_tsv, median_window=5, psds_clips="all")
+    assert psds1_all == pytest.approx(r_all.metrics["psds1"], abs=1e-9)
+    assert psds1_all != pytest.approx(psds1, abs=1e-6)
 
     # a second run on fewer clips replaces the scores folder whole: no stale clip files
     keep = sorted(events)[:5]
@@ -280,3 +295,22 @@ def test_per_class_threshold_and_median_window():
     assert m["per_class"]["event_f1"] == {"A": pytest.approx(1.0), "B": pytest.approx(0.0)}
     assert m["threshold"] == [0.5, 1.0] and m["median_window"] == [1, 3]
     json.dumps(m, allow_nan=False)
+
+
+def test_psds_leaves_clips_without_reference_events_out_as_desed_task():
+    """Two clips with events, one without whose detection is a false positive: DESED_task's PSDS
+    (clips without reference events dropped) does not see it, ``psds_clips: all`` does."""
+    gt = [("c1.wav", 1.0, 6.0, "A"), ("c2.wav", 2.0, 5.0, "B")]
+    pred = {"c1.wav": [(1.0, 6.0, "A")], "c2.wav": [(2.0, 5.0, "B")], "empty.wav": [(1.0, 9.0, "A")]}
+    files = ["c1.wav", "c2.wav", "empty.wav"]
+    default = _run(gt, pred, filenames=files, psds=True).metrics
+    every = _run(gt, pred, filenames=files, psds=True, psds_clips="all").metrics
+    without = _run(gt, {f: pred[f] for f in ("c1.wav", "c2.wav")}, filenames=["c1.wav", "c2.wav"], psds=True).metrics
+    assert default["psds_clips"] == "with_events" and default["n_psds_clips"] == 2
+    assert every["psds_clips"] == "all" and every["n_psds_clips"] == 3
+    assert default["psds1"] == pytest.approx(without["psds1"]) and default["psds2"] == pytest.approx(without["psds2"])
+    assert every["psds1"] < default["psds1"]
+    # the other metrics still score every clip (the empty clip's detection is a false positive)
+    assert default["event_f1"] == every["event_f1"] < without["event_f1"]
+    with pytest.raises(ValueError, match="psds_clips"):
+        _run(gt, pred, filenames=files, psds=True, psds_clips="some")

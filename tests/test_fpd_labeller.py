@@ -117,3 +117,26 @@ def test_from_config_and_bad_thresholds():
         WPSLabeller(start_epoch=-1)
     with pytest.raises(ValueError, match="frame_probs"):
         WPSLabeller()(make_output(torch.zeros(B, T + 1, C)), make_batch(), epoch=0)
+
+
+def test_mixed_weak_labels_make_uncertain_frame_labels():
+    """Under mixup a RW clip's weak label is soft: a class only its partner holds (share 0.3) is
+    tagged, and where it is active its frame label is 0.3, so the sampler pairs that frame with
+    nothing; a mixed SS clip's soft strong labels pass through and are left out the same way."""
+    from dcase_fpd_plugin.fpd.sampler import certain_frames, pair_masks
+
+    batch = make_batch()
+    batch.weak[1] = torch.tensor([0.7, 0.3, 0.0])
+    batch.strong[0, 0, 1] = 0.3  # SS clip mixed: class 1 at share 0.3 at t=0
+    probs = rw_probs()
+    probs[1, 3, 1] = 0.9  # the partner's class active at t=3
+    labels, valid = WPSLabeller(start_epoch=0)(make_output(probs), batch, epoch=0)
+    assert labels.dtype == torch.float32
+    assert labels[1, 3, 1] == pytest.approx(0.3) and labels[1, 0, 0] == pytest.approx(0.7)
+    certain = certain_frames(labels)
+    assert not certain[1, 3] and not certain[0, 0] and not certain[1, 0]
+    assert certain[1, 4]  # nothing tagged is active there: background, certain
+    pos, neg = pair_masks(labels, valid)
+    for t, clip in ((3, 1), (0, 0), (0, 1)):
+        assert not pos[t, clip].any() and not neg[t, clip].any()
+        assert not pos[t, :, clip].any() and not neg[t, :, clip].any()

@@ -128,3 +128,39 @@ def test_bad_arguments_name_the_argument():
         SameTimePairSampler(source_pairs="SS-SS")
     with pytest.raises(ValueError, match="source"):
         SameTimePairSampler()(labels, None, torch.zeros(4, dtype=torch.long))
+
+
+def test_a_mixed_frame_takes_part_in_no_pair():
+    """A frame mixed as 0.7 A + 0.3 B and a frame of B at the same time: B is audible in both, so
+    they make no pair (thresholding the soft label at 0.5 made them a negative)."""
+    labels = torch.tensor([[[0.7, 0.3]], [[0.0, 1.0]], [[1.0, 0.0]]])  # (B=3, T=1, C=2)
+    pos, neg = pair_masks(labels)
+    assert not pos[0, 0, 1] and not neg[0, 0, 1]  # mixed vs B: no pair
+    assert not pos[0, 0, 2] and not neg[0, 0, 2]  # mixed vs A: no pair either
+    assert neg[0, 1, 2]  # the two certain frames still pair (B vs A: negative)
+
+
+def test_certain_frames_tolerate_rounding_and_reject_every_soft_label():
+    from dcase_fpd_plugin.fpd.sampler import CERTAIN_TOL, certain_frames
+
+    lam = torch.tensor(0.3)
+    both = lam * 1.0 + (1.0 - lam) * 1.0  # a class both clips hold: 1 up to float32 rounding
+    labels = torch.tensor([[[float(both), 0.0], [1.0, 2e-5], [0.5, 0.0], [1.0, 0.999], [0.0, 0.01]]])
+    assert certain_frames(labels).tolist() == [[True, True, False, False, False]]
+    assert CERTAIN_TOL < 1e-3
+    # a mixed pair of identical label sets (both hold A only) is still a positive
+    pos, _ = pair_masks(torch.tensor([[[float(both), 0.0]], [[1.0, 0.0]]]))
+    assert pos[0, 0, 1]
+
+
+def test_soft_labels_equal_brute_force_on_their_certain_frames():
+    """Random soft labels: the masks are the brute force's over the frames whose labels are 0 or 1."""
+    gen = torch.Generator().manual_seed(5)
+    labels = random_labels(gen, B=8, T=6, C=3, p=0.4)
+    soft = torch.rand(labels.shape, generator=gen) < 0.1
+    labels = torch.where(soft, torch.rand(labels.shape, generator=gen) * 0.98 + 0.01, labels)
+    valid = ~((labels > 0) & (labels < 1)).any(-1)
+    pos, neg = pair_masks(labels)
+    ref_pos, ref_neg = brute_force(labels, valid, "ignore")
+    assert torch.equal(pos, ref_pos) and torch.equal(neg, ref_neg)
+    assert (~valid).any() and ref_neg.any()

@@ -19,7 +19,11 @@ experiment folder. The conventions are DESED_task's (the DCASE Task 4 baseline):
   (dtc = gtc = 0.5), macro average.
 * ``psds1`` (dtc = gtc = 0.7, alpha_ct = 0, alpha_st = 1, max_efpr = 100) and ``psds2``
   (dtc = gtc = 0.1, cttc = 0.3, alpha_ct = 0.5, alpha_st = 1, max_efpr = 100), sed_scores_eval,
-  on the median-filtered scores; None when ``psds=False``.
+  on the median-filtered scores; None when ``psds=False``. Clip set (``psds_clips``, in the
+  metrics with ``n_psds_clips``): ``with_events`` (default) leaves the clips without reference
+  events out, as DESED_task does ("drop audios without events"), so that the same scores give
+  DESED_task's number; ``all`` keeps them (their detections are false positives, and their
+  duration counts in the false-positive rate).
 
 Which classes count in a macro average (the same rule for every metric): the classes with at
 least one reference event in the evaluated clips. A class without reference events has no
@@ -39,12 +43,12 @@ every class with reference events counts, nan as 0 (for events this equals ``eve
 predicted event at all.
 
 Clip set: every clip of the durations TSV (which must cover the ground truth's clips), including
-clips with no reference event (their detections are false positives). DESED_task scores only
-the clips named in the ground-truth TSV; the two agree whenever that TSV names every clip
-(empty ones with a blank row).
+clips with no reference event (their detections are false positives), for every metric but PSDS
+(see ``psds_clips`` above). DESED_task scores its F1s on the clips named in the ground-truth TSV;
+the two agree whenever that TSV names every clip (empty ones with a blank row).
 
 ``metrics`` keys: event_f1, segment_f1, tagging_f1, intersection_f1, psds1, psds2,
-event_f1_micro, segment_f1_micro, event_f1_zero_filled, segment_f1_zero_filled,
+psds_clips, n_psds_clips, event_f1_micro, segment_f1_micro, event_f1_zero_filled, segment_f1_zero_filled,
 n_undetected_classes, undetected_classes, classes_without_reference,
 per_class {event_f1, segment_f1, tagging_f1, intersection_f1: {class: F}}, n_clips,
 n_missing_clips, n_predicted_events, threshold, median_window (frames), tagging_threshold.
@@ -88,6 +92,8 @@ PSDS1 = dict(dtc_threshold=0.7, gtc_threshold=0.7, alpha_ct=0.0, alpha_st=1.0, m
 PSDS2 = dict(
     dtc_threshold=0.1, gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5, alpha_st=1.0, max_efpr=100.0
 )
+#: which clips a PSDS covers: those with reference events (DESED_task) | every evaluated clip.
+PSDS_CLIPS = ("with_events", "all")
 
 
 @dataclass
@@ -419,11 +425,12 @@ def _sed_scores_eval_metrics(
     threshold: float | Sequence[float],
     psds: bool,
     timings: dict[str, float],
+    psds_clips: str = "with_events",
 ) -> tuple[float, dict[str, float], float | None, float | None]:
     """(intersection F1 macro, per class, PSDS1, PSDS2) on the classes in ``evaluated``.
 
-    PSDS values are None when ``psds`` is False, nan when no class has reference events.
-    Stage times are added to ``timings``.
+    PSDS values are None when ``psds`` is False, nan when no class has reference events; they
+    cover the clips :func:`psds_clip_set` names. Stage times are added to ``timings``.
     """
     per_class = {c: math.nan for c in classes}
     if not evaluated:
@@ -441,7 +448,10 @@ def _sed_scores_eval_metrics(
     if not psds:
         return f["macro_average"], per_class, None, None
 
-    durations = {audio_id(k): v for k, v in reference.durations_s.items()}
+    kept = set(psds_clip_set(reference, psds_clips))
+    durations = {audio_id(k): v for k, v in reference.durations_s.items() if k in kept}
+    gt = {k: v for k, v in gt.items() if k in durations}
+    evaluated_scores = {k: v for k, v in evaluated_scores.items() if k in durations}
     values = []
     for name, settings in (("psds1", PSDS1), ("psds2", PSDS2)):
         if len(evaluated) == 1 and "cttc_threshold" in settings:
@@ -453,6 +463,17 @@ def _sed_scores_eval_metrics(
         timings[name] = time.perf_counter() - t
         values.append(value)
     return f["macro_average"], per_class, values[0], values[1]
+
+
+def psds_clip_set(reference: Reference, psds_clips: str = "with_events") -> list[str]:
+    """The clip file names a PSDS covers: ``with_events``, those with at least one reference event
+    (DESED_task's "drop audios without events"); ``all``, every clip of ``reference``."""
+    if psds_clips not in PSDS_CLIPS:
+        raise ValueError(f"eval.psds_clips must be one of {list(PSDS_CLIPS)}, got {psds_clips!r}")
+    if psds_clips == "all":
+        return list(reference.filenames)
+    with_events = set(reference.events["filename"])
+    return [f for f in reference.filenames if f in with_events]
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -471,6 +492,7 @@ def evaluate(
     tagging_threshold: float = 0.5,
     psds: bool = True,
     allow_missing: bool = False,
+    psds_clips: str = "with_events",
 ) -> EvaluationResult:
     """All DCASE Task 4 metrics of one set of clips.
 
@@ -487,6 +509,8 @@ def evaluate(
             intersection-based F1.
         tagging_threshold: clip decision threshold for tagging F1.
         psds: compute PSDS1/PSDS2 (the slow part); None in the metrics when False.
+        psds_clips: ``with_events`` (DESED_task: clips without reference events left out of
+            PSDS) or ``all`` (module docstring).
         allow_missing: when True, ground-truth clips absent from ``frame_probs`` are left out
             of the evaluation and counted in ``n_missing_clips``; when False they are an error.
 
@@ -497,6 +521,8 @@ def evaluate(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     classes = list(classes)
+    if psds_clips not in PSDS_CLIPS:
+        raise ValueError(f"eval.psds_clips must be one of {list(PSDS_CLIPS)}, got {psds_clips!r}")
     reference, missing = _select_clips(
         read_reference(ground_truth_tsv, durations_tsv, classes), frame_probs, clip_probs, allow_missing
     )
@@ -524,7 +550,8 @@ def evaluate(
         clip_probs, reference.events, filenames, classes, tagging_threshold=tagging_threshold
     )
     inter_macro, inter_per_class, psds1, psds2 = _sed_scores_eval_metrics(
-        scores, reference, classes, evaluated, threshold=threshold, psds=psds, timings=timings
+        scores, reference, classes, evaluated, threshold=threshold, psds=psds, timings=timings,
+        psds_clips=psds_clips,
     )
 
     predicted_classes = set(predictions["event_label"])
@@ -536,6 +563,8 @@ def evaluate(
         "intersection_f1": inter_macro,
         "psds1": psds1,
         "psds2": psds2,
+        "psds_clips": psds_clips,
+        "n_psds_clips": len(psds_clip_set(reference, psds_clips)) if psds else None,
         "event_f1_micro": event["micro"],
         "segment_f1_micro": segment["micro"],
         "event_f1_zero_filled": event["zero_filled"],

@@ -8,7 +8,11 @@ for the classes c in the clip's weak label:
 * class c is inactive at frame t where p <  low;
 * frame t is invalid (its pairs are ignored) when some tagged class has low <= p < high.
 
-Classes outside the weak label are never active. A frame whose tagged classes are all below
+A class is tagged when its weak label is above :data:`~dcase_fpd_plugin.fpd.sampler.CERTAIN_TOL`.
+Under mixup a weak label can be soft (a class only the partner clip holds gets 1 - lam); where
+such a class is active, its frame label is that share, not 1, so the frame is uncertain and the
+pair sampler leaves it out (SS clips' mixed strong labels are left out the same way). Classes
+outside the weak label are never active. A frame whose tagged classes are all below
 ``low`` is background. Before ``start_epoch`` (the paper: until the classification branch is
 "adequately mature") RW frames take part in no pair. Unlabelled (UL) clips never do, and
 neither do frames in padding (``Batch.frame_valid``).
@@ -21,6 +25,7 @@ from typing import Any
 import torch
 
 from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SS, Batch, ModelOutput
+from dcase_fpd_plugin.fpd.sampler import CERTAIN_TOL
 
 
 def wps_labels(
@@ -30,15 +35,17 @@ def wps_labels(
 
     Args:
         frame_probs: (B, T, C) probabilities in [0, 1] (detached here).
-        weak: (B, C) {0, 1} clip labels.
+        weak: (B, C) clip labels in [0, 1] (soft under mixup).
         high, low: thresholds, 0 <= low <= high <= 1.
     Returns:
-        ``(labels, confident)``: labels (B, T, C) float {0, 1}; confident (B, T) bool, False
-        where a tagged class lies in [low, high).
+        ``(labels, confident)``: labels (B, T, C) float32: the weak label where a tagged class is
+        active (1, or a mixed share), else 0; confident (B, T) bool, False where a tagged class
+        lies in [low, high).
     """
-    p = frame_probs.detach()
-    tagged = (weak > 0.5).unsqueeze(1)  # (B, 1, C)
-    labels = (tagged & (p >= high)).to(p.dtype)
+    p = frame_probs.detach().float()  # float32 labels whatever the autocast
+    w = weak.float().unsqueeze(1)  # (B, 1, C)
+    tagged = w > CERTAIN_TOL  # (B, 1, C)
+    labels = torch.where(tagged & (p >= high), w, torch.zeros_like(p))
     unsure = tagged & (p >= low) & (p < high)  # (B, T, C)
     return labels, ~unsure.any(-1)
 
@@ -47,7 +54,8 @@ class WPSLabeller:
     """Labeller ``wps`` (entry point).
 
     Called as ``labeller(output, batch, epoch)``; returns ``(frame_labels, valid)`` with
-    frame_labels (B, T, C) float {0, 1} and valid (B, T) bool:
+    frame_labels (B, T, C) float32 in [0, 1] (soft under mixup: the pair sampler leaves such
+    frames out) and valid (B, T) bool:
     SS clips (``source == SOURCE_SS`` with ``has_strong``): ``batch.strong``;
     RW clips (``source == SOURCE_RW`` with ``has_weak``): WPS labels from
     ``output.frame_probs``, valid only from ``epoch >= start_epoch`` and where confident;

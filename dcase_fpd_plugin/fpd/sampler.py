@@ -6,8 +6,13 @@ are the frames at the same timestamp t. With frame label sets y[i, t] and y[j, t
 * positive: identical, non-empty label sets;
 * negative: disjoint label sets, at least one non-empty (event vs background is negative);
 * ignored:  everything else: partial overlap, a pair with an invalid frame (padding, an
-  unconfident pseudo-label), and background vs background (unless
-  ``background_pairs="positive"``, which makes background-background pairs positive).
+  unconfident pseudo-label), a pair with an *uncertain* frame, and background vs background
+  (unless ``background_pairs="positive"``, which makes background-background pairs positive).
+
+A frame is uncertain when any of its labels lies strictly between 0 and 1 (more than
+:data:`CERTAIN_TOL` from both): mixup's soft labels, e.g. a frame mixed as 0.7 A + 0.3 B, whose
+B is audible although below 0.5. Such a frame takes part in no pair, positive or negative, so
+every caller of :func:`pair_masks` gets pairs only from frames whose labels are certain.
 
 Masks are (T, B, B) booleans, true only above the diagonal (i < j).
 """
@@ -21,6 +26,10 @@ import torch
 from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SS
 
 BACKGROUND_PAIRS = ("ignore", "positive")
+#: a label within this of 0 or of 1 counts as certain; mixup's ``lam * 1 + (1 - lam) * 1`` can
+#: round to 1 - 6e-8 in float32, and a mixed share never comes this close (Beta draws below 1e-4
+#: or above 1 - 1e-4 leave a clip as good as unmixed).
+CERTAIN_TOL = 1e-4
 #: the clip-source combinations a sampler can use (order-free: "SS-RW" == "RW-SS").
 SOURCE_PAIRS = ("SS-SS", "RW-RW", "SS-RW")
 _SOURCE_IDS = {"SS": SOURCE_SS, "RW": SOURCE_RW}
@@ -45,6 +54,16 @@ def _check_background_pairs(background_pairs: str) -> None:
         )
 
 
+def certain_frames(frame_labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: frames all of whose labels lie within :data:`CERTAIN_TOL` of 0 or 1.
+
+    Args:
+        frame_labels: (B, T, C) frame labels in [0, 1] (soft under mixup).
+    """
+    x = frame_labels.float()
+    return ((x <= CERTAIN_TOL) | (x >= 1.0 - CERTAIN_TOL)).all(-1)
+
+
 def upper_pairs(n_clips: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(B, B) bool, True where i < j: each unordered pair of distinct clips once."""
     return torch.ones(n_clips, n_clips, dtype=torch.bool, device=device).triu(diagonal=1)
@@ -58,7 +77,9 @@ def pair_masks(
     """Positive and negative same-time frame pairs.
 
     Args:
-        frame_labels: (B, T, C) frame labels in {0, 1} (any dtype; values > 0.5 count as 1).
+        frame_labels: (B, T, C) frame labels in [0, 1], any dtype. A label within
+            :data:`CERTAIN_TOL` of 1 is active, one within it of 0 inactive; a frame with any
+            label in between (a mixup soft label) takes part in no pair.
         valid: (B, T) bool, False for frames that take part in no pair (padding, unconfident
             pseudo-labels, unlabelled clips); None means all valid.
         background_pairs: ``"ignore"`` (default) or ``"positive"``: what a pair of two
@@ -69,7 +90,7 @@ def pair_masks(
     _check_frame_labels(frame_labels, valid)
     _check_background_pairs(background_pairs)
     n_clips = frame_labels.shape[0]
-    active = (frame_labels > 0.5).transpose(0, 1).float()  # (T, B, C)
+    active = (frame_labels >= 1.0 - CERTAIN_TOL).transpose(0, 1).float()  # (T, B, C)
     n_labels = active.sum(-1)  # (T, B), label-set sizes
     shared = torch.bmm(active, active.transpose(1, 2))  # (T, B, B), |y_i & y_j|
     n_i, n_j = n_labels.unsqueeze(2), n_labels.unsqueeze(1)  # (T, B, 1), (T, 1, B)
@@ -83,9 +104,11 @@ def pair_masks(
     negative = disjoint & (event_i | event_j)
 
     usable = upper_pairs(n_clips, frame_labels.device).unsqueeze(0)  # (1, B, B)
+    v = certain_frames(frame_labels)  # (B, T)
     if valid is not None:
-        v = valid.bool().transpose(0, 1)  # (T, B)
-        usable = usable & v.unsqueeze(2) & v.unsqueeze(1)
+        v = v & valid.bool()
+    v = v.transpose(0, 1)  # (T, B)
+    usable = usable & v.unsqueeze(2) & v.unsqueeze(1)
     return positive & usable, negative & usable
 
 
@@ -174,6 +197,8 @@ class SameTimePairSampler:
 
 __all__ = [
     "BACKGROUND_PAIRS",
+    "CERTAIN_TOL",
+    "certain_frames",
     "SOURCE_PAIRS",
     "SameTimePairSampler",
     "pair_masks",

@@ -2,8 +2,12 @@
 
 Architecture, as in DESED_task's ``desed_task/nnet/CRNN.py`` (2023 baseline, ``confs/default.yaml``):
 
-* input: log-mel (B, F, T_in) in dB, normalised per clip by min-max over (F, T_in) to [-1, 1]
-  (DESED_task's ``TorchScaler("instance", "minmax", dims=(1, 2))``; ``net.crnn_input_norm``);
+* input: log-mel (B, F, T_in) in dB, scaled per clip by min-max over (F, T_in) to [0, 1]:
+  ``(x - min) / (max - min + 1e-8)``, DESED_task's ``TorchScaler("instance", "minmax", dims=(1, 2))``
+  (``net.crnn_input_norm: minmax``). The first convolution's zero padding then stands for the
+  clip's minimum, as in DESED_task. ``minmax_signed`` maps to [-1, 1] instead (this package's
+  scaling up to 0.1.0: checkpoints saved before it carry no ``input_scaling`` mark and load with
+  it), ``standard`` gives zero mean and unit variance per clip;
 * 7 conv blocks: conv 3x3 (stride 1, padding 1, with bias) -> batch norm (eps 1e-3, PyTorch
   momentum 0.99, DESED_task's values) -> GLU gating ``linear(x) * sigmoid(x)`` (a dense layer
   over channels at every time-frequency bin) -> dropout 0.5 -> average pooling (time, freq);
@@ -43,19 +47,29 @@ from ..branch import ModelOutput
 from .encoder import pooled_length
 
 ATTENTION_MODES = ("classes", "time")
-INPUT_NORMS = ("minmax", "standard")
+INPUT_NORMS = ("minmax", "minmax_signed", "standard")
 
 
 def minmax_per_clip(feats: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Min-max over each clip's (F, T_in) image, mapped to [-1, 1] (DESED_task's instance scaler).  (B, F, T_in)"""
+    """Min-max over each clip's (F, T_in) image to [0, 1], DESED_task's instance scaler
+    ``(x - min) / (max - min + eps)``.  (B, F, T_in) -> (B, F, T_in)"""
     lo = feats.amin(dim=(1, 2), keepdim=True)
     hi = feats.amax(dim=(1, 2), keepdim=True)
-    return (feats - lo) / (hi - lo + eps) * 2.0 - 1.0
+    return (feats - lo) / (hi - lo + eps)
+
+
+def minmax_signed_per_clip(feats: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """:func:`minmax_per_clip` mapped to [-1, 1] (``net.crnn_input_norm: minmax_signed``; the
+    scaling of checkpoints saved before 0.2).  (B, F, T_in) -> (B, F, T_in)"""
+    return minmax_per_clip(feats, eps) * 2.0 - 1.0
 
 
 def standardize_per_clip(feats: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Zero mean, unit variance over each clip's (F, T_in) image.  (B, F, T_in)"""
     return (feats - feats.mean(dim=(1, 2), keepdim=True)) / (feats.std(dim=(1, 2), keepdim=True) + eps)
+
+
+_SCALINGS = {"minmax": minmax_per_clip, "minmax_signed": minmax_signed_per_clip, "standard": standardize_per_clip}
 
 
 class GLU(nn.Module):
@@ -118,7 +132,8 @@ class CRNN(nn.Module):
         rnn_layers: stacked bidirectional GRU layers (``net.rnn_layers``).
         rnn_dropout: dropout between GRU layers (``net.rnn_dropout``).
         attention: ``classes`` (DESED_task) or ``time`` softmax (``net.crnn_attention``).
-        input_norm: per-clip ``minmax`` (DESED_task) or ``standard`` (``net.crnn_input_norm``).
+        input_norm: per-clip ``minmax`` to [0, 1] (DESED_task), ``minmax_signed`` to [-1, 1] or
+            ``standard`` (``net.crnn_input_norm``).
         bn_momentum: BatchNorm momentum, PyTorch meaning (``net.crnn_bn_momentum``; DESED_task 0.99).
         checkpoint_blocks: the first N conv blocks recompute their activations in the backward pass
             instead of keeping them (``net.crnn_checkpoint_blocks``; module docstring).
@@ -181,7 +196,8 @@ class CRNN(nn.Module):
         return math.prod(self.time_pool)
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
-        return minmax_per_clip(feats) if self.input_norm == "minmax" else standardize_per_clip(feats)
+        """The per-clip input scaling of ``net.crnn_input_norm``.  (B, F, T_in) -> (B, F, T_in)"""
+        return _SCALINGS[self.input_norm](feats)
 
     def _conv_blocks(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, T_in, F) -> (B, Ch, T, F')
         if not self.checkpoint_blocks or not torch.is_grad_enabled():  # e.g. the teacher, inference
