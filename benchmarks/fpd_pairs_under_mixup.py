@@ -55,14 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     events = read_strong_tsv(args.strong_tsv)
-    classes = sorted({e.label for evs in events.values() for e in evs})
+    classes = sorted({e.event_label for evs in events.values() for e in evs})
     encoder = LabelEncoder(classes, FRAME_HOP_S, N_FRAMES)
     clips = list(events)
     rng = np.random.default_rng(args.seed)
     totals = {k: 0 for k in ("unmixed_pos", "unmixed_neg", "cut_pos", "cut_neg", "cut_wrong", "new_pos", "new_neg")}
     for _ in range(args.slices):
         chosen = rng.choice(len(clips), size=args.batch, replace=False)
-        y = torch.from_numpy(np.stack([encoder.encode_strong(events[clips[i]]) for i in chosen])).float()  # (B, T, C)
+        y = torch.from_numpy(np.stack([encoder.encode_strong((e.onset, e.offset, e.event_label) for e in events[clips[i]]) for i in chosen])).float()  # (B, T, C)
         lam = float(rng.beta(args.alpha, args.alpha))
         mixed = (lam * y + (1 - lam) * y[torch.from_numpy(rng.permutation(args.batch))]).clamp(0, 1)
         for key, (pos, neg) in (("unmixed", pair_masks(y)), ("cut", cut_at_half(mixed)), ("new", pair_masks(mixed))):

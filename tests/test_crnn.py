@@ -202,3 +202,23 @@ def test_bench_memory_count_leaves_no_tensor_alive():
     counted = bench_memory.saved_bytes(model, x, bf16=False)
     assert sum(counted.values()) > 10 * x.untyped_storage().nbytes()  # the forward kept its activations
     assert live_bytes() - before < 0.05 * sum(counted.values())  # and none of them outlives the count
+
+
+def test_checkpoints_saved_before_0_2_keep_their_old_scaling(tmp_path):
+    """A CRNN checkpoint without the input-scaling mark was trained on [-1, 1] inputs: it loads with
+    minmax_signed, and resuming it with [0, 1] is refused; new checkpoints carry the mark."""
+    from dcase_fpd_plugin.recipe import load_recipe
+    from dcase_fpd_plugin.task import INPUT_SCALING_KEY, SEDTask, load_task
+
+    task = SEDTask(load_recipe("dcase2023_baseline", ["training.mean_teacher=false"]))
+    state = {"hyper_parameters": {"recipe": task.recipe}, "state_dict": task.state_dict()}
+    torch.save(state, tmp_path / "old.ckpt")
+    assert load_task(tmp_path / "old.ckpt").model.input_norm == "minmax_signed"
+    saved: dict = {}
+    task.on_save_checkpoint(saved)
+    torch.save({**state, **saved}, tmp_path / "new.ckpt")
+    assert load_task(tmp_path / "new.ckpt").model.input_norm == "minmax"
+    with pytest.raises(ValueError, match="net.crnn_input_norm=minmax_signed"):
+        task.on_load_checkpoint({})
+    task.on_load_checkpoint(saved)  # a new checkpoint resumes
+    assert saved == {INPUT_SCALING_KEY: 2}
