@@ -12,7 +12,7 @@ counts same-time frame pairs per slice:
 * ``certain only``: :func:`dcase_fpd_plugin.fpd.pair_masks` now, where a frame with a soft label
   takes part in no pair.
 
-Usage: ``python benchmarks/fpd_pairs_under_mixup.py --strong-tsv BENCH/metadata/synth_train.tsv``.
+Usage: ``python benchmarks/fpd_pairs_under_mixup.py --strong-tsv BENCH/synth_train/soundscapes.tsv``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 
 from dcase_fpd_plugin.data.labels import LabelEncoder
 from dcase_fpd_plugin.data.tsv import read_strong_tsv
-from dcase_fpd_plugin.fpd.sampler import pair_masks
+from dcase_fpd_plugin.fpd.sampler import CERTAIN_TOL, pair_masks
 
 FRAME_HOP_S, N_FRAMES = 0.064, 156  # the DCASE 2023 CRNN's output frames for 10 s
 
@@ -38,7 +38,7 @@ def cut_at_half(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def mislabelled(labels: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> int:
     """Pairs whose verdict the soft labels contradict: negatives whose frames share an audible
     class (non-zero share in both), positives whose frames' audible class sets differ."""
-    audible = (labels > 0).transpose(0, 1).float()  # (T, B, C)
+    audible = (labels > CERTAIN_TOL).transpose(0, 1).float()  # (T, B, C), the sampler's tolerance
     shared = torch.bmm(audible, audible.transpose(1, 2)) > 0  # (T, B, B)
     n = audible.sum(-1)
     same = (torch.bmm(audible, audible.transpose(1, 2)) == n.unsqueeze(2)) & (n.unsqueeze(2) == n.unsqueeze(1))
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     encoder = LabelEncoder(classes, FRAME_HOP_S, N_FRAMES)
     clips = list(events)
     rng = np.random.default_rng(args.seed)
-    totals = {k: 0 for k in ("unmixed_pos", "unmixed_neg", "cut_pos", "cut_neg", "cut_wrong", "new_pos", "new_neg")}
+    totals = {k: 0 for k in ("unmixed_pos", "unmixed_neg", "cut_pos", "cut_neg", "cut_wrong", "new_pos", "new_neg",
+                             "new_wrong")}
     for _ in range(args.slices):
         chosen = rng.choice(len(clips), size=args.batch, replace=False)
         y = torch.from_numpy(np.stack([encoder.encode_strong((e.onset, e.offset, e.event_label) for e in events[clips[i]]) for i in chosen])).float()  # (B, T, C)
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, (pos, neg) in (("unmixed", pair_masks(y)), ("cut", cut_at_half(mixed)), ("new", pair_masks(mixed))):
             totals[f"{key}_pos"] += int(pos.sum())
             totals[f"{key}_neg"] += int(neg.sum())
-            if key == "cut":
-                totals["cut_wrong"] += mislabelled(mixed, pos, neg)
+            if key != "unmixed":
+                totals[f"{key}_wrong"] += mislabelled(mixed, pos, neg)
     per = {k: v / args.slices for k, v in totals.items()}
     unmixed = per["unmixed_pos"] + per["unmixed_neg"]
     cut = per["cut_pos"] + per["cut_neg"]
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  mixed, cut at 0.5 (old)  {per['cut_pos']:9.0f} + {per['cut_neg']:9.0f} = {cut:9.0f}, "
           f"of which mislabelled {per['cut_wrong']:.0f} ({per['cut_wrong'] / max(cut, 1):.1%})")
     print(f"  mixed, certain only (new){per['new_pos']:9.0f} + {per['new_neg']:9.0f} = {new:9.0f} "
-          f"({new / max(unmixed, 1):.1%} of the unmixed slice's pairs)")
+          f"({new / max(unmixed, 1):.1%} of the unmixed slice's pairs), of which mislabelled {per['new_wrong']:.0f}")
     print(f"  over all batches (mixup_prob 0.5): {(0.5 + 0.5 * new / max(unmixed, 1)):.1%} of the pairs "
           f"without mixup are left")
     return 0

@@ -12,7 +12,7 @@ Modules, one concept each (data flows one way):
     cli.py       the `dcase-fpd` command
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 DESED_CLASSES = (
     "Alarm_bell_ringing",

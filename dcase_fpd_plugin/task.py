@@ -50,7 +50,7 @@ EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
 #: checkpoint key marking weights trained with the CRNN's [0, 1] input scaling (DESED_task's); a
 #: checkpoint without it was saved before 0.2, when ``net.crnn_input_norm: minmax`` meant [-1, 1].
 INPUT_SCALING_KEY = "dcase_fpd_input_scaling"
-INPUT_SCALING = 2
+INPUT_SCALING = 2  # the second scaling of the CRNN's input ([0, 1]); the first, [-1, 1], had no mark
 
 
 def validation_scores(metrics: dict[str, Any], prefix: str, weak_tagging_f1: float | None = None
@@ -82,10 +82,10 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def with_default_sections(recipe: dict[str, Any]) -> dict[str, Any]:
-    """``recipe`` with keys missing from its ``net``/``training``/``opt`` sections filled from DEFAULTS
+    """``recipe`` with keys missing from its ``data``/``net``/``training``/``opt``/``eval`` sections filled from DEFAULTS
     (recipes stored in checkpoints written before those keys existed)."""
     out = dict(recipe)
-    for section in ("data", "net", "training", "opt"):
+    for section in ("data", "net", "training", "opt", "eval"):
         out[section] = {**copy.deepcopy(DEFAULTS[section]), **recipe.get(section, {})}
     return out
 

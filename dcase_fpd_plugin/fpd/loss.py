@@ -184,11 +184,13 @@ def reduce_pair_losses(
     """Sum of the per-pair losses, divided by the number of used pairs for ``"mean"``.
 
     Args:
-        losses: (T, B, B) per-pair loss, 0 for unused pairs.
+        losses: (T, B, B) per-pair loss, 0 for unused pairs (bf16 / float16 summed in float32).
         n_pairs: number of used pairs (positives + negatives); 0 gives a loss of 0.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    if losses.dtype in (torch.bfloat16, torch.float16):
+        losses = losses.float()
     total = losses.sum()
     if reduction == "sum":
         return total
