@@ -26,8 +26,9 @@ the command-line overrides apply to every recipe, and compare itself sets ``trai
 Resuming: a run folder that already holds ``metrics.json`` is skipped when its ``recipe.yaml``
 is the same resolved recipe (its location and display-only keys aside, see ``IDENTITY_IGNORED``);
 a folder holding ``checkpoints/last.ckpt`` but no ``metrics.json`` continues with
-``train(..., resume=True)``. A folder made by a different recipe is refused (before anything is
-trained) unless ``--force``, which redoes every run. The reports are rebuilt from the run folders
+``train(..., resume=True)``. A folder made by a different recipe, or trained before 0.2's fidelity
+fixes (no ``dcase_fpd_fidelity`` in its metrics.json or last checkpoint), is refused (before anything
+is trained) unless ``--force``, which redoes every run. The reports are rebuilt from the run folders
 each time (cheap; no training).
 
 Energy against the first recipe: ``kWh_first / kWh_recipe`` of the training phase, the first
@@ -804,7 +805,7 @@ def run_action(planned: PlannedRun, force: bool = False) -> str:
 
     Raises:
         RecipeMismatchError: the folder holds a run of another recipe (or one whose recipe
-            cannot be told) and ``force`` is false.
+            cannot be told), or one trained before 0.2's fidelity fixes, and ``force`` is false.
     """
     exp = planned.exp_dir
     has_metrics = (exp / "metrics.json").is_file()
@@ -831,9 +832,33 @@ def run_action(planned: PlannedRun, force: bool = False) -> str:
             f"{exp} holds a run of a different recipe than {planned.recipe_path} with these overrides "
             f"(seed {planned.seed}): {shown}. Use another --out, or pass --force to redo every run"
         )
+    if has_metrics or has_last:
+        _refuse_pre_fidelity_run(exp, has_metrics)
     if has_metrics:
         return "skip"
     return "resume" if has_last else "restart"
+
+
+def _refuse_pre_fidelity_run(exp: Path, has_metrics: bool) -> None:
+    """A run trained before 0.2's fidelity fixes (no fidelity mark in its metrics.json, or in its
+    last checkpoint when unfinished) gives other numbers than the same recipe now: never reused."""
+    from .task import FIDELITY, FIDELITY_KEY, read_checkpoint
+
+    if has_metrics:
+        try:
+            fidelity = json.loads((exp / "metrics.json").read_text()).get(FIDELITY_KEY, 1)
+        except (ValueError, AttributeError):
+            raise RecipeMismatchError(f"{exp / 'metrics.json'}: not a JSON object, so it cannot be told which "
+                                      "code trained the run; pass --force to redo it") from None
+        where = "metrics.json"
+    else:
+        fidelity = read_checkpoint(exp / "checkpoints" / "last.ckpt")[0].get(FIDELITY_KEY, 1)
+        where = "checkpoints/last.ckpt"
+    if fidelity < FIDELITY:
+        raise RecipeMismatchError(
+            f"{exp} holds a run trained before 0.2's fidelity fixes (no {FIDELITY_KEY} in its {where}; "
+            "docs/results.md): its numbers are not comparable with new runs. Use another --out, or pass "
+            "--force to redo every run")
 
 
 def plan_runs(recipe_paths: Sequence[str | Path], seeds: Sequence[int], out: str | Path,

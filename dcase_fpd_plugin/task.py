@@ -47,10 +47,12 @@ from .recipe import DEFAULTS, enabled_branches
 from .train_logs import TrainScalars, suffixed
 
 EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
-#: checkpoint key marking weights trained with the CRNN's [0, 1] input scaling (DESED_task's); a
-#: checkpoint without it was saved before 0.2, when ``net.crnn_input_norm: minmax`` meant [-1, 1].
-INPUT_SCALING_KEY = "dcase_fpd_input_scaling"
-INPUT_SCALING = 2  # the second scaling of the CRNN's input ([0, 1]); the first, [-1, 1], had no mark
+#: key of checkpoints and ``metrics.json`` marking a run trained with 0.2's fidelity fixes (the
+#: CRNN's [0, 1] input scaling, FPD pairs from certain frames only, FPD in float32; docs/results.md).
+#: Without it a run predates them: its CRNN, if any, was trained with ``net.crnn_input_norm:
+#: minmax`` meaning [-1, 1], and its numbers are not those the same recipe gives now.
+FIDELITY_KEY = "dcase_fpd_fidelity"
+FIDELITY = 2  # 0.2's fixes; runs without the key count as 1
 
 
 def validation_scores(metrics: dict[str, Any], prefix: str, weak_tagging_f1: float | None = None
@@ -403,15 +405,7 @@ class SEDTask(pl.LightningModule):
                                                           "intersection_f1") if m.get(k) is not None})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[INPUT_SCALING_KEY] = INPUT_SCALING
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """A resumed CRNN run saved before 0.2 was trained on [-1, 1] inputs: refuse to go on with [0, 1]."""
-        net = self.recipe["net"]
-        if checkpoint.get(INPUT_SCALING_KEY) is None and net["name"] == "crnn" and net["crnn_input_norm"] == "minmax":
-            raise ValueError("this checkpoint's CRNN was trained with its inputs scaled to [-1, 1] (saved before "
-                             "0.2, when net.crnn_input_norm: minmax meant that); resume it with "
-                             "net.crnn_input_norm=minmax_signed, or start a new run")
+        checkpoint[FIDELITY_KEY] = FIDELITY
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, dict[str, np.ndarray]]:
         fp, cp = self._probs(self.eval_model(), batch)
@@ -423,44 +417,81 @@ def count_sources(batch: Batch) -> dict[str, int]:
     return {SOURCE_NAMES[s]: int((batch.source == s).sum()) for s in SOURCE_NAMES}
 
 
-def with_pre_0_2_scaling(stored: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+def read_checkpoint(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(contents, recipe as trained)`` of a dcase-fpd checkpoint, loaded with
+    ``weights_only=True``: a file that holds anything but tensors and plain data (which could run
+    code when unpickled) is refused, not run. The recipe has ``net.crnn_input_norm`` as the weights
+    were trained with (:func:`trained_recipe`).
+
+    Raises:
+        FileNotFoundError: no such file. DataError: not a checkpoint, refused objects, no recipe.
+    """
+    import pickle
+
+    from .data.tsv import DataError
+
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt}")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's weights-only unpickler met another object
+        first = str(exc).strip().splitlines()[0][:200]
+        raise DataError(f"{ckpt}: refused: it holds objects other than tensors and plain data, which could run "
+                        f"code when loaded ({first})") from None
+    except Exception as exc:  # not a torch file at all
+        raise DataError(f"{ckpt}: not a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    stored = state.get("hyper_parameters", {}).get("recipe") if isinstance(state, dict) else None
+    if not isinstance(stored, dict):
+        raise DataError(f"{ckpt}: not a dcase-fpd checkpoint (no recipe in its hyper-parameters)")
+    return state, trained_recipe(stored, state)
+
+
+def trained_recipe(stored: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     """The stored recipe of a checkpoint, with ``net.crnn_input_norm: minmax`` read as
-    ``minmax_signed`` ([-1, 1]) when the checkpoint has no :data:`INPUT_SCALING_KEY`: its CRNN was
+    ``minmax_signed`` ([-1, 1]) when the checkpoint has no :data:`FIDELITY_KEY`: its CRNN was
     trained before ``minmax`` became DESED_task's [0, 1]."""
     net = stored.get("net", {})
-    if state.get(INPUT_SCALING_KEY) is None and net.get("name") == "crnn" and net.get("crnn_input_norm", "minmax") == "minmax":
+    if state.get(FIDELITY_KEY) is None and net.get("name") == "crnn" and net.get("crnn_input_norm", "minmax") == "minmax":
         return {**stored, "net": {**net, "crnn_input_norm": "minmax_signed"}}
     return stored
 
 
+def check_resume(recipe: dict[str, Any], ckpt: str | Path) -> None:
+    """Refuse to resume ``ckpt`` with a recipe whose CRNN input scaling is not the one its weights
+    were trained with (e.g. a run saved before 0.2, trained on [-1, 1], under ``minmax``).
+
+    Raises:
+        RecipeError: naming the scaling to resume with. DataError: see :func:`read_checkpoint`.
+    """
+    from .recipe import RecipeError
+
+    state, trained = read_checkpoint(ckpt)
+    net = recipe["net"]
+    if net["name"] != "crnn" or trained.get("net", {}).get("name") != "crnn":
+        return
+    was = trained["net"].get("crnn_input_norm", "minmax")
+    if was != net["crnn_input_norm"]:
+        raise RecipeError(f"{ckpt}: its CRNN was trained with net.crnn_input_norm={was}"
+                          f"{' (saved before 0.2, when minmax meant [-1, 1])' if state.get(FIDELITY_KEY) is None else ''}, "
+                          f"this recipe has {net['crnn_input_norm']}: resume it with net.crnn_input_norm={was}, "
+                          "or start a new run")
+
+
 def load_task(ckpt: str | Path, recipe: dict[str, Any] | None = None) -> SEDTask:
-    """A task from a checkpoint.
+    """A task from a checkpoint (read by :func:`read_checkpoint`: nothing in it can run code).
 
     ``recipe`` (e.g. with other data paths or post-processing) replaces the stored recipe,
     except ``feats``, ``net``, ``branches``, ``data.classes`` and ``training.mean_teacher``, which
     must match the weights.
     """
-    ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt}")
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as exc:  # not a torch file at all
-        from .data.tsv import DataError
-
-        raise DataError(f"{ckpt}: not a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    stored = state.get("hyper_parameters", {}).get("recipe") if isinstance(state, dict) else None
-    if stored is None:
-        from .data.tsv import DataError
-
-        raise DataError(f"{ckpt}: not a dcase-fpd checkpoint (no recipe in its hyper-parameters)")
+    state, stored = read_checkpoint(ckpt)
     if recipe is not None and list(recipe["data"]["classes"]) != list(stored["data"]["classes"]):
         from .recipe import RecipeError
 
         raise RecipeError(f"'data.classes' {list(recipe['data']['classes'])} differ from those {ckpt} was trained "
                           f"with {list(stored['data']['classes'])}: the weights' outputs are those classes, in "
                           "that order; use the training recipe's data.classes")
-    stored = with_pre_0_2_scaling(stored, state)
     merged = dict(recipe or stored)
     for section in ("feats", "net", "branches"):  # what the weights were trained with wins
         merged[section] = stored[section]

@@ -38,7 +38,7 @@ from .energy import EnergyCallback, experiment_dir_of, track_energy
 from .gpu_memory import GpuMemory
 from .data.tsv import write_tsv
 from .recipe import SELECTION_ON_TEST_WARNING, RecipeError, check_data_paths, dump_recipe, selection_on_test
-from .task import SEDTask, load_task
+from .task import FIDELITY, FIDELITY_KEY, SEDTask, check_resume, load_task
 
 
 class ExperimentExistsError(RuntimeError):
@@ -347,6 +347,8 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     if run_test and selection_on_test(recipe) and not _is_ddp_child():
         warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=2)
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
+    if ckpt_path is not None:
+        check_resume(recipe, ckpt_path)  # a readable checkpoint whose weights fit the recipe, before anything is written
     energy_cb.prepare()  # codecarbon's hardware detection, in a thread during the set-up below
     replace = force and not resume and not _is_ddp_child() and (
         (exp_dir / "checkpoints").is_dir() or (exp_dir / "metrics.json").is_file())
@@ -385,7 +387,8 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
         test_late_epochs(recipe, exp_dir)  # first: metrics.json marks a complete run (compare skips it)
         trained = {"epochs_trained": int(trainer.current_epoch),
                    "stopped_by_time_limit": timer.stopped_at_epoch is not None,
-                   "fit_wall_s": round(fit_s, 3)}  # this process's trainer.fit (a resumed run: the last one's)
+                   "fit_wall_s": round(fit_s, 3),  # this process's trainer.fit (a resumed run: the last one's)
+                   FIDELITY_KEY: FIDELITY}  # trained by code with 0.2's fidelity fixes (compare reuses only such runs)
         if gpu.peak_mb is not None:  # this process's fit, the store included (a resumed run: the last one's)
             trained["peak_gpu_mb"] = round(gpu.peak_mb)
         metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained).metrics

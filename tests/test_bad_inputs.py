@@ -70,3 +70,39 @@ def test_infer_on_folder_without_audio(tmp_path):
     with pytest.raises(FileNotFoundError, match="no audio files"):
         infer(ck, tmp_path / "audio", tmp_path / "preds.tsv")
     assert not (tmp_path / "preds.tsv").exists()
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a shared checkpoint could hide."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_not_run(tmp_path):
+    """Checkpoints load with weights_only=True: an object whose unpickling runs a command, alone or
+    tucked inside a real checkpoint, is refused with the file named, and the command never runs."""
+    from dcase_fpd_plugin.task import SEDTask
+
+    marker = tmp_path / "ran"
+    recipe = load_recipe(None, ["feats.n_mels=32", "net.channels=[8, 8, 8]", "net.freq_pool=[2, 2, 8]"])
+    real = {"state_dict": SEDTask(recipe).state_dict(), "hyper_parameters": {"recipe": recipe}}
+    for name, content in (("bare.ckpt", _RunsCode(marker)), ("tucked.ckpt", {**real, "extra": _RunsCode(marker)})):
+        torch.save(content, tmp_path / name)
+        with pytest.raises(DataError, match=f"{name}: refused: it holds objects other than tensors"):
+            load_task(tmp_path / name)
+        assert not marker.exists()
+    torch.save(real, tmp_path / "real.ckpt")
+    assert load_task(tmp_path / "real.ckpt").recipe["net"]["channels"] == [8, 8, 8]
+
+
+def test_bad_psds_clips_value_names_the_key():
+    from dcase_fpd_plugin.recipe import RecipeError
+
+    with pytest.raises(RecipeError, match="eval.psds_clips"):
+        load_recipe(None, ["eval.psds_clips=some"])

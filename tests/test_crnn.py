@@ -204,21 +204,32 @@ def test_bench_memory_count_leaves_no_tensor_alive():
     assert live_bytes() - before < 0.05 * sum(counted.values())  # and none of them outlives the count
 
 
-def test_checkpoints_saved_before_0_2_keep_their_old_scaling(tmp_path):
-    """A CRNN checkpoint without the input-scaling mark was trained on [-1, 1] inputs: it loads with
-    minmax_signed, and resuming it with [0, 1] is refused; new checkpoints carry the mark."""
-    from dcase_fpd_plugin.recipe import load_recipe
-    from dcase_fpd_plugin.task import INPUT_SCALING_KEY, SEDTask, load_task
+def test_checkpoints_saved_before_0_2_keep_their_old_scaling(tmp_path, demo_data):
+    """A CRNN checkpoint without the fidelity mark was trained on [-1, 1] inputs: it loads with
+    minmax_signed; resuming it under minmax is refused by train() before anything is written (and
+    so is resuming a new checkpoint under another scaling); new checkpoints carry the mark."""
+    from dcase_fpd_plugin.data.demo import demo_overrides
+    from dcase_fpd_plugin.recipe import RecipeError, load_recipe
+    from dcase_fpd_plugin.task import FIDELITY, FIDELITY_KEY, SEDTask, load_task
+    from dcase_fpd_plugin.training import train
 
-    task = SEDTask(load_recipe("dcase2023_baseline", ["training.mean_teacher=false"]))
+    exp = tmp_path / "run"
+    recipe = load_recipe("dcase2023_baseline", demo_overrides(demo_data, tmp_path / "cache") + [
+        "training.mean_teacher=false", "training.batch_size=[12, 12, 0]", f"training.exp_dir={exp}"])
+    task = SEDTask(recipe)
     state = {"hyper_parameters": {"recipe": task.recipe}, "state_dict": task.state_dict()}
     torch.save(state, tmp_path / "old.ckpt")
     assert load_task(tmp_path / "old.ckpt").model.input_norm == "minmax_signed"
     saved: dict = {}
     task.on_save_checkpoint(saved)
+    assert saved == {FIDELITY_KEY: FIDELITY}
     torch.save({**state, **saved}, tmp_path / "new.ckpt")
     assert load_task(tmp_path / "new.ckpt").model.input_norm == "minmax"
-    with pytest.raises(ValueError, match="net.crnn_input_norm=minmax_signed"):
-        task.on_load_checkpoint({})
-    task.on_load_checkpoint(saved)  # a new checkpoint resumes
-    assert saved == {INPUT_SCALING_KEY: 2}
+
+    (exp / "checkpoints").mkdir(parents=True)
+    for ckpt, recipe_norm, trained_norm in (("old.ckpt", "minmax", "minmax_signed"), ("new.ckpt", "minmax_signed", "minmax")):
+        (exp / "checkpoints" / "last.ckpt").write_bytes((tmp_path / ckpt).read_bytes())
+        wanted = {**recipe, "net": {**recipe["net"], "crnn_input_norm": recipe_norm}}
+        with pytest.raises(RecipeError, match=f"resume it with net.crnn_input_norm={trained_norm}"):
+            train(wanted, resume=True)
+        assert sorted(p.name for p in exp.iterdir()) == ["checkpoints"]  # nothing written

@@ -352,3 +352,32 @@ def test_compare_jobs_2_gives_the_metrics_of_jobs_1(two_recipes, demo_overrides,
     # a rerun with --jobs 2 trains nothing
     assert main(["compare", str(weak), str(fpd), "--seeds", "2", "--out", str(outs[2]), "--jobs", "2", *ov]) == 0
     assert "0 to train" in capsys.readouterr().out
+
+
+def test_compare_refuses_to_reuse_a_run_trained_before_the_fidelity_fixes(two_recipes, demo_overrides, tmp_path):
+    """A finished run without the fidelity mark in its metrics.json, or an unfinished one without it
+    in its last checkpoint, predates 0.2's fixes: compare refuses it instead of averaging it in."""
+    import torch
+
+    from dcase_fpd_plugin.task import FIDELITY, FIDELITY_KEY
+
+    weak, _ = two_recipes
+    out = tmp_path / "cmp"
+    ov = _compare_overrides(demo_overrides)
+    ex.run_comparison([weak], 1, out, ov, log=lambda s: None)
+    run = out / "weak" / "seed_0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics[FIDELITY_KEY] == FIDELITY
+    assert ex.plan_runs([weak], [0], out, ov)[0].action == "skip"
+    del metrics[FIDELITY_KEY]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ex.RecipeMismatchError, match="trained before 0.2's fidelity fixes .* metrics.json"):
+        ex.plan_runs([weak], [0], out, ov)
+    (run / "metrics.json").unlink()
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state.pop(FIDELITY_KEY) == FIDELITY
+    torch.save(state, last)
+    with pytest.raises(ex.RecipeMismatchError, match="last.ckpt"):
+        ex.plan_runs([weak], [0], out, ov)
+    assert ex.plan_runs([weak], [0], out, ov, force=True)[0].action == "redo"

@@ -140,3 +140,30 @@ def test_mixed_weak_labels_make_uncertain_frame_labels():
     for t, clip in ((3, 1), (0, 0), (0, 1)):
         assert not pos[t, clip].any() and not neg[t, clip].any()
         assert not pos[t, :, clip].any() and not neg[t, :, clip].any()
+
+
+def test_a_real_mixup_batch_pairs_only_its_certain_frames():
+    """mixup_batch as training runs it (soft labels) -> WPS labeller -> pair sampler: no pair has a
+    frame with a soft label, and the frames both partners hold alike still pair."""
+    from dcase_fpd_plugin.data.mixup import mixup_batch
+    from dcase_fpd_plugin.fpd.sampler import SameTimePairSampler
+
+    n, t, c = 6, 20, 3
+    strong = torch.zeros(n, t, c)
+    strong[:, 0:4, 0] = 1.0  # every clip holds class 0 at the start: still 1 after mixing
+    for i in range(n):
+        strong[i, 6 + 2 * i:12 + 2 * i, i % c] = 1.0
+    batch = Batch(feats=torch.randn(n, 8, 40), strong=strong, has_strong=torch.ones(n, dtype=torch.bool),
+                  weak=strong.amax(1), has_weak=torch.ones(n, dtype=torch.bool),
+                  source=torch.full((n,), SOURCE_SS), frame_valid=torch.ones(n, t, dtype=torch.bool))
+    gen = torch.Generator().manual_seed(1)
+    mixed = mixup_batch(batch, prob=1.0, alpha=1.0, label_type="soft", generator=gen)  # lam ~ U(0, 1)
+    soft = ((mixed.strong > 1e-4) & (mixed.strong < 1 - 1e-4)).any(-1)  # (B, T)
+    assert soft.any() and (~soft).any()
+    out = ModelOutput(embeddings=torch.zeros(n, t, 4), frame_probs=torch.rand(n, t, c), clip_probs=torch.rand(n, c))
+    labels, valid = WPSLabeller(start_epoch=0)(out, mixed, epoch=0)
+    pos, neg = SameTimePairSampler()(labels, valid, mixed.source)
+    used = (pos | neg)  # (T, B, B)
+    in_pair = used.any(2) | used.any(1)  # (T, B)
+    assert in_pair.any()
+    assert not (in_pair & soft.T).any()

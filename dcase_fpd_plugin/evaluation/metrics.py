@@ -425,12 +425,13 @@ def _sed_scores_eval_metrics(
     threshold: float | Sequence[float],
     psds: bool,
     timings: dict[str, float],
-    psds_clips: str = "with_events",
+    psds_files: Sequence[str],
 ) -> tuple[float, dict[str, float], float | None, float | None]:
     """(intersection F1 macro, per class, PSDS1, PSDS2) on the classes in ``evaluated``.
 
     PSDS values are None when ``psds`` is False, nan when no class has reference events; they
-    cover the clips :func:`psds_clip_set` names. Stage times are added to ``timings``.
+    cover the clip file names ``psds_files`` (:func:`psds_clip_set`). Stage times are added to
+    ``timings``.
     """
     per_class = {c: math.nan for c in classes}
     if not evaluated:
@@ -448,7 +449,7 @@ def _sed_scores_eval_metrics(
     if not psds:
         return f["macro_average"], per_class, None, None
 
-    kept = set(psds_clip_set(reference, psds_clips))
+    kept = set(psds_files)
     durations = {audio_id(k): v for k, v in reference.durations_s.items() if k in kept}
     gt = {k: v for k, v in gt.items() if k in durations}
     evaluated_scores = {k: v for k, v in evaluated_scores.items() if k in durations}
@@ -521,11 +522,10 @@ def evaluate(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     classes = list(classes)
-    if psds_clips not in PSDS_CLIPS:
-        raise ValueError(f"eval.psds_clips must be one of {list(PSDS_CLIPS)}, got {psds_clips!r}")
     reference, missing = _select_clips(
         read_reference(ground_truth_tsv, durations_tsv, classes), frame_probs, clip_probs, allow_missing
     )
+    psds_files = psds_clip_set(reference, psds_clips)  # checks psds_clips before the work
     filenames = reference.filenames
     referenced = set(reference.events["event_label"])
     evaluated = [c for c in classes if c in referenced]
@@ -551,7 +551,7 @@ def evaluate(
     )
     inter_macro, inter_per_class, psds1, psds2 = _sed_scores_eval_metrics(
         scores, reference, classes, evaluated, threshold=threshold, psds=psds, timings=timings,
-        psds_clips=psds_clips,
+        psds_files=psds_files,
     )
 
     predicted_classes = set(predictions["event_label"])
@@ -564,7 +564,7 @@ def evaluate(
         "psds1": psds1,
         "psds2": psds2,
         "psds_clips": psds_clips,
-        "n_psds_clips": len(psds_clip_set(reference, psds_clips)) if psds else None,
+        "n_psds_clips": len(psds_files) if psds else None,
         "event_f1_micro": event["micro"],
         "segment_f1_micro": segment["micro"],
         "event_f1_zero_filled": event["zero_filled"],

@@ -6,8 +6,8 @@ Architecture, as in DESED_task's ``desed_task/nnet/CRNN.py`` (2023 baseline, ``c
   ``(x - min) / (max - min + 1e-8)``, DESED_task's ``TorchScaler("instance", "minmax", dims=(1, 2))``
   (``net.crnn_input_norm: minmax``). The first convolution's zero padding then stands for the
   clip's minimum, as in DESED_task. ``minmax_signed`` maps to [-1, 1] instead (this package's
-  scaling up to 0.1.0: checkpoints saved before 0.2 carry no ``dcase_fpd_input_scaling`` key,
-  ``task.INPUT_SCALING_KEY``, and load with it), ``standard`` gives zero mean and unit variance per clip;
+  scaling up to 0.1.0: checkpoints saved before 0.2 carry no ``dcase_fpd_fidelity`` key,
+  ``task.FIDELITY_KEY``, and load with it), ``standard`` gives zero mean and unit variance per clip;
 * 7 conv blocks: conv 3x3 (stride 1, padding 1, with bias) -> batch norm (eps 1e-3, PyTorch
   momentum 0.99, DESED_task's values) -> GLU gating ``linear(x) * sigmoid(x)`` (a dense layer
   over channels at every time-frequency bin) -> dropout 0.5 -> average pooling (time, freq);
