@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench clean-venv
+.PHONY: setup demo test test-fast lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +23,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -rs
+
+lint: setup
+	$(VENV)/bin/lint-imports
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

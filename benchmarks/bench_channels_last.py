@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="recipe key=value, e.g. net.name=crnn")
     args = ap.parse_args()
 
-    from dcase_fpd_plugin.recipe import load_recipe
-    from dcase_fpd_plugin.task import SEDTask
+    from dcase_fpd_plugin.recipe.loading import load_recipe
+    from dcase_fpd_plugin.training.task import SEDTask
 
     torch.set_num_threads(args.threads)
     tasks = {}

@@ -23,8 +23,8 @@ import torch
 from dcase_fpd_plugin.compat import quiet_dependencies
 from dcase_fpd_plugin.data.datamodule import SEDDataModule
 from dcase_fpd_plugin.data.demo import build_demo_dataset
-from dcase_fpd_plugin.recipe import load_recipe
-from dcase_fpd_plugin.training import train
+from dcase_fpd_plugin.recipe.loading import load_recipe
+from dcase_fpd_plugin.training.runs import train
 
 REPO = Path(__file__).resolve().parents[1]
 

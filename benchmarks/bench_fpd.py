@@ -333,7 +333,7 @@ def main(argv=None) -> None:
 
 
 def _step_recipe(T: int, fpd: bool) -> dict:
-    from dcase_fpd_plugin.recipe import load_recipe
+    from dcase_fpd_plugin.recipe.loading import load_recipe
 
     ov = ["training.batch_size=[24, 24, 0]", f"branches.fpd.enabled={str(fpd).lower()}",
           "branches.fpd.wps_start_epoch=0"]
@@ -349,7 +349,7 @@ def time_training_steps(T: int, repeats: int) -> dict[str, float]:
     import torch
 
     from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SS, Batch
-    from dcase_fpd_plugin.task import SEDTask
+    from dcase_fpd_plugin.training.task import SEDTask
 
     torch.set_num_threads(1)
     tasks = {}

@@ -157,9 +157,9 @@ def main() -> None:
 
     from dcase_fpd_plugin.data.features import n_stft_frames
     from dcase_fpd_plugin.data.store import STORE_DTYPES, store_nbytes
-    from dcase_fpd_plugin.recipe import load_recipe
-    from dcase_fpd_plugin.task import SEDTask
-    from dcase_fpd_plugin.training import resolve_precision
+    from dcase_fpd_plugin.recipe.loading import load_recipe
+    from dcase_fpd_plugin.training.task import SEDTask
+    from dcase_fpd_plugin.training.precision import resolve_precision
 
     recipe = load_recipe(args.recipe, args.overrides)
     if recipe["net"]["name"] != "crnn":
@@ -219,7 +219,7 @@ def main() -> None:
 
     if args.device == "cuda":
         from bench_train import bare_step_seconds
-        from dcase_fpd_plugin.gpu_memory import limit_gpu_memory
+        from dcase_fpd_plugin.training.gpu_memory import limit_gpu_memory
 
         for blocks, first in configs:
             r = configured(blocks, first)

@@ -70,7 +70,7 @@ def child(argv: list[str]) -> None:
 
     class Hook(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
-            if name != "dcase_fpd_plugin.training":
+            if name != "dcase_fpd_plugin.training.runs":
                 return None
             sys.meta_path.remove(self)
             spec = importlib.util.find_spec(name)

@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcase_fpd_plugin.synth import command  # noqa: E402
-from dcase_fpd_plugin.synth.soundbank import bank_classes  # noqa: E402
+from dcase_fpd_plugin.synth import command
+from dcase_fpd_plugin.synth.soundbank import bank_classes
 
 
 def default_bank() -> Path:

@@ -6,7 +6,7 @@
 (a) bound: the bare training step of the recipe's model on random input of the recipe's shape and
     batch, in a plain loop: mixup (when the recipe mixes), student forward + backward, teacher
     forward, the recipe's losses and branches, Adam, the EMA update; no Lightning, no data.
-(b) pipeline: the recipe's real training (``dcase_fpd_plugin.training.train``: Lightning, the
+(b) pipeline: the recipe's real training (``dcase_fpd_plugin.training.runs.train``: Lightning, the
     DataModule, the feature store or the disk cache, logging, checkpoints) on real clips with a warm
     cache, timed from step ``warmup`` to step ``warmup + steps`` (epoch boundaries included,
     validation only after the timed window).
@@ -46,7 +46,7 @@ def _sync(device: str) -> None:
 
 
 def _peak_mb(device: str) -> float:
-    from dcase_fpd_plugin.gpu_memory import peak_gpu_mb
+    from dcase_fpd_plugin.training.gpu_memory import peak_gpu_mb
 
     if device == "cuda":
         return peak_gpu_mb(device)
@@ -88,10 +88,10 @@ def bare_step(recipe: dict, device: str):
     one bare training step (mixup, student and teacher in ``SEDTask.forward_student_teacher``'s
     order, losses, branches, backward, Adam, EMA after ``k + 1`` steps), under the recipe's precision.
     Returns ``(task, step)``."""
-    from dcase_fpd_plugin.mean_teacher import consistency_loss
-    from dcase_fpd_plugin.task import SEDTask
-    from dcase_fpd_plugin.gpu_memory import limit_gpu_memory
-    from dcase_fpd_plugin.training import resolve_precision
+    from dcase_fpd_plugin.training.mean_teacher import consistency_loss
+    from dcase_fpd_plugin.training.task import SEDTask
+    from dcase_fpd_plugin.training.gpu_memory import limit_gpu_memory
+    from dcase_fpd_plugin.training.precision import resolve_precision
 
     pl.seed_everything(0, verbose=False)
     limit_gpu_memory(recipe["training"]["gpu_memory_limit_gb"], device)  # as training's GpuMemory callback
@@ -223,7 +223,7 @@ class StepTimer(pl.Callback):
 def warm_cache(recipe: dict) -> int:
     """Compute every clip's features into the cache (what the first epoch of a real run does)."""
     from dcase_fpd_plugin.data.datamodule import SEDDataModule
-    from dcase_fpd_plugin.task import SEDTask
+    from dcase_fpd_plugin.training.task import SEDTask
 
     task = SEDTask(recipe)
     dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s)
@@ -264,8 +264,9 @@ def main() -> None:
 
 def _measure(args: argparse.Namespace, tmp: Path) -> None:
     from dcase_fpd_plugin.data.demo import build_demo_dataset, demo_overrides
-    from dcase_fpd_plugin.recipe import enabled_branches, load_recipe
-    from dcase_fpd_plugin.training import train
+    from dcase_fpd_plugin.recipe.checks import enabled_branches
+    from dcase_fpd_plugin.recipe.loading import load_recipe
+    from dcase_fpd_plugin.training.runs import train
 
     data = args.data or tmp / "data"
     if args.data and data.exists() and any(data.iterdir()) and not (data / ".complete").is_file():

@@ -132,7 +132,7 @@ def desed_task_side(checkout: Path, waves: torch.Tensor, seed: int):
 def our_model(state: dict[str, torch.Tensor], input_norm: str):
     """The bundled recipe's CRNN with ``state``'s tensors, mapped in order (names differ)."""
     from dcase_fpd_plugin.models import build_model
-    from dcase_fpd_plugin.recipe import load_recipe
+    from dcase_fpd_plugin.recipe.loading import load_recipe
 
     recipe = load_recipe("dcase2023_baseline")
     model = build_model({**recipe["net"], "crnn_input_norm": input_norm}, recipe["feats"],

@@ -16,7 +16,7 @@ from pathlib import Path
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dcase_fpd_plugin.atomic import atomic_write  # noqa: E402 (after the path insert)
+from dcase_fpd_plugin.atomic import atomic_write
 
 SUFFIX = {"encode": (".flac", ".opus"), "decode": (".opus", ".flac")}
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 spec = importlib.util.spec_from_file_location("paper_tables", REPO / "benchmarks" / "paper_tables.py")
 pt = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(pt)
-from dcase_fpd_plugin.atomic import atomic_write_text  # noqa: E402 (after the path insert)
+from dcase_fpd_plugin.atomic import atomic_write_text
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bench", type=Path, required=True)
@@ -94,7 +94,7 @@ plan += [("cnn3", r, s, "cnn3") for s in seeds for r in pt.RECIPES]
 
 
 def feats_of(overrides, recipe=R / "dcase2023_baseline.yaml"):
-    from dcase_fpd_plugin.recipe import load_recipe
+    from dcase_fpd_plugin.recipe.loading import load_recipe
     return load_recipe(recipe, overrides)["feats"]
 
 

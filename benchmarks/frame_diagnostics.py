@@ -109,7 +109,7 @@ def diagnose(run_dir: Path) -> dict:
     from dcase_fpd_plugin.branch import SOURCE_SS
     from dcase_fpd_plugin.data.datasets import collate
     from dcase_fpd_plugin.data.datamodule import SEDDataModule
-    from dcase_fpd_plugin.task import load_task
+    from dcase_fpd_plugin.training.task import load_task
 
     task = load_task(run_dir / "checkpoints" / "best.ckpt")
     task.eval()

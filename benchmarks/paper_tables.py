@@ -70,7 +70,7 @@ def main() -> None:
                     help="recipes to compare, the baseline first (default: weak, weak_fpd_ip, weak_fpd_euc)")
     ap.add_argument("overrides", nargs="*", help="key.path=value, applied to every recipe after the defaults")
     args = ap.parse_args()
-    from dcase_fpd_plugin.experiments import split_recipes_and_overrides
+    from dcase_fpd_plugin.experiments.command import split_recipes_and_overrides
 
     # `--recipes a.yaml b.yaml key=value` : argparse hands the overrides to --recipes; take them back
     # (in their order, before the other overrides) so that they still win over DEFAULT_OVERRIDES.

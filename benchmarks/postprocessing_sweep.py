@@ -59,8 +59,8 @@ def sweep(run_dir: Path, thresholds, windows) -> dict:
     from frame_diagnostics import frame_aucs
 
     from dcase_fpd_plugin.data.datamodule import SEDDataModule
-    from dcase_fpd_plugin.evaluation.metrics import read_reference
-    from dcase_fpd_plugin.task import load_task
+    from dcase_fpd_plugin.evaluation.reference import read_reference
+    from dcase_fpd_plugin.training.task import load_task
 
     task = load_task(run_dir / "checkpoints" / "best.ckpt")
     task.eval()

@@ -1,15 +1,17 @@
 """dcase-fpd-plugin: Frame Pairwise Distance loss for weakly-supervised sound event detection.
 
-Modules, one concept each (data flows one way):
-    data/        DESED TSVs, audio, log-mel features, labels, batches, the DataModule
-    models/      feature encoder, attention pooling, the weak SED model
-    fpd/         the FPD branch: distances, pair sampler, WPS labeller, loss
-    evaluation/  post-processing, DCASE metrics, score/prediction files
-    synth/       Scaper-based soundscape generation
-    task.py      the LightningModule hosting the model and its branches
-    recipe.py    recipe YAML: defaults, validation, command-line overrides
-    registry.py  plugin discovery (entry points + in-process register())
-    cli.py       the `dcase-fpd` command
+One folder per concern; each imports only the layers below it (import-linter contracts in
+pyproject.toml). Data flows one way: TSV + audio -> features -> batch -> encoder -> branches -> losses.
+
+    cli.py        the `dcase-fpd` command: parses, calls one function of a lower layer, prints
+    experiments/  N-seed comparisons: plan, run, tables, plots, learning curves
+    report/       what a submission needs: complexity, energy against a baseline, EW-PSDS, meta block
+    training/     the LightningModule, runs (train / test / infer), callbacks, GPU memory, losses
+    energy/       measurement only: codecarbon trackers, the energy callback, energy.json
+    recipe/       schema (type, default, doc of every key), loading, `base:` composition, checks
+    evaluation/   post-processing, DCASE metrics, score files      synth/  Scaper soundscapes, the bench
+    fpd/  models/  data/   the FPD branch, the encoders, DESED data
+    registry.py  branch.py  compat.py  atomic.py   plugins, the branch contract, dependency shims, atomic writes
 """
 
 __version__ = "0.2.0"

@@ -1,4 +1,4 @@
-"""The contract between the recipe host (``task.py``) and its training branches.
+"""The contract between the recipe host (``training/task.py``) and its training branches.
 
 A *branch* gets the encoder's frame embeddings and the batch, and returns a loss that is
 added to the classification loss. The FPD branch (``dcase_fpd_plugin.fpd.branch``) is one;

@@ -48,15 +48,15 @@ def _print_metrics(metrics: dict, exp_dir: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .recipe import load_recipe
+    from .recipe.loading import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     ddp_child = any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK"))  # ranks > 0 track nothing
     if recipe["energy"]["enabled"] and not ddp_child:  # codecarbon's hardware detection, beside the imports below
-        from .energy_tracker import start_hardware_probe
+        from .energy.tracker import start_hardware_probe
 
         start_hardware_probe(recipe["energy"])
-    from .training import train
+    from .training.runs import train
 
     result = train(recipe, resume=args.resume, force=args.force)
     if result.metrics is not None:
@@ -66,8 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from .evaluation.report import format_metrics_table
-    from .recipe import load_recipe
-    from .training import test
+    from .recipe.loading import load_recipe
+    from .training.runs import test
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.out:
@@ -86,7 +86,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from .training import infer
+    from .training.runs import infer
 
     n = infer(args.ckpt, args.audio, args.out, force=args.force, threshold=args.threshold,
               median_window=args.median_window, scores_dir=args.scores, skip_unreadable=args.skip_unreadable)
@@ -96,8 +96,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .data.demo import build_demo_dataset
-    from .recipe import load_recipe
-    from .training import train
+    from .recipe.loading import load_recipe
+    from .training.runs import train
 
     recipe_path = Path(args.recipe)
     recipe = load_recipe(recipe_path, args.overrides)
@@ -114,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from .recipe import bundled_recipes, dump_recipe, load_recipe, recipe_summary
+    from .recipe.loading import bundled_recipes, dump_recipe, load_recipe, recipe_summary
 
     if args.action == "show":
         if args.name is None:
@@ -147,8 +147,9 @@ class IntermixedArgumentParser(argparse.ArgumentParser):
 
 
 # Sub-commands defined in the module of their concept (``add_parser(subparsers)`` there).
-MODULE_COMMANDS = {"synth": "synth.command", "bench": "synth.bench", "compare": "experiments",
-                   "report": "submission_report"}
+MODULE_COMMANDS = {"synth": "synth.command", "bench": "synth.bench", "compare": "experiments.command",
+                   "report": "report.submission"}
+INTERMIXED_COMMANDS = ("compare",)  # module sub-commands whose overrides may follow their options
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -208,7 +209,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     # Overrides may follow the options (`test R --ckpt C eval.threshold=0.9`), as compare allows.
     for parser in (t, s, d):
-        parser.__class__ = IntermixedArgumentParser
+        parser.__class__ = IntermixedArgumentParser  # (compare's below)
 
     # Sub-commands that live beside their concept: each module has add_parser(subparsers). Only the
     # module of the command asked for is imported (compare's pulls in pandas, report's torch: ~1 s).
@@ -218,7 +219,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command is not None and command != name:
             sub.add_parser(name, help=f"(see dcase-fpd {name} --help)")
             continue
-        importlib.import_module(f"{__package__}.{module}").add_parser(sub)
+        parser = importlib.import_module(f"{__package__}.{module}").add_parser(sub)
+        if name in INTERMIXED_COMMANDS:
+            parser.__class__ = IntermixedArgumentParser
     return p
 
 
@@ -228,7 +231,7 @@ _BUILTIN_COMMANDS = ("train", "test", "infer", "demo", "recipes")
 def main(argv: Sequence[str] | None = None) -> int:
     from .compat import quiet_dependencies
     from .data.tsv import DataError
-    from .recipe import RecipeError
+    from .recipe.schema import RecipeError
     from .registry import UnknownPluginError
 
     quiet_dependencies()
@@ -242,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # the training module (Lightning: ~6 s) is not imported here for its error class: a command
         # that raised one has imported it
-        training = sys.modules.get(f"{__package__}.training")
+        training = sys.modules.get(f"{__package__}.training.runs")
         if not isinstance(exc, user_errors) and not (training and isinstance(exc, training.ExperimentExistsError)):
             raise
         print(f"dcase-fpd {args.command}: error: {exc}", file=sys.stderr)

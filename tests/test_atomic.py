@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from dcase_fpd_plugin.atomic import atomic_write_text
-from dcase_fpd_plugin.evaluation.metrics import EvaluationResult, write_outputs
+from dcase_fpd_plugin.evaluation.metrics import EvaluationResult
+from dcase_fpd_plugin.evaluation.outputs import write_outputs
 from dcase_fpd_plugin.evaluation.scores import scores_dataframe
 
 

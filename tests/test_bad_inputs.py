@@ -8,9 +8,10 @@ import torch
 from dcase_fpd_plugin.data.audio import check_readable
 from dcase_fpd_plugin.data.tsv import DataError
 from dcase_fpd_plugin.models import build_model
-from dcase_fpd_plugin.recipe import DEFAULTS, RecipeError, load_recipe
-from dcase_fpd_plugin.task import load_task
-from dcase_fpd_plugin.training import infer
+from dcase_fpd_plugin.recipe.schema import DEFAULTS, RecipeError
+from dcase_fpd_plugin.recipe.loading import load_recipe
+from dcase_fpd_plugin.training.task import load_task
+from dcase_fpd_plugin.training.runs import infer
 
 
 @pytest.mark.parametrize("override,pattern", [
@@ -59,7 +60,7 @@ def test_foreign_checkpoint_and_missing_checkpoint(tmp_path):
 
 
 def test_infer_on_folder_without_audio(tmp_path):
-    from dcase_fpd_plugin.task import SEDTask
+    from dcase_fpd_plugin.training.task import SEDTask
 
     recipe = load_recipe(None, ["feats.n_mels=32", "net.channels=[8, 8, 8]", "net.freq_pool=[2, 2, 8]"])
     ck = tmp_path / "m.ckpt"
@@ -87,7 +88,7 @@ class _RunsCode:
 def test_a_checkpoint_that_would_run_code_is_refused_not_run(tmp_path):
     """Checkpoints load with weights_only=True: an object whose unpickling runs a command, alone or
     tucked inside a real checkpoint, is refused with the file named, and the command never runs."""
-    from dcase_fpd_plugin.task import SEDTask
+    from dcase_fpd_plugin.training.task import SEDTask
 
     marker = tmp_path / "ran"
     recipe = load_recipe(None, ["feats.n_mels=32", "net.channels=[8, 8, 8]", "net.freq_pool=[2, 2, 8]"])
@@ -102,7 +103,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_not_run(tmp_path):
 
 
 def test_bad_psds_clips_value_names_the_key():
-    from dcase_fpd_plugin.recipe import RecipeError
+    from dcase_fpd_plugin.recipe.schema import RecipeError
 
     with pytest.raises(RecipeError, match="eval.psds_clips"):
         load_recipe(None, ["eval.psds_clips=some"])

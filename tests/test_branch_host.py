@@ -8,8 +8,8 @@ import torch
 
 from dcase_fpd_plugin import registry
 from dcase_fpd_plugin.branch import Branch, BranchOutput
-from dcase_fpd_plugin.recipe import load_recipe
-from dcase_fpd_plugin.training import train
+from dcase_fpd_plugin.recipe.loading import load_recipe
+from dcase_fpd_plugin.training.runs import train
 
 DEMO = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
 

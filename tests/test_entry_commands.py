@@ -5,7 +5,7 @@ import shlex
 from pathlib import Path
 
 from dcase_fpd_plugin.cli import build_parser
-from dcase_fpd_plugin.recipe import resolve_recipe
+from dcase_fpd_plugin.recipe.loading import resolve_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,8 @@ def test_infer_refuses_bad_flags_before_anything(tmp_path, capsys):
 def test_did_you_mean_quotes_the_whole_key():
     import pytest
 
-    from dcase_fpd_plugin.recipe import RecipeError, load_recipe
+    from dcase_fpd_plugin.recipe.schema import RecipeError
+    from dcase_fpd_plugin.recipe.loading import load_recipe
 
     with pytest.raises(RecipeError, match=r"did you mean 'training.n_epochs'\?"):
         load_recipe(None, ["training.n_epoch=3"])

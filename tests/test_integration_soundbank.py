@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from dcase_fpd_plugin.recipe import load_recipe
-from dcase_fpd_plugin.training import train
+from dcase_fpd_plugin.recipe.loading import load_recipe
+from dcase_fpd_plugin.training.runs import train
 
 pytestmark = pytest.mark.slow
 

@@ -132,8 +132,8 @@ def check_third_party_branch(ep_name: str, module: str) -> None:
     assert result.loss.item() == pytest.approx(2.0)
     assert result.logs["energy"].item() == pytest.approx(1.0)
     # a recipe names it, the host builds it (its keys validated against its default_config)
-    from dcase_fpd_plugin.recipe import load_recipe
-    from dcase_fpd_plugin.task import SEDTask
+    from dcase_fpd_plugin.recipe.loading import load_recipe
+    from dcase_fpd_plugin.training.task import SEDTask
 
     recipe = load_recipe(None, [f"branches.{ep_name}.enabled=true", f"branches.{ep_name}.weight=2.0",
                                 "feats.n_mels=32", "feats.clip_s=2.0", "net.channels=[8, 8, 8]",

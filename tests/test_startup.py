@@ -19,8 +19,9 @@ from dcase_fpd_plugin.data.datamodule import SEDDataModule
 from dcase_fpd_plugin.data.datasets import strong_records
 from dcase_fpd_plugin.data.features import FeatureExtractor
 from dcase_fpd_plugin.data.tsv import DataError
-from dcase_fpd_plugin.recipe import DEFAULTS, load_recipe
-from dcase_fpd_plugin.task import SEDTask
+from dcase_fpd_plugin.recipe.schema import DEFAULTS
+from dcase_fpd_plugin.recipe.loading import load_recipe
+from dcase_fpd_plugin.training.task import SEDTask
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,8 +141,8 @@ def test_train_command_imports_no_other_subcommand_module():
     code = ("import sys; from dcase_fpd_plugin.cli import build_parser; "
             "a = build_parser('train').parse_args(['train', 'r.yaml', 'training.seed=2', '--force']); "
             "assert a.overrides == ['training.seed=2'] and a.force; "
-            "heavy = [m for m in ('dcase_fpd_plugin.experiments', 'dcase_fpd_plugin.submission_report', "
-            "'dcase_fpd_plugin.synth.command', 'dcase_fpd_plugin.training', 'pandas', 'pytorch_lightning') "
+            "heavy = [m for m in ('dcase_fpd_plugin.experiments.command', 'dcase_fpd_plugin.report.submission', "
+            "'dcase_fpd_plugin.synth.command', 'dcase_fpd_plugin.training.runs', 'pandas', 'pytorch_lightning') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -164,7 +165,8 @@ def test_hardware_probe_spares_the_tracker_its_detection(monkeypatch, tmp_path):
     from codecarbon.core import hardware_cache
     from codecarbon.core.resource_tracker import ResourceTracker
 
-    from dcase_fpd_plugin import energy, energy_tracker
+    from dcase_fpd_plugin.energy import phase as energy
+    from dcase_fpd_plugin.energy import tracker as energy_tracker
 
     runs: list[int] = []
     full = ResourceTracker._run_full_hardware_setup
@@ -197,7 +199,8 @@ def test_hardware_probe_is_a_no_op_without_codecarbons_cache(monkeypatch):
     from codecarbon.core import hardware_cache
     from codecarbon.core.resource_tracker import ResourceTracker
 
-    from dcase_fpd_plugin import energy, energy_tracker
+    from dcase_fpd_plugin.energy import phase as energy
+    from dcase_fpd_plugin.energy import tracker as energy_tracker
 
     runs: list[int] = []
     monkeypatch.setattr(ResourceTracker, "_run_full_hardware_setup", lambda self: runs.append(1))

@@ -58,7 +58,7 @@ def split_weak_validation(records: list[ClipRecord], fraction: float, seed: int
 
 
 class SEDDataModule(pl.LightningDataModule):
-    """DESED data for :class:`~dcase_fpd_plugin.task.SEDTask`.
+    """DESED data for :class:`~dcase_fpd_plugin.training.task.SEDTask`.
 
     Args:
         recipe: the resolved recipe.

@@ -57,31 +57,27 @@ Undefined values (nan) are None.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
-import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from dcase_fpd_plugin.atomic import default_mode
 from dcase_fpd_plugin.data.labels import LabelEncoder
-from dcase_fpd_plugin.data.tsv import read_durations_tsv, read_strong_tsv
 from dcase_fpd_plugin.evaluation.postprocessing import decide, median_filter
-from dcase_fpd_plugin.evaluation.scores import atomic_write, audio_id, scores_dataframe, write_scores
+from dcase_fpd_plugin.evaluation.scores import audio_id, scores_dataframe
 
 # Imported through the shim in scores.py (pkg_resources trap), which ran above.
 import sed_eval  # noqa: E402
 import sed_scores_eval  # noqa: E402
+from .outputs import EvaluationResult, _is_nan, _jsonable
+from .reference import STRONG_COLUMNS
+from .reference import Reference, read_reference
 
-STRONG_COLUMNS = ["filename", "onset", "offset", "event_label"]
+
 
 # DCASE Task 4 settings (DESIGN.md, DESED_task).
 EVENT_T_COLLAR_S = 0.2
@@ -96,102 +92,9 @@ PSDS2 = dict(
 PSDS_CLIPS = ("with_events", "all")
 
 
-@dataclass
-class EvaluationResult:
-    """What :func:`evaluate` returns.
-
-    Attributes:
-        metrics: JSON-serialisable dict (see the module docstring for the keys).
-        predictions: DESED strong-format events (filename, onset, offset, event_label; seconds).
-        scores: median-filtered sed_scores_eval score frames, keyed by audio id.
-        timings_s: wall-clock seconds per evaluation stage (not part of ``metrics``).
-    """
-
-    metrics: dict
-    predictions: pd.DataFrame
-    scores: dict[str, pd.DataFrame]
-    timings_s: dict[str, float] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- reference
-
-
-@dataclass(frozen=True)
-class Reference:
-    """Ground truth of an evaluation set.
-
-    Attributes:
-        events: strong events, columns ``filename, onset, offset, event_label`` (seconds).
-        durations_s: clip file name -> duration in seconds, for every evaluated clip.
-    """
-
-    events: pd.DataFrame
-    durations_s: dict[str, float]
-
-    @property
-    def filenames(self) -> list[str]:
-        return sorted(self.durations_s)
-
-
-def read_reference(
-    ground_truth_tsv: str | os.PathLike | pd.DataFrame,
-    durations_tsv: str | os.PathLike | pd.DataFrame,
-    classes: Sequence[str],
-) -> Reference:
-    """Read a DESED strong TSV and durations TSV (paths, read with the validating readers of
-    :mod:`dcase_fpd_plugin.data.tsv`, or already-read DataFrames with the same columns).
-
-    Rows with an empty ``event_label`` (a clip without events) only name the clip. Every clip
-    of the ground truth must have a duration; clips only in the durations TSV are clips
-    without events. Raises ValueError (``DataError`` for files) naming the file and entries.
-    """
-    clip_names, events = _strong_events(ground_truth_tsv, classes)
-    durations_s = _durations(durations_tsv)
-    without_duration = sorted(set(clip_names) - set(durations_s))
-    if without_duration:
-        raise ValueError(
-            f"{_name(ground_truth_tsv)}: {len(without_duration)} clip(s) have no duration in "
-            f"{_name(durations_tsv)}: {without_duration[:10]}"
-        )
-    return Reference(events, durations_s)
-
-
-def _strong_events(tsv, classes: Sequence[str]) -> tuple[list[str], pd.DataFrame]:
-    """(every clip named, events DataFrame) from a strong TSV path or DataFrame."""
-    if not isinstance(tsv, pd.DataFrame):
-        by_clip = read_strong_tsv(tsv, classes)
-        rows = [(e.filename, e.onset, e.offset, e.event_label) for evs in by_clip.values() for e in evs]
-        return list(by_clip), pd.DataFrame(rows, columns=STRONG_COLUMNS)
-    missing = [c for c in STRONG_COLUMNS if c not in tsv.columns]
-    if missing:
-        raise ValueError(f"ground truth DataFrame: missing column(s) {missing}")
-    events = tsv.loc[tsv["event_label"].notna(), STRONG_COLUMNS].astype(
-        {"filename": str, "onset": float, "offset": float}
-    )
-    unknown = sorted(set(events["event_label"]) - set(classes))
-    if unknown:
-        raise ValueError(f"ground truth DataFrame: unknown class(es) {unknown}; classes are {list(classes)}")
-    return list(tsv["filename"].astype(str).unique()), events.reset_index(drop=True)
-
-
-def _durations(tsv) -> dict[str, float]:
-    """File name -> seconds, from a durations TSV path or DataFrame."""
-    if not isinstance(tsv, pd.DataFrame):
-        return read_durations_tsv(tsv)
-    if not {"filename", "duration"} <= set(tsv.columns):
-        raise ValueError(f"durations DataFrame: needs columns filename, duration; has {list(tsv.columns)}")
-    durations_s = {str(f): float(d) for f, d in zip(tsv["filename"], tsv["duration"])}
-    bad = sorted(f for f, d in durations_s.items() if not d > 0)
-    if bad:
-        raise ValueError(f"durations DataFrame: non-positive duration for {bad[:10]}")
-    return durations_s
-
-
-def _name(tsv) -> str:
-    return "<DataFrame>" if isinstance(tsv, pd.DataFrame) else str(tsv)
-
-
-# --------------------------------------------------------------------------- post-processing
 
 
 def predict_events(
@@ -587,69 +490,3 @@ def evaluate(
     }
     timings["total"] = time.perf_counter() - t0
     return EvaluationResult(_jsonable(metrics), predictions, scores, timings)
-
-
-def _is_nan(x) -> bool:
-    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
-
-
-def _jsonable(x):
-    """Plain Python types for JSON: numpy scalars -> float/int, nan -> None (recursively)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return None if math.isnan(x) else float(x)
-    return x
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def write_outputs(result: EvaluationResult, exp_folder: str | os.PathLike,
-                  outputs: Sequence[str] = ("metrics", "predictions", "scores")) -> None:
-    """Write ``metrics.json``, ``predictions.tsv`` and ``scores/<audio_id>.tsv`` into
-    ``exp_folder`` (created if needed); ``outputs`` names which of the three to write.
-
-    Each file is written atomically (temporary file + ``os.replace``). The ``scores`` folder is
-    written beside the old one and swapped in whole, so it never mixes clips of two runs.
-    """
-    unknown = set(outputs) - {"metrics", "predictions", "scores"}
-    if unknown:
-        raise ValueError(f"write_outputs: unknown outputs {sorted(unknown)}")
-    exp = Path(exp_folder)
-    exp.mkdir(parents=True, exist_ok=True)
-    if "metrics" in outputs:
-        atomic_write(
-            exp / "metrics.json",
-            lambda tmp: tmp.write_text(json.dumps(result.metrics, indent=2, allow_nan=False) + "\n"),
-        )
-    if "predictions" in outputs:
-        atomic_write(
-            exp / "predictions.tsv",
-            lambda tmp: result.predictions[STRONG_COLUMNS].to_csv(tmp, sep="\t", index=False),
-        )
-    if "scores" in outputs:
-        _replace_scores_folder(exp / "scores", result.scores)
-
-
-def _replace_scores_folder(folder: Path, scores: Mapping[str, pd.DataFrame]) -> None:
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    os.chmod(staging, default_mode(directory=True))
-    try:
-        write_scores(staging, dict(scores))
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-            os.replace(folder, old / folder.name)
-            os.replace(staging, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write  # noqa: F401  (re-exported for metrics.py)
+from ..atomic import atomic_write
 from ..compat import import_sed_libraries
 
 
@@ -82,7 +82,7 @@ def write_scores(folder: str | os.PathLike, scores: dict[str, pd.DataFrame]) -> 
     atomically, in sed_scores_eval's format (``sed_scores_eval.io.write_sed_scores``).
 
     Other files already in ``folder`` are left alone; to replace a whole folder use
-    :func:`dcase_fpd_plugin.evaluation.metrics.write_outputs`.
+    :func:`dcase_fpd_plugin.evaluation.outputs.write_outputs`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ Plugins (entry points): branch ``fpd`` (:class:`~dcase_fpd_plugin.fpd.branch.FPD
 pair sampler ``same_time`` (:class:`~dcase_fpd_plugin.fpd.sampler.SameTimePairSampler`),
 labeller ``wps`` (:class:`~dcase_fpd_plugin.fpd.labeller.WPSLabeller`). The branch module is
 not imported here, so that ``import dcase_fpd_plugin.fpd`` stays light.
+
+Owns the FPD method. May import the branch contract (``branch``) and the registry; never ``training``, ``recipe``, Lightning or anything above: a plugin sees tensors, not the host.
 """
 
 from dcase_fpd_plugin.fpd.loss import fpd_loss

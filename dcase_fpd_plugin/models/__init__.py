@@ -3,6 +3,8 @@
 ``cnn3`` (the paper's weak baseline, :class:`WeakSED`) reads ``net.channels``, ``kernel_size``,
 ``time_pool``, ``freq_pool``, ``dropout``; ``crnn`` (the DCASE 2023 baseline, :class:`CRNN`)
 reads the ``net.crnn_*`` and ``net.rnn_*`` keys. Each ignores the other's keys.
+
+Owns the encoders. May import the root modules (``branch``); never ``data`` (models read no files) and nothing above.
 """
 
 from __future__ import annotations

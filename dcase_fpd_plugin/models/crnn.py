@@ -29,8 +29,8 @@ frequency resolution, hold ~60 % of the activations a training step keeps (1.0 o
 48 in bf16 on an H100: ``benchmarks/bench_memory.py``); the results are the same, the step does
 their forward twice.
 
-With 10 classes: 1,112,420 parameters (DCASE: 1.11 M). MACs for 10 s: see :func:`dcase_fpd_plugin.submission_report.count_macs`
-in ``models/__init__.py`` and ``tests/test_crnn.py``.
+With 10 classes: 1,112,420 parameters (DCASE: 1.11 M). MACs for 10 s: see :func:`dcase_fpd_plugin.report.complexity.count_macs`
+in ``models/__init__.py`` and ``tests/models/test_crnn.py``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@
     fastpaths.py   shortcuts around work scaper repeats (no-op sox resampling, soundfile.info)
     toybank.py     a tiny bank of tones and noise for tests
     command.py     the ``dcase-fpd synth`` subcommand
+
+Owns the synthetic training set. May import ``data`` (TSVs, the bench's feature checks) and the root modules; never ``training`` or ``models``: synth never trains.
 """
 
 from .generate import SynthError, SynthResult, generate_soundscapes

@@ -413,7 +413,7 @@ def generate_soundscapes(
     strong, weak, durs = write_label_tsvs(out, clips, cfg.duration)
     achieved = measure_events(clips, classes=target.classes, source=str(strong))
 
-    from .report import build_report, plot_report  # matplotlib only when reporting
+    from .report import build_report, plot_report
 
     seconds = time.perf_counter() - t0
     report = build_report(

@@ -1,0 +1,105 @@
+"""Writing an evaluation's outputs: metrics.json, predictions.tsv, scores/ (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from dcase_fpd_plugin.atomic import default_mode
+from dcase_fpd_plugin.evaluation.scores import atomic_write, write_scores
+from .reference import STRONG_COLUMNS
+
+# Imported through the shim in scores.py (pkg_resources trap), which ran above.
+
+
+def _is_nan(x) -> bool:
+    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
+
+
+def _jsonable(x):
+    """Plain Python types for JSON: numpy scalars -> float/int, nan -> None (recursively)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) else float(x)
+    return x
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_outputs(result: EvaluationResult, exp_folder: str | os.PathLike,
+                  outputs: Sequence[str] = ("metrics", "predictions", "scores")) -> None:
+    """Write ``metrics.json``, ``predictions.tsv`` and ``scores/<audio_id>.tsv`` into
+    ``exp_folder`` (created if needed); ``outputs`` names which of the three to write.
+
+    Each file is written atomically (temporary file + ``os.replace``). The ``scores`` folder is
+    written beside the old one and swapped in whole, so it never mixes clips of two runs.
+    """
+    unknown = set(outputs) - {"metrics", "predictions", "scores"}
+    if unknown:
+        raise ValueError(f"write_outputs: unknown outputs {sorted(unknown)}")
+    exp = Path(exp_folder)
+    exp.mkdir(parents=True, exist_ok=True)
+    if "metrics" in outputs:
+        atomic_write(
+            exp / "metrics.json",
+            lambda tmp: tmp.write_text(json.dumps(result.metrics, indent=2, allow_nan=False) + "\n"),
+        )
+    if "predictions" in outputs:
+        atomic_write(
+            exp / "predictions.tsv",
+            lambda tmp: result.predictions[STRONG_COLUMNS].to_csv(tmp, sep="\t", index=False),
+        )
+    if "scores" in outputs:
+        _replace_scores_folder(exp / "scores", result.scores)
+
+
+def _replace_scores_folder(folder: Path, scores: Mapping[str, pd.DataFrame]) -> None:
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    os.chmod(staging, default_mode(directory=True))
+    try:
+        write_scores(staging, dict(scores))
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
+            os.replace(folder, old / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        metrics: JSON-serialisable dict (see the module docstring for the keys).
+        predictions: DESED strong-format events (filename, onset, offset, event_label; seconds).
+        scores: median-filtered sed_scores_eval score frames, keyed by audio id.
+        timings_s: wall-clock seconds per evaluation stage (not part of ``metrics``).
+    """
+
+    metrics: dict
+    predictions: pd.DataFrame
+    scores: dict[str, pd.DataFrame]
+    timings_s: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,188 @@
+"""Checks of a resolved recipe: values, branches, the CRNN's frequency axis, eval, the training scheme, data paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+
+from .. import registry
+from .schema import DATA_KEYS_BY_SET, RecipeError
+
+
+def _check_values(recipe: dict) -> None:
+    data, training, net = recipe["data"], recipe["training"], recipe["net"]
+    classes = data["classes"]
+    if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
+        raise RecipeError("'data.classes' must be a non-empty list of distinct class names")
+    bs = training["batch_size"]
+    if len(bs) != 3 or not all(isinstance(b, int) and b >= 0 for b in bs) or sum(bs[:2]) == 0:
+        raise RecipeError(
+            f"'training.batch_size' must be [synthetic, weak, unlabelled] clip counts with at least one "
+            f"labelled slice > 0, got {bs}"
+        )
+    if len(net["time_pool"]) != len(net["channels"]) or len(net["freq_pool"]) != len(net["channels"]):
+        raise RecipeError("'net.time_pool' and 'net.freq_pool' need one entry per 'net.channels' block")
+    if training["n_epochs"] < 1:
+        raise RecipeError(f"'training.n_epochs' must be >= 1, got {training['n_epochs']}")
+    if not 0.0 <= data["max_missing_fraction"] <= 1.0:
+        raise RecipeError("'data.max_missing_fraction' must lie in [0, 1]")
+    if not 0.0 <= data["weak_val_fraction"] < 1.0:
+        raise RecipeError(f"'data.weak_val_fraction' must lie in [0, 1), got {data['weak_val_fraction']}")
+    if not 0 <= training["test_last_n_epochs"] <= training["n_epochs"]:
+        raise RecipeError(f"'training.test_last_n_epochs' must lie in [0, training.n_epochs="
+                          f"{training['n_epochs']}], got {training['test_last_n_epochs']}")
+    for key, unit in (("max_train_s", "seconds"), ("gpu_memory_limit_gb", "GB")):
+        value = training[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise RecipeError(f"'training.{key}' must be a number of {unit} > 0 or null, got {value!r}")
+    if training["batch_size_val"] < 1:
+        raise RecipeError(f"'training.batch_size_val' must be >= 1, got {training['batch_size_val']}")
+    _check_eval(recipe["eval"])
+    _check_training_scheme(recipe)
+    _check_branches(recipe)
+    _check_crnn_frequency(recipe)
+
+
+def _check_branches(recipe: dict) -> None:
+    """Each enabled branch's own checks (``Branch.check_config``), so that a bad value is refused at
+    load time and not after the run folder was written."""
+    for name, section in recipe["branches"].items():
+        factory = registry.get("branches", name)
+        check = getattr(factory, "check_config", None)
+        if not section.get("enabled", False) or check is None:
+            continue
+        try:
+            check(section)
+        except (ValueError, TypeError, registry.UnknownPluginError) as exc:
+            msg = str(exc)
+            raise RecipeError(msg if msg.startswith("branches.") else f"branches.{name}: {msg}") from None
+
+
+def _check_crnn_frequency(recipe: dict) -> None:
+    """The CRNN's frequency pooling must leave at least one mel band (64 mels under the default 128-mel
+    pooling used to fail when the model was built)."""
+    net = recipe["net"]
+    if net["name"] != "crnn":
+        return
+    bands = recipe["feats"]["n_mels"]
+    for t_pool, f_pool in net["crnn_pooling"]:
+        bands //= f_pool
+    if bands < 1:
+        raise RecipeError(f"'net.crnn_pooling' pools {recipe['feats']['n_mels']} mels (feats.n_mels) below one band "
+                          f"(frequency factors {[f for _, f in net['crnn_pooling']]}); use fewer or smaller "
+                          "frequency factors, or more mels")
+
+
+def _check_eval(ev: dict) -> None:
+    """Post-processing values, checked at load time so that a bad one does not surface only at the
+    first validation, after an epoch of training."""
+    from dcase_fpd_plugin.evaluation.postprocessing import median_windows
+
+    try:
+        median_windows(ev["median_window"], 1)
+    except ValueError as exc:
+        raise RecipeError(f"'eval.median_window': {exc}") from None
+    for key in ("threshold", "tagging_threshold"):
+        if not 0.0 <= ev[key] <= 1.0:
+            raise RecipeError(f"'eval.{key}' is a probability and must lie in [0, 1], got {ev[key]}")
+
+
+_CHOICES = {
+    "data.feature_store": ("auto", "off"),
+    "data.feature_store_dtype": ("float32", "float16"),
+    "net.name": ("cnn3", "crnn"),
+    "net.crnn_attention": ("classes", "time"),
+    "net.crnn_input_norm": ("minmax", "minmax_signed", "standard"),
+    "eval.psds_clips": ("with_events", "all"),
+    "training.self_sup_loss": ("mse", "bce"),
+    "training.eval_model": ("student", "teacher"),
+    "training.mixup_label_type": ("soft", "hard"),
+    "training.mixup_domain": ("amplitude", "feature"),
+}
+
+
+def _check_training_scheme(recipe: dict) -> None:
+    """Values of the CRNN / mean-teacher / mixup keys (types are checked by the merge)."""
+    store = recipe["data"]["feature_store"]
+    if isinstance(store, bool):  # YAML 1.1: off -> False, on -> True
+        recipe["data"]["feature_store"] = "auto" if store else "off"
+    for path, choices in _CHOICES.items():
+        section, key = path.split(".")
+        if recipe[section][key] not in choices:
+            raise RecipeError(f"{path!r} must be one of {', '.join(choices)}, got {recipe[section][key]!r}")
+    net, training, opt = recipe["net"], recipe["training"], recipe["opt"]
+    pooling = net["crnn_pooling"]
+    if len(pooling) != len(net["crnn_filters"]) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) and v >= 1 for v in p) for p in pooling):
+        raise RecipeError(f"'net.crnn_pooling' needs one [time, freq] pair of positive integers per "
+                          f"'net.crnn_filters' block, got {pooling}")
+    blocks = net["crnn_checkpoint_blocks"]
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 0 <= blocks <= len(net["crnn_filters"]):
+        raise RecipeError(f"'net.crnn_checkpoint_blocks' must be an integer in [0, {len(net['crnn_filters'])}] "
+                          f"(conv blocks that recompute their activations), got {blocks!r}")
+    if not 0.0 <= training["ema_factor"] < 1.0:
+        raise RecipeError(f"'training.ema_factor' must lie in [0, 1), got {training['ema_factor']}")
+    if not 0.0 <= training["mixup_prob"] <= 1.0:
+        raise RecipeError(f"'training.mixup_prob' must lie in [0, 1], got {training['mixup_prob']}")
+    if training["mixup_alpha"] <= 0:
+        raise RecipeError(f"'training.mixup_alpha' must be > 0, got {training['mixup_alpha']}")
+    if training["n_epochs_warmup"] < 0 or training["const_max"] < 0 or opt["gradient_clip"] < 0:
+        raise RecipeError("'training.n_epochs_warmup', 'training.const_max' and 'opt.gradient_clip' must be >= 0")
+    if training["teacher_first"] and not training["mean_teacher"]:
+        raise RecipeError("'training.teacher_first: true' needs 'training.mean_teacher: true'")
+    if training["eval_model"] == "teacher" and not training["mean_teacher"]:
+        raise RecipeError("'training.eval_model: teacher' needs 'training.mean_teacher: true'")
+
+
+def check_data_paths(recipe: dict, sets: Iterable[str]) -> None:
+    """Refuse missing data paths of the named sets (``synth``, ``weak``, ``val``, ...).
+
+    A set is required when named; ``synth``/``weak``/``unlabeled`` are skipped when their
+    batch size is 0. Raises RecipeError naming the key and the path.
+    """
+    data = recipe["data"]
+    bs = dict(zip(("synth", "weak", "unlabeled"), recipe["training"]["batch_size"]))
+    for name in sets:
+        if bs.get(name, 1) == 0:
+            continue
+        for key in DATA_KEYS_BY_SET[name]:
+            value = data[key]
+            if value is None:
+                raise RecipeError(f"'data.{key}' is required (the {name} set is used) but not set")
+            p = Path(value)
+            if key.endswith("folder") and not p.is_dir():
+                raise RecipeError(f"'data.{key}': folder not found: {p}")
+            if not key.endswith("folder") and not p.is_file():
+                raise RecipeError(f"'data.{key}': file not found: {p}")
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
+
+
+def selection_on_test(recipe: dict) -> bool:
+    """True when the test set is the validation set that selects the checkpoint: ``data.test_tsv``
+    unset (the test falls back to the validation set) or naming the same TSV and folder as
+    ``data.val_*``. Its metrics are then flattered by the selection."""
+    data = recipe["data"]
+    if not data["test_tsv"]:
+        return True
+    return _same_file(data["test_tsv"], data["val_tsv"]) and _same_file(data["test_folder"], data["val_folder"])
+
+
+SELECTION_ON_TEST_WARNING = (
+    "the test set is the validation set that selects the checkpoint (data.test_* unset or equal to "
+    "data.val_*): its metrics are flattered by that selection, and metrics.json says "
+    "\"selection_on_test\": true. Set data.test_folder/test_tsv/test_dur to a held-out set.")
+
+
+def enabled_branches(recipe: dict) -> dict[str, dict]:
+    """``{name: section}`` of the branches whose ``enabled`` flag is true."""
+    return {n: s for n, s in recipe["branches"].items() if s.get("enabled", False)}
