@@ -1,5 +1,4 @@
-"""Energy tracking wired into runs: the Lightning callback for the training phase, a context manager for the inference phases.
-"""
+"""Energy tracking wired into runs: the Lightning callback for the training phase, a context manager for the inference phases."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""One phase's measurement: a codecarbon tracker around a span of work, its figures as a segment.
-"""
+"""One phase's measurement: a codecarbon tracker around a span of work, its figures as a segment."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from .tracker import quiet_codecarbon, tracker_kwargs
+from .tracker import component_sources, quiet_codecarbon, running_figures, tracker_kwargs
 
 
 PHASES = ("training", "devtest", "evaluation")
@@ -20,10 +19,6 @@ ENERGY_JSON = "energy.json"
 FORMAT_VERSION = 1
 ACCUMULATE_BY_DEFAULT = {"training": True, "devtest": False, "evaluation": False}
 TRACKING_MODES = ("machine", "process")
-
-# codecarbon power sources read from hardware counters (everything else is a model)
-_MEASURED_CPU_MODES = {"intel_rapl": "RAPL", "intel_power_gadget": "Intel Power Gadget",
-                       "windows_emi": "Windows EMI"}
 
 
 class EnergyWarning(UserWarning):
@@ -77,35 +72,6 @@ def _warn(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- one tracker
-def _component_sources(tracker: Any) -> dict[str, str]:
-    """What codecarbon used per component: ``{"cpu": "measured (RAPL)", "ram": "estimated (...)"}``."""
-    sources: dict[str, str] = {}
-    for hw in getattr(tracker, "_hardware", None) or []:
-        kind = type(hw).__name__
-        mode = getattr(hw, "_mode", None)
-        if kind == "CPU":
-            if mode in _MEASURED_CPU_MODES:
-                sources["cpu"] = f"measured ({_MEASURED_CPU_MODES[mode]})"
-            elif mode == "cpu_load":
-                sources["cpu"] = "estimated (TDP x CPU load model)"
-            else:
-                sources["cpu"] = f"estimated (constant power model, mode {mode})"
-        elif kind == "GPU":
-            sources["gpu"] = "measured (NVML / AMD SMI)"
-        elif kind == "AppleSiliconChip":
-            part = str(getattr(hw, "chip_part", "CPU")).lower()
-            sources[part] = "measured (Apple powermetrics)"
-        elif kind == "RAM":
-            forced = getattr(hw, "_force_ram_power", None)
-            sources["ram"] = f"estimated (forced {forced} W)" if forced is not None else "estimated (RAM power model)"
-        elif kind == "Raspberry":
-            part = str(getattr(hw, "chip_part", "CPU")).lower()
-            sources[part] = "measured (Raspberry Pi PMIC)"
-        else:  # pragma: no cover - a hardware class added by a later codecarbon
-            sources[kind.lower()] = f"unknown ({hw!r})"
-    return sources
-
-
 def _method(sources: Mapping[str, str]) -> str:
     """``"measured"`` if the CPU (and the GPU, when tracked) read power counters, else ``"estimated"``."""
     cpu = sources.get("cpu", "")
@@ -125,16 +91,24 @@ def _torch_hardware() -> dict[str, Any]:
         return {}
 
 
-def _make_tracker(phase: str, out_dir: Path, cfg: Mapping[str, Any]):
-    """A started :class:`OfflineEmissionsTracker` writing ``out_dir/<phase>.csv`` (may raise)."""
+def _make_tracker(phase: str, out_dir: Path, cfg: Mapping[str, Any], figures: Any = None):
+    """A started :class:`OfflineEmissionsTracker` writing ``out_dir/<phase>.csv`` (may raise), which
+    hands its figures to ``figures`` (a :func:`~dcase_fpd_plugin.energy.tracker.running_figures`
+    handler; a new one by default) after each power reading and when it stops."""
     from codecarbon import OfflineEmissionsTracker
 
     quiet_codecarbon()
+    figures = running_figures() if figures is None else figures
     out_dir.mkdir(parents=True, exist_ok=True)  # codecarbon needs it to exist
+    # api_call_interval=1: codecarbon gives its output handlers the figures after every reading
     tracker = OfflineEmissionsTracker(output_dir=str(out_dir), output_file=f"{phase}.csv", experiment_name=phase,
-                                      **tracker_kwargs(cfg))
+                                      output_handlers=[figures], api_call_interval=1, **tracker_kwargs(cfg))
     tracker.start()
-    if getattr(tracker, "_start_time", None) is None:  # codecarbon swallows its own exceptions
+    if figures.latest is None:  # start() ends with a reading; codecarbon swallows its own exceptions
+        try:
+            tracker.stop()  # whatever it had started
+        except Exception:
+            pass
         raise RuntimeError("codecarbon's tracker did not start (an error inside codecarbon)")
     return tracker
 
@@ -150,8 +124,9 @@ class PhaseTracker:
     exp_dir: Path
     config: dict[str, Any] = field(default_factory=dict)
     _tracker: Any = None
-    _started: str | None = None
-    _started_unix: float = 0.0
+    _figures: Any = None  # the tracker's output handler: its latest and final figures
+    started: str | None = None  # ISO time (UTC) of the start
+    started_unix: float = 0.0  # the same, Unix seconds
     _key: tuple[str, str] | None = None
     _snapshot_failed: bool = False
 
@@ -180,7 +155,8 @@ class PhaseTracker:
         if self.already_tracked:
             return False
         try:
-            self._tracker = _make_tracker(self.phase, self.out_dir, self.config)
+            self._figures = running_figures()
+            self._tracker = _make_tracker(self.phase, self.out_dir, self.config, self._figures)
         except ImportError as exc:
             _warn(f"energy tracking of phase {self.phase!r} disabled: codecarbon cannot be imported "
                   f"({exc}; pip install 'codecarbon>=3'); the run goes on without its kWh figure")
@@ -189,8 +165,8 @@ class PhaseTracker:
             _warn(f"energy tracking of phase {self.phase!r} disabled: codecarbon could not start "
                   f"({type(exc).__name__}: {exc}); the run goes on without its kWh figure")
             return False
-        self._started_unix = time.time()
-        self._started = _iso(self._started_unix)
+        self.started_unix = time.time()
+        self.started = _iso(self.started_unix)
         self._key = key
         _ACTIVE.add(key)
         return True
@@ -204,10 +180,10 @@ class PhaseTracker:
         _ACTIVE.discard(self._key)
         try:
             tracker.stop()
-            data = getattr(tracker, "final_emissions_data", None)
+            data = self._figures.final
             if data is None:
                 raise RuntimeError("codecarbon returned no figures (an error inside codecarbon)")
-            segment = self._segment(tracker, data, interrupted, float(data.duration))
+            segment = self._segment(data, interrupted, float(data.duration))
             if work:
                 segment["work"] = {k: int(v) for k, v in work.items()}
             return segment
@@ -216,26 +192,28 @@ class PhaseTracker:
                   f"({type(exc).__name__}: {exc}); no kWh figure recorded for it")
             return None
 
+    def _latest(self) -> Any:
+        """codecarbon's figures at its latest power reading (None when not running or before it)."""
+        return None if self._tracker is None or self._figures is None else self._figures.latest
+
     def measured_s(self) -> float:
         """Seconds from the start to codecarbon's latest power reading (0 when not running): the span
         that the figures of :meth:`snapshot` cover."""
-        tracker = self._tracker
-        if tracker is None:
-            return 0.0
-        return max(0.0, float(tracker._last_measured_time - tracker._start_time))
+        latest = self._latest()
+        return 0.0 if latest is None else max(0.0, float(latest.duration))
 
     def snapshot(self) -> dict[str, Any] | None:
         """The figures measured so far, without stopping: a segment (``interrupted: true``) whose
         ``duration_s`` ends at codecarbon's latest power reading, which its kWh cover; None when
         nothing was measured yet or codecarbon cannot say (a warning the first time)."""
-        tracker = self._tracker
-        if tracker is None:
+        latest = self._latest()  # handed to our output handler by codecarbon after each reading
+        if latest is None:
             return None
         try:
-            measured_s = self.measured_s()  # codecarbon's private clock: checked by the except below
+            measured_s = max(0.0, float(latest.duration))
             if measured_s <= 0.0:
                 return None
-            return self._segment(tracker, tracker._prepare_emissions_data(), True, measured_s)
+            return self._segment(latest, True, measured_s)
         except Exception as exc:
             if not self._snapshot_failed:
                 self._snapshot_failed = True
@@ -243,14 +221,14 @@ class PhaseTracker:
                       f"({type(exc).__name__}: {exc}); a killed run's energy will be recorded as unmeasured")
             return None
 
-    def _segment(self, tracker: Any, data: Any, interrupted: bool, duration_s: float) -> dict[str, Any]:
+    def _segment(self, data: Any, interrupted: bool, duration_s: float) -> dict[str, Any]:
         """The segment dict (module docstring) of codecarbon's ``EmissionsData``."""
-        sources = _component_sources(tracker)
+        sources = component_sources(self.config)
         energy = float(data.energy_consumed)
         if not math.isfinite(energy) or energy < 0:
             raise RuntimeError(f"codecarbon reported an invalid energy {energy!r} kWh")
         return {
-            "started": self._started,
+            "started": self.started,
             "duration_s": duration_s,
             "energy_kwh": energy,
             "cpu_kwh": float(data.cpu_energy),
@@ -274,6 +252,3 @@ class PhaseTracker:
             "csv": f"{self.config['output_subdir']}/{self.phase}.csv",
             "interrupted": bool(interrupted),
         }
-
-
-# --------------------------------------------------------------------------- energy.json

@@ -1,5 +1,4 @@
-"""The energy record of a run: ``energy.json`` (segments and totals per phase), the live record of a running training, a killed training's recovery.
-"""
+"""The energy record of a run: ``energy.json`` (segments and totals per phase), the live record of a running training, a killed training's recovery."""
 
 from __future__ import annotations
 
@@ -109,10 +108,10 @@ def write_live_record(path: Path, tracker: PhaseTracker, record_id: str,
     ``work``: what the segment has done by now (counted at this writing, so up to one power reading
     past the figures: the work of a recovered segment is that much over its kWh's)."""
     segment = tracker.snapshot()
-    measured_until = tracker._started_unix + (segment["duration_s"] if segment else 0.0)
+    measured_until = tracker.started_unix + (segment["duration_s"] if segment else 0.0)
     record = {
         "format": FORMAT_VERSION, "phase": tracker.phase, "id": record_id, "pid": os.getpid(),
-        "started": tracker._started, "started_unix": tracker._started_unix,
+        "started": tracker.started, "started_unix": tracker.started_unix,
         "measured_until": _iso(measured_until), "measured_until_unix": measured_until,
         "written": _now(), "segment": segment,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -145,11 +146,12 @@ def test_tracker_that_fails_to_stop_warns(tmp_path, monkeypatch):
     import codecarbon
 
     class StopFails:
-        def __init__(self, *a, **k):
-            self._start_time = None
+        def __init__(self, *a, output_handlers=(), **k):
+            self.handlers = list(output_handlers)
 
-        def start(self):
-            self._start_time = 1.0
+        def start(self):  # a started tracker hands its first reading to its output handlers
+            for handler in self.handlers:
+                handler.live_out(SimpleNamespace(duration=0.0), None)
 
         def stop(self):
             raise OSError("counter vanished")
@@ -159,6 +161,28 @@ def test_tracker_that_fails_to_stop_warns(tmp_path, monkeypatch):
         with track_energy("devtest", tmp_path, FAST):
             pass
     assert read_energy(tmp_path) is None
+
+
+def test_tracker_whose_start_failed_inside_codecarbon_warns(tmp_path, monkeypatch):
+    import codecarbon
+
+    stopped = []
+
+    class SilentFailure:  # codecarbon's start() swallows its own exceptions: it hands out no reading
+        def __init__(self, *a, output_handlers=(), **k):
+            pass
+
+        def start(self):
+            pass
+
+        def stop(self):
+            stopped.append(1)
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", SilentFailure)
+    with pytest.warns(EnergyWarning, match="did not start"):
+        with track_energy("devtest", tmp_path, FAST) as m:
+            pass
+    assert m.segment is None and stopped == [1] and read_energy(tmp_path) is None  # its threads stopped
 
 
 def test_codecarbon_missing_warns(tmp_path, monkeypatch):
@@ -423,3 +447,104 @@ def test_live_record_with_malformed_work_still_recovers_its_kwh(tmp_path):
     live.write_text(json.dumps(record))
     found = energy_record.recover_killed_segment(tmp_path, "training", FAST)
     assert found["segment"]["energy_kwh"] > 0 and "work" not in found["segment"] and not live.exists()
+
+
+# --------------------------------------------------------------------------- codecarbon's public API only (#26)
+def _guard_codecarbon_privates(monkeypatch) -> list[str]:
+    """Every class of codecarbon answers attribute reads as before, but a read of a ``_name`` (not a
+    dunder) made from a frame of dcase_fpd_plugin is written down: ``getattr(obj, "_x", None)`` and
+    ``obj._x`` alike, whatever the attribute holds (a method, a clock, a hardware list)."""
+    import enum
+    import inspect
+
+    import codecarbon  # noqa: F401  (and the modules its trackers use, so that their classes are guarded)
+    import codecarbon.core.resource_tracker  # noqa: F401
+    import codecarbon.external.hardware  # noqa: F401
+    import codecarbon.external.ram  # noqa: F401
+    import codecarbon.output_methods.emissions_data  # noqa: F401
+
+    reads: list[str] = []
+
+    def guarded(obj, name):
+        if name.startswith("_") and not (name.startswith("__") and name.endswith("__")) \
+                and type(obj).__module__.startswith("codecarbon"):
+            caller = sys._getframe(1)
+            if str(caller.f_globals.get("__name__", "")).startswith("dcase_fpd_plugin"):
+                reads.append(f"{type(obj).__name__}.{name} read at {caller.f_code.co_filename}:{caller.f_lineno}")
+        return object.__getattribute__(obj, name)
+
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("codecarbon") or module is None:
+            continue
+        for cls in list(vars(module).values()):
+            if (inspect.isclass(cls) and cls.__module__ == module_name and "__getattribute__" not in vars(cls)
+                    and not issubclass(cls, (enum.Enum, BaseException)) and type(cls) is not enum.EnumMeta):
+                monkeypatch.setattr(cls, "__getattribute__", guarded)
+    return reads
+
+
+def test_no_private_attribute_of_codecarbon_is_read(tmp_path, monkeypatch):
+    """A tracker's whole life as a training runs it (the hardware probe, start, the live record of a
+    running segment, its recovery's figures, stop) through codecarbon's public API only: no attribute
+    of codecarbon whose name starts with ``_`` is read by our code, so a codecarbon release may rename
+    its internals without breaking the energy figures or a killed run's recovery."""
+    import time
+
+    from dcase_fpd_plugin.energy import tracker as energy_tracker
+
+    reads = _guard_codecarbon_privates(monkeypatch)
+    monkeypatch.setattr(energy_tracker, "_probe", None)
+    monkeypatch.setattr(energy_tracker, "_sources", {})  # asked again, under the guard
+    energy_tracker.start_hardware_probe(energy_config(FAST)).join(timeout=60)
+    tracker = energy_phase.PhaseTracker("training", tmp_path, FAST)
+    assert tracker.start()
+    time.sleep(1.3)  # a reading by codecarbon's own scheduler (every second with FAST)
+    assert tracker.measured_s() >= 1.0
+    live = energy_record.live_record_path(tmp_path, "training", FAST)
+    energy_record.write_live_record(live, tracker, "seg-p", {"clips": 4, "epochs": 0, "steps": 1})
+    running = json.loads(live.read_text())["segment"]
+    segment = tracker.stop(work={"clips": 4})
+    assert reads == [], "\n".join(reads)
+    assert running["interrupted"] is True and running["duration_s"] >= 1.0 and running["energy_kwh"] > 0
+    assert running["energy_kwh"] == pytest.approx(running["cpu_kwh"] + running["gpu_kwh"] + running["ram_kwh"])
+    assert segment is not None and segment["interrupted"] is False and segment["work"] == {"clips": 4}
+    assert segment["duration_s"] >= running["duration_s"] and segment["energy_kwh"] >= running["energy_kwh"]
+    assert set(segment["sources"]) >= {"cpu", "ram"} and segment["method"] in ("measured", "estimated")
+    assert running["sources"] == segment["sources"] and running["hardware"] == segment["hardware"]
+
+
+def test_sources_name_every_tracking_method_of_codecarbon():
+    """The sources of a segment come from the tracking methods codecarbon's ResourceTracker chose:
+    every method name its source can set is known here (a codecarbon that adds or renames one fails
+    this test instead of reporting an "unknown" source), and each maps as before."""
+    import ast
+    import inspect
+
+    from codecarbon.core import resource_tracker
+
+    from dcase_fpd_plugin.energy import tracker as energy_tracker
+
+    names: dict[str, set[str]] = {"cpu_tracker": set(), "gpu_tracker": set(), "ram_tracker": set()}
+    for node in ast.walk(ast.parse(inspect.getsource(resource_tracker))):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Attribute) and target.attr in names:
+                    value = node.value
+                    if isinstance(value, ast.Name):  # MODE_CPU_LOAD
+                        value = ast.Constant(getattr(resource_tracker, value.id))
+                    names[target.attr].add(ast.unparse(value) if isinstance(value, ast.JoinedStr) else value.value)
+    assert names["cpu_tracker"] and names["gpu_tracker"]
+    assert names["cpu_tracker"] <= set(energy_tracker._CPU_SOURCES), names["cpu_tracker"]
+    assert names["gpu_tracker"] <= set(energy_tracker._GPU_SOURCES), names["gpu_tracker"]
+    assert "RAM power estimation model" in names["ram_tracker"]
+    assert any(n.startswith("f'User specified constant: {") and n.endswith("} Watts'") for n in names["ram_tracker"])
+    sources = energy_tracker.sources_of
+    assert sources("RAPL", "pynvml", "RAM power estimation model") == {
+        "ram": "estimated (RAM power model)", "cpu": "measured (RAPL)", "gpu": "measured (NVML / AMD SMI)"}
+    assert sources("cpu_load", "Unspecified", "User specified constant: 8.0 Watts") == {
+        "ram": "estimated (forced 8.0 W)", "cpu": "estimated (TDP x CPU load model)"}
+    assert sources("PowerMetrics", "PowerMetrics", "RAM power estimation model")["gpu"] == "measured (Apple powermetrics)"
+    assert sources("raspberry", "Unspecified", "RAM power estimation model")["ram"] == "measured (Raspberry Pi PMIC)"
+    assert sources("global constant", "Unspecified", "x")["cpu"] == "estimated (constant power model, mode constant)"
+    odd = sources("quantum", "xpu", "x")
+    assert all(v.startswith("unknown") for v in odd.values()) and energy_phase._method(odd) == "estimated"
