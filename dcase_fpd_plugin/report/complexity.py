@@ -1,14 +1,5 @@
 """Model complexity for a submission: parameters and MACs per 10 s clip.
 
-    dcase-fpd report EXP_DIR [--json] [--ckpt CKPT]
-    dcase-fpd report EXP_DIR --baseline BASELINE_EXP_DIR [--allow-other-hardware] [--meta OUT.yaml [--force]]
-
-reads ``EXP_DIR/recipe.yaml``, a checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``) and
-``EXP_DIR/energy.json`` (written by :mod:`dcase_fpd_plugin.energy`) and prints a table (or, with
-``--json``, the dict of :func:`submission_figures`). With ``--baseline``, also the comparison with a
-baseline run on the same hardware (:mod:`dcase_fpd_plugin.report.energy_comparison`: kWh ratio per phase,
-EW-PSDS) and, with ``--meta``, the submission meta file's block (:mod:`dcase_fpd_plugin.report.meta`).
-
 **Parameters** are those of the detection model (``task.model``): weights used at inference.
 Training-only branches (e.g. the FPD projection) are reported separately and a mean-teacher copy
 is not counted.
@@ -21,7 +12,6 @@ decomposed matmuls (CPU) and not as fused kernels (cuDNN): per time step, layer 
 ``gates * (in * h + h * h)`` MACs, gates = 3 for a GRU (4 LSTM, 1 RNN), ``in`` the layer's input
 width, ``h`` the hidden size. Bias additions, normalisation, activations, pooling, GLU gating
 products and the log-mel front-end are not counted (the usual convention of MAC counters).
-
 """
 
 from __future__ import annotations
@@ -31,7 +21,6 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
-
 
 
 CLIP_SECONDS = 10.0
@@ -153,6 +142,3 @@ def measure_macs_for_clip(model: nn.Module, feats_cfg: Mapping[str, Any], second
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(clip_input_shape(feats_cfg, seconds), generator=gen).to(device)
     return measure_macs(model, example)
-
-
-# --------------------------------------------------------------------------- hardware

@@ -3,33 +3,22 @@
     dcase-fpd report EXP_DIR [--json] [--ckpt CKPT]
     dcase-fpd report EXP_DIR --baseline BASELINE_EXP_DIR [--allow-other-hardware] [--meta OUT.yaml [--force]]
 
+EXP_DIR is a run folder (a run's ``training.exp_dir``); a folder that holds exactly one run (the demo's
+``exp/demo``, whose run is ``exp/demo/run``) stands for it, and the command says which folder it used; one
+that holds several (a ``compare`` output) is refused with their list. The command
 reads ``EXP_DIR/recipe.yaml``, a checkpoint (``checkpoints/best.ckpt``, else ``last.ckpt``) and
 ``EXP_DIR/energy.json`` (written by :mod:`dcase_fpd_plugin.energy`) and prints a table (or, with
 ``--json``, the dict of :func:`submission_figures`). With ``--baseline``, also the comparison with a
 baseline run on the same hardware (:mod:`dcase_fpd_plugin.report.energy_comparison`: kWh ratio per phase,
 EW-PSDS) and, with ``--meta``, the submission meta file's block (:mod:`dcase_fpd_plugin.report.meta`).
 
-**Parameters** are those of the detection model (``task.model``): weights used at inference.
-Training-only branches (e.g. the FPD projection) are reported separately and a mean-teacher copy
-is not counted.
-
-**MACs** (multiply-accumulates) are for one clip of 10 s (batch 1) in the recipe's feature shape
-``(1, n_mels, 1 + 10 s * sample_rate // hop_length)``: convolutions, linear layers and matmuls as
-counted by :class:`torch.utils.flop_counter.FlopCounterMode` (MACs = FLOPs / 2); recurrent layers
-(GRU, LSTM, RNN) analytically, because FlopCounterMode sees them only where they run as
-decomposed matmuls (CPU) and not as fused kernels (cuDNN): per time step, layer and direction
-``gates * (in * h + h * h)`` MACs, gates = 3 for a GRU (4 LSTM, 1 RNN), ``in`` the layer's input
-width, ``h`` the hidden size. Bias additions, normalisation, activations, pooling, GLU gating
-products and the log-mel front-end are not counted (the usual convention of MAC counters).
+Parameters and MACs: :mod:`dcase_fpd_plugin.report.complexity`, which says what they count.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
@@ -85,6 +74,57 @@ def _find_checkpoint(exp_dir: Path) -> Path | None:
             return ckpts / name
     others = sorted(ckpts.glob("*.ckpt")) if ckpts.is_dir() else []
     return others[0] if others else None
+
+
+def is_run_folder(path: Path) -> bool:
+    """A run folder is one ``report`` can read: it holds ``recipe.yaml`` or a checkpoint in ``checkpoints/``."""
+    return path.is_dir() and ((path / "recipe.yaml").is_file() or _find_checkpoint(path) is not None)
+
+
+RUN_SEARCH_DEPTH = 2  # exp/demo -> exp/demo/run; a compare folder OUT -> OUT/<recipe>/seed_<s>
+
+
+def find_run_folders(path: Path, depth: int = RUN_SEARCH_DEPTH) -> list[Path]:
+    """The run folders inside ``path`` (not ``path`` itself), up to ``depth`` levels down, sorted.
+
+    A run folder's own subfolders (``tests/``, ``late_epochs/``) are not searched; nor are hidden ones."""
+    found: list[Path] = []
+    try:
+        children = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith("."))
+    except OSError:
+        return found
+    for child in children:
+        if is_run_folder(child):
+            found.append(child)
+        elif depth > 1:
+            found.extend(find_run_folders(child, depth - 1))
+    return found
+
+
+def resolve_run_folder(path: str | Path) -> tuple[Path, Path | None]:
+    """``(run folder, the folder named)``: ``path`` itself when it is a run folder (second item None), else the
+    one run folder inside it (the demo's ``exp/demo`` -> ``exp/demo/run``), which the caller says it used.
+
+    Raises:
+        ReportError: ``path`` is missing, holds no run folder, or holds several (all listed).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"experiment folder not found: {path}")
+    if is_run_folder(path):
+        return path, None
+    runs = find_run_folders(path)
+    if len(runs) == 1:
+        return runs[0], path
+    if not runs:
+        raise ReportError(f"{path}: not an experiment folder (no recipe.yaml, no checkpoints/best.ckpt or "
+                          f"checkpoints/last.ckpt), and no run folder inside it (searched {RUN_SEARCH_DEPTH} "
+                          "levels down); name the folder a run wrote, its training.exp_dir")
+    shown = runs[:20]
+    more = f" (and {len(runs) - len(shown)} more)" if len(runs) > len(shown) else ""
+    raise ReportError(f"{path} is not a run folder but holds {len(runs)} runs: "
+                      + ", ".join(str(r) for r in shown) + more
+                      + f"; name one, e.g. dcase-fpd report {runs[0]}")
 
 
 def _energy_section(exp_dir: Path, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -283,60 +323,3 @@ def format_report(fig: Mapping[str, Any]) -> str:
     for note in fig["notes"]:
         lines.append(f"\nnote: {note}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- command
-def cmd_report(args: argparse.Namespace) -> int:
-    from .energy_comparison import compare_runs, comparison_json, format_comparison
-    from .meta import write_meta
-
-    def fail(msg: Any) -> int:
-        print(f"dcase-fpd report: error: {msg}", file=sys.stderr)
-        return 2
-
-    baseline = getattr(args, "baseline", None)
-    meta = getattr(args, "meta", None)
-    if meta and not baseline:
-        return fail("--meta needs --baseline BASELINE_EXP_DIR (the meta file holds the baseline's energy "
-                    "on the same hardware)")
-    if meta and Path(meta).exists() and not args.force:
-        return fail(f"{meta} exists; pass --force to replace it (nothing written)")
-    try:
-        fig = submission_figures(args.exp_dir, ckpt=args.ckpt)
-        cmp = compare_runs(args.exp_dir, baseline, args.allow_other_hardware) if baseline else None
-    except (ReportError, FileNotFoundError, ValueError) as exc:  # ComparisonError is a ValueError
-        return fail(exc)
-    if args.json:
-        print(json.dumps({**fig, **({"baseline": comparison_json(cmp)} if cmp else {})}, indent=2, default=str))
-    else:
-        print(format_report(fig))
-        if cmp is not None:
-            print()
-            print(format_comparison(cmp))
-    if meta:
-        try:
-            written = write_meta(meta, fig, cmp, force=args.force)
-        except (FileExistsError, OSError) as exc:
-            return fail(exc)
-        print(f"\nmeta block written to {written}", file=sys.stderr if args.json else sys.stdout)
-    return 0
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``dcase-fpd report EXP_DIR [--json] [--ckpt CKPT] [--baseline DIR [--meta OUT.yaml]]``."""
-    p = subparsers.add_parser("report", help="print the DCASE submission figures of an experiment "
-                                             "(energy kWh per phase, parameters, MACs per 10 s, hardware), "
-                                             "against a baseline run on the same hardware (EW-PSDS)")
-    p.add_argument("exp_dir", help="experiment folder (training.exp_dir), e.g. exp/weak")
-    p.add_argument("--ckpt", help="checkpoint to build the model from (default: checkpoints/best.ckpt, else last.ckpt)")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--baseline", metavar="BASELINE_EXP_DIR",
-                   help="the baseline's experiment folder, run on the same hardware: kWh ratio per phase and "
-                        "EW-PSDS1/2 = PSDS x kWh_baseline / kWh_system (training energy)")
-    p.add_argument("--allow-other-hardware", action="store_true",
-                   help="compare with a baseline measured on other hardware (CPU model, GPU model or count)")
-    p.add_argument("--meta", metavar="OUT.yaml",
-                   help="write the complexity / energy block of the DCASE Task 4 submission meta file (needs --baseline)")
-    p.add_argument("--force", action="store_true", help="replace an existing --meta file")
-    p.set_defaults(func=cmd_report)
-    return p

@@ -172,6 +172,67 @@ def test_report_errors_and_missing_parts(experiment, tmp_path, capsys):
     assert f"{count_parameters(load_task(experiment / 'checkpoints' / 'best.ckpt').model):,}" in out
 
 
+# --------------------------------------------------------------------------- a folder that holds runs
+def _recipe_only_run(folder: Path, source: Path) -> Path:
+    folder.mkdir(parents=True)
+    shutil.copy(source / "recipe.yaml", folder / "recipe.yaml")
+    return folder
+
+
+def test_report_on_a_folder_holding_one_run_uses_it_and_says_so(experiment, tmp_path, capsys):
+    """#26: after `make demo`, `dcase-fpd report exp/demo` failed ('not an experiment folder') without
+    naming exp/demo/run, the run folder inside it."""
+    demo = tmp_path / "exp" / "demo"  # what `dcase-fpd demo` leaves: data/, feature_cache/, run/
+    (demo / "data" / "synth" / "audio").mkdir(parents=True)
+    (demo / "feature_cache").mkdir()
+    shutil.copytree(experiment, demo / "run")
+    assert main(["report", str(demo)]) == 0
+    captured = capsys.readouterr()
+    assert f"reporting on the one run inside it: {demo / 'run'}" in captured.err
+    assert f"DCASE submission figures: {demo / 'run'} " in captured.out
+    assert "kWh (" in next(line for line in captured.out.splitlines() if line.strip().startswith("training"))
+    # --json keeps stdout a JSON document: the folder used is in it, the notice on stderr
+    assert main(["report", str(demo), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["exp_dir"] == str(demo / "run")
+    assert str(demo / "run") in captured.err
+    # the fixture's own parent holds its run beside a cache folder, as exp/demo does
+    assert main(["report", str(experiment.parent)]) == 0
+    assert f"reporting on the one run inside it: {experiment}" in capsys.readouterr().err
+
+
+def test_report_on_a_folder_holding_several_runs_lists_them(experiment, tmp_path, capsys):
+    """A compare output (OUT/<recipe>/seed_<s>/) holds several runs: refused, every run named."""
+    out = tmp_path / "cmp"
+    runs = [_recipe_only_run(out / r / f"seed_{s}", experiment) for r in ("weak", "weak_fpd_ip") for s in (0, 1)]
+    assert main(["report", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{out} is not a run folder but holds 4 runs" in captured.err
+    assert all(str(r) in captured.err for r in runs)
+    assert f"dcase-fpd report {runs[0]}" in captured.err
+    assert main(["report", str(out / "weak")]) == 2  # one level down: the recipe's seeds
+    assert "holds 2 runs" in capsys.readouterr().err
+    # a run folder's own subfolders (tests/, late_epochs/) do not count as runs inside it
+    assert main(["report", str(runs[0])]) == 0
+    assert "inside it" not in capsys.readouterr().err
+
+
+def test_report_baseline_folder_is_resolved_the_same_way(experiment, tmp_path, capsys):
+    base = tmp_path / "baselines"
+    for s in (0, 1):
+        _recipe_only_run(base / f"seed_{s}", experiment)
+    assert main(["report", str(experiment), "--baseline", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 runs" in err and str(base / "seed_0") in err and str(base / "seed_1") in err
+    nested = tmp_path / "baseline"
+    shutil.copytree(experiment, nested / "run")
+    assert main(["report", str(experiment), "--baseline", str(nested)]) == 0
+    captured = capsys.readouterr()
+    assert f"--baseline {nested} is not a run folder; using the one run inside it: {nested / 'run'}" in captured.err
+    assert str(nested / "run") in captured.out
+
+
 def test_gru_invisible_to_flop_counter_is_still_counted():
     """cuDNN runs a GRU as one fused kernel that FlopCounterMode does not count: simulate that on CPU."""
     from torch.utils._python_dispatch import _disable_current_modes
