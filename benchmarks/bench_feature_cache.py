@@ -45,7 +45,7 @@ def main() -> None:
             "eval.psds=false"]
         recipe = load_recipe(REPO / "recipes" / "demo.yaml", base)
         # fill the cache (what the first epoch of a cached run does)
-        dm = SEDDataModule(recipe, 1, 0.064)
+        dm = SEDDataModule.from_recipe(recipe, 1, 0.064)
         dm.setup("fit")
         for s in dm.train_sets + [dm.val_set]:
             for r in s.records:

@@ -226,9 +226,9 @@ def warm_cache(recipe: dict) -> int:
     from dcase_fpd_plugin.training.task import SEDTask
 
     task = SEDTask(recipe)
-    dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s)
-    dm.recipe = copy.deepcopy(recipe)
-    dm.recipe["data"]["feature_store"] = "off"
+    recipe = copy.deepcopy(recipe)
+    recipe["data"]["feature_store"] = "off"
+    dm = SEDDataModule.from_recipe(recipe, task.n_frames, task.frame_hop_s)
     dm.setup("fit")
     n = 0
     for s in dm.train_sets + [dm.val_set]:

@@ -114,7 +114,7 @@ def diagnose(run_dir: Path) -> dict:
     task = load_task(run_dir / "checkpoints" / "best.ckpt")
     task.eval()
     task.recipe["data"]["feature_store"] = "off"  # only the SS set is read here
-    dm = SEDDataModule(task.recipe, task.n_frames, task.frame_hop_s)
+    dm = SEDDataModule.from_recipe(task.recipe, task.n_frames, task.frame_hop_s)
     dm.setup("fit")
     row = {"recipe": run_dir.parent.name, "run": run_dir.name}
     # the strong validation clips only (the held-out weak clips have no frame labels)

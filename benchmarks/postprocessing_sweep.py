@@ -67,7 +67,7 @@ def sweep(run_dir: Path, thresholds, windows) -> dict:
     recipe, data = task.recipe, task.recipe["data"]
     if not data["test_tsv"]:
         raise SystemExit(f"{run_dir}: its recipe has no test set (data.test_*); nothing to apply the tuning to")
-    dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s)
+    dm = SEDDataModule.from_recipe(recipe, task.n_frames, task.frame_hop_s)
     dm.setup("validate")
     dm.setup("test")
     classes, hop = task.classes, task.frame_hop_s

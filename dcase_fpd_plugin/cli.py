@@ -44,7 +44,8 @@ def _print_metrics(metrics: dict, exp_dir: Path) -> None:
     trained = training_line(metrics)
     if trained:
         print(f"\n{trained}")
-    print(f"\nOutputs in {exp_dir}/: metrics.json, predictions.tsv, scores/, checkpoints/, recipe.yaml")
+    print(f"\nOutputs in {exp_dir}/: metrics.json, predictions.tsv, scores/, checkpoints/, recipe.yaml, "
+          "energy.json, logs/, tb/")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -116,6 +117,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_recipes(args: argparse.Namespace) -> int:
     from .recipe.loading import bundled_recipes, dump_recipe, load_recipe, recipe_summary
 
+    if args.action == "keys":
+        from .recipe.schema import keys_text
+
+        print(keys_text(args.name, markdown=args.markdown))
+        return 0
     if args.action == "show":
         if args.name is None:
             args.parser.error("show needs a recipe: dcase-fpd recipes show NAME")
@@ -128,6 +134,11 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     print("\nUse one by name (dcase-fpd train NAME key.path=value ...) or copy it: dcase-fpd recipes show NAME "
           "> my.yaml prints it resolved (base: merged in). Files: " + str(next(iter(bundled.values())).parent))
     return 0
+
+
+DESCRIPTION = ("Sound event detection in the DCASE Task 4 setting with the Frame Pairwise Distance (FPD) loss: "
+               "train and test recipes (YAML), detect events in audio, compare recipes over seeds, regenerate "
+               "the synthetic training set, report energy and model size for a DCASE submission.")
 
 
 class IntermixedArgumentParser(argparse.ArgumentParser):
@@ -148,7 +159,13 @@ class IntermixedArgumentParser(argparse.ArgumentParser):
 
 # Sub-commands defined in the module of their concept (``add_parser(subparsers)`` there).
 MODULE_COMMANDS = {"synth": "synth.command", "bench": "synth.bench", "compare": "experiments.command",
-                   "report": "report.submission"}
+                   "report": "report.command"}
+# Their one-line help in `dcase-fpd --help`, which imports none of them.
+MODULE_HELP = {"synth": "generate a DESED-format synthetic strongly labelled set with scaper",
+               "bench": "build the DESED-size benchmark dataset from a soundbank",
+               "compare": "train and test several recipes with N seeds each; write the paper's tables and plots",
+               "report": "print the DCASE submission figures of a run (kWh per phase, parameters, MACs, "
+                         "hardware), optionally against a baseline run (EW-PSDS)"}
 INTERMIXED_COMMANDS = ("compare",)  # module sub-commands whose overrides may follow their options
 
 
@@ -159,8 +176,10 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``dcase-fpd`` parser; with ``command``, the other module sub-commands are placeholders
-    (their modules are not imported)."""
-    p = argparse.ArgumentParser(prog="dcase-fpd", description=__doc__.split("\n\n")[0],
+    (their modules are not imported); with ``command=""`` all of them are (``dcase-fpd --help``)."""
+    p = argparse.ArgumentParser(prog="dcase-fpd", description=DESCRIPTION, epilog="Each command's options: "
+                                "dcase-fpd COMMAND --help. Errors in a recipe, a data file or an existing output "
+                                "print one message naming the file and exit with status 2.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -198,13 +217,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("--recipe", default="demo", help="recipe file or bundled name (default: the bundled demo)")
     d.set_defaults(func=cmd_demo)
 
-    r = sub.add_parser("recipes", help="list the bundled recipes; 'recipes show NAME' prints one resolved",
+    r = sub.add_parser("recipes", help="list the bundled recipes; 'recipes show NAME' prints one resolved; "
+                                       "'recipes keys [SECTION]' every key",
                        description="Without arguments: the recipes bundled with the package, each with its first "
                                    "comment line. 'show NAME [key.path=value ...]': the recipe fully resolved "
-                                   "(defaults, its base: chain, overrides), as saved in a run's recipe.yaml.")
-    r.add_argument("action", nargs="?", choices=["show"], help="show: print one recipe resolved")
-    r.add_argument("name", nargs="?", help="bundled recipe name or recipe file (with show)")
+                                   "(defaults, its base: chain, overrides), as saved in a run's recipe.yaml. "
+                                   "'keys [SECTION]': every key of a section (data, feats, net, training, opt, "
+                                   "eval, energy, branches; default: all) with its type, default and doc.")
+    r.add_argument("action", nargs="?", choices=["show", "keys"],
+                   help="show: print one recipe resolved; keys: the recipe keys")
+    r.add_argument("name", nargs="?", help="bundled recipe name or recipe file (with show); a section (with keys)")
     r.add_argument("overrides", nargs="*", help="key.path=value overrides (with show)")
+    r.add_argument("--markdown", action="store_true", help="with keys: Markdown tables (as in docs/usage.md)")
     r.set_defaults(func=cmd_recipes, parser=r)
 
     # Overrides may follow the options (`test R --ckpt C eval.threshold=0.9`), as compare allows.
@@ -217,7 +241,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     for name, module in MODULE_COMMANDS.items():
         if command is not None and command != name:
-            sub.add_parser(name, help=f"(see dcase-fpd {name} --help)")
+            sub.add_parser(name, help=MODULE_HELP[name])
             continue
         parser = importlib.import_module(f"{__package__}.{module}").add_parser(sub)
         if name in INTERMIXED_COMMANDS:
@@ -237,11 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_dependencies()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_of(argv)
-    args = build_parser(command if command in MODULE_COMMANDS or command in _BUILTIN_COMMANDS else None).parse_args(argv)
+    known = command in MODULE_COMMANDS or command in _BUILTIN_COMMANDS
+    args = build_parser(command if known else "").parse_args(argv)  # unknown or none: the top-level help
     user_errors: tuple[type[BaseException], ...] = (RecipeError, DataError, UnknownPluginError,
                                                     FileNotFoundError, FileExistsError)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `dcase-fpd recipes keys | head`: the reader left; no traceback
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (Python flushes stdout again at exit)
+        return 0
     except Exception as exc:
         # the training module (Lightning: ~6 s) is not imported here for its error class: a command
         # that raised one has imported it

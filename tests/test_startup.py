@@ -43,7 +43,7 @@ def header_reads(monkeypatch):
 def _datamodule(demo_overrides):
     recipe = load_recipe(REPO / "recipes" / "demo.yaml", demo_overrides)
     task = SEDTask(recipe)
-    return SEDDataModule(recipe, task.n_frames, task.frame_hop_s), recipe
+    return SEDDataModule.from_recipe(recipe, task.n_frames, task.frame_hop_s), recipe
 
 
 def test_second_setup_reads_no_audio_header(demo_overrides, header_reads):
@@ -141,7 +141,7 @@ def test_train_command_imports_no_other_subcommand_module():
     code = ("import sys; from dcase_fpd_plugin.cli import build_parser; "
             "a = build_parser('train').parse_args(['train', 'r.yaml', 'training.seed=2', '--force']); "
             "assert a.overrides == ['training.seed=2'] and a.force; "
-            "heavy = [m for m in ('dcase_fpd_plugin.experiments.command', 'dcase_fpd_plugin.report.submission', "
+            "heavy = [m for m in ('dcase_fpd_plugin.experiments.command', 'dcase_fpd_plugin.report.command', "
             "'dcase_fpd_plugin.synth.command', 'dcase_fpd_plugin.training.runs', 'pandas', 'pytorch_lightning') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
@@ -169,13 +169,13 @@ def test_hardware_probe_spares_the_tracker_its_detection(monkeypatch, tmp_path):
     from dcase_fpd_plugin.energy import tracker as energy_tracker
 
     runs: list[int] = []
-    full = ResourceTracker._run_full_hardware_setup
+    detect_cpu = ResourceTracker.set_CPU_tracking  # run by a detection only, not by a cached plan
 
     def counted(self):
         runs.append(1)
-        return full(self)
+        return detect_cpu(self)
 
-    monkeypatch.setattr(ResourceTracker, "_run_full_hardware_setup", counted)
+    monkeypatch.setattr(ResourceTracker, "set_CPU_tracking", counted)
     monkeypatch.setattr(energy_tracker, "_probe", None)
     hardware_cache.clear_cache()
     cfg = energy.energy_config(None)
@@ -203,7 +203,7 @@ def test_hardware_probe_is_a_no_op_without_codecarbons_cache(monkeypatch):
     from dcase_fpd_plugin.energy import tracker as energy_tracker
 
     runs: list[int] = []
-    monkeypatch.setattr(ResourceTracker, "_run_full_hardware_setup", lambda self: runs.append(1))
+    monkeypatch.setattr(ResourceTracker, "set_CPU_GPU_ram_tracking", lambda self: runs.append(1))  # any set-up
     hardware_cache.clear_cache()  # else a plan left by an earlier test hides a probe that detects
     find = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -226,3 +226,22 @@ def test_unstattable_file_is_named_as_unreadable_not_absent(tmp_path, monkeypatc
     monkeypatch.setattr(Path, "stat", denied)
     with pytest.raises(DataError, match=r"a.wav: audio file cannot be read \(Permission denied\)"):
         audio.HeaderIndex().check(wav)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["test", "--help"], ["infer", "--help"],
+                                  ["demo", "--help"], ["recipes", "--help"], ["synth", "--help"],
+                                  ["bench", "--help"], ["compare", "--help"], ["report", "--help"]])
+def test_help_prints_without_torch_or_lightning(argv):
+    """`dcase-fpd --help` and each command's --help: the usage, without importing torch or Lightning
+    (~6 s on this machine's 2 cores); the top level imports no sub-command's module."""
+    code = ("import sys; from dcase_fpd_plugin.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "heavy = [m for m in ('torch', 'pytorch_lightning', 'lightning') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: dcase-fpd" in out.stdout
+    assert out.stdout.strip().endswith("HEAVY []"), out.stdout[-300:]
+    if argv == ["--help"]:
+        assert "compare" in out.stdout and "report" in out.stdout and "FPD" in out.stdout

@@ -13,8 +13,9 @@ Test (reported, never selects): ``test_*``; without them the validation set's st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pytorch_lightning as pl
@@ -31,11 +32,29 @@ from .store import STORE_DTYPES, FeatureStore, IndexBatch, store_nbytes
 from .tsv import DataError, list_audio_folder
 
 
-def default_cache_dir(recipe: dict[str, Any]) -> Path:
-    """``data.cache_dir``, else ``.feature_cache`` beside the experiment folder."""
-    if recipe["data"]["cache_dir"]:
-        return Path(recipe["data"]["cache_dir"])
-    return Path(recipe["training"]["exp_dir"]).resolve().parent / ".feature_cache"
+def default_cache_dir(data: Mapping[str, Any], exp_dir: str | Path) -> Path:
+    """``data.cache_dir``, else ``.feature_cache`` beside the experiment folder ``exp_dir``."""
+    if data["cache_dir"]:
+        return Path(data["cache_dir"])
+    return Path(exp_dir).resolve().parent / ".feature_cache"
+
+
+@dataclass(frozen=True)
+class Batches:
+    """How the clips are batched (from the recipe's ``training`` section)."""
+
+    batch_size: tuple[int, int, int]  # clips per training batch from [synthetic, weak, unlabelled]
+    batch_size_val: int  # clips per validation / test batch
+    seed: int  # seed of the batch sampler
+    progress_bar: bool = True  # the feature store's progress bar
+    pin_memory: bool = False  # pin the store path's index batches (a CUDA device)
+
+    @classmethod
+    def of(cls, training: Mapping[str, Any]) -> "Batches":
+        """From a resolved ``training`` section."""
+        pin = torch.cuda.is_available() and training["accelerator"] in ("auto", "gpu", "cuda")
+        return cls(tuple(training["batch_size"]), training["batch_size_val"], training["seed"],
+                   bool(training["progress_bar"]), pin)
 
 
 def split_weak_validation(records: list[ClipRecord], fraction: float, seed: int
@@ -61,26 +80,38 @@ class SEDDataModule(pl.LightningDataModule):
     """DESED data for :class:`~dcase_fpd_plugin.training.task.SEDTask`.
 
     Args:
-        recipe: the resolved recipe.
+        data: the recipe's ``data`` section (resolved).
+        feats: the recipe's ``feats`` section.
+        batches: how the clips are batched (:meth:`Batches.of` the ``training`` section).
         n_frames: T, the model's output frames per clip.
         frame_hop_s: seconds per output frame.
-        use_cache: cache log-mel features on disk (``data.cache_dir``).
+        cache_dir: where log-mel features are cached on disk (None: no cache).
+
+    :meth:`from_recipe` picks these from a resolved recipe.
     """
 
-    def __init__(self, recipe: dict[str, Any], n_frames: int, frame_hop_s: float, use_cache: bool = True):
+    def __init__(self, data: Mapping[str, Any], feats: Mapping[str, Any], batches: Batches, n_frames: int,
+                 frame_hop_s: float, cache_dir: str | Path | None = None):
         super().__init__()
-        self.recipe = recipe
-        data = recipe["data"]
+        self.data, self.feats, self.batches = data, feats, batches
         self.encoder = LabelEncoder(data["classes"], frame_hop_s, n_frames)
-        self.features = FeatureExtractor(recipe["feats"], default_cache_dir(recipe) if use_cache else None)
+        self.features = FeatureExtractor(feats, Path(cache_dir) if cache_dir is not None else None)
         # listed audio files already known readable (header read by an earlier run)
-        self.headers = HeaderIndex(default_cache_dir(recipe) / "audio_headers.json" if use_cache else None)
+        self.headers = HeaderIndex(Path(cache_dir) / "audio_headers.json" if cache_dir is not None else None)
         self.train_sets: list[ClipDataset] = []
         self.val_set: ClipDataset | None = None  # strong validation clips
         self.weak_val_set: ClipDataset | None = None  # held-out weak clips (data.weak_val_fraction)
         self.test_set: ClipDataset | None = None
         self.store: FeatureStore | None = None  # training clips on the device (data.feature_store)
         self._weak_split: tuple[list[ClipRecord], list[ClipRecord]] | None = None
+
+    @classmethod
+    def from_recipe(cls, recipe: Mapping[str, Any], n_frames: int, frame_hop_s: float,
+                    use_cache: bool = True) -> "SEDDataModule":
+        """The data module of a resolved recipe: its ``data`` and ``feats`` sections, the batching of
+        its ``training`` section, the feature cache beside ``training.exp_dir`` unless ``data.cache_dir``."""
+        cache = default_cache_dir(recipe["data"], recipe["training"]["exp_dir"]) if use_cache else None
+        return cls(recipe["data"], recipe["feats"], Batches.of(recipe["training"]), n_frames, frame_hop_s, cache)
 
     def _dataset(self, records: list[ClipRecord], source: int, origin: str = "") -> ClipDataset:
         return ClipDataset(records, source, self.features, self.encoder, origin)
@@ -95,16 +126,16 @@ class SEDDataModule(pl.LightningDataModule):
     def weak_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
         """(training, held-out validation) records of the weak set (read once)."""
         if self._weak_split is None:
-            data = self.recipe["data"]
+            data = self.data
             records = weak_records(data["weak_folder"], data["weak_tsv"], data["classes"],
                                    data["max_missing_fraction"], headers=self.headers)
             self._weak_split = split_weak_validation(records, data["weak_val_fraction"], data["weak_val_seed"])
         return self._weak_split
 
     def setup(self, stage: str | None = None) -> None:
-        data, classes = self.recipe["data"], self.recipe["data"]["classes"]
+        data, classes = self.data, self.data["classes"]
         miss = data["max_missing_fraction"]
-        bs = self.recipe["training"]["batch_size"]
+        bs = self.batches.batch_size
         if stage in (None, "fit") and not self.train_sets:
             sets = []
             if bs[0] > 0:
@@ -120,7 +151,7 @@ class SEDDataModule(pl.LightningDataModule):
             if self.use_store():
                 self.store = FeatureStore.cached(sets, STORE_DTYPES[data["feature_store_dtype"]],
                                                  self.features.cache_dir,
-                                                 progress=bool(self.recipe["training"]["progress_bar"]))
+                                                 progress=self.batches.progress_bar)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(self._scored(strong_records(data["val_folder"], data["val_tsv"], classes,
                                                                      data["val_dur"], miss, self.headers), data["val_tsv"]),
@@ -142,14 +173,14 @@ class SEDDataModule(pl.LightningDataModule):
 
     def store_nbytes(self) -> int:
         """Bytes the training clips would take in a feature store."""
-        feats = self.recipe["feats"]
+        feats = self.feats
         return store_nbytes(sum(len(s) for s in self.train_sets), feats["n_mels"], self.features.n_frames,
                             self.encoder.n_frames, self.encoder.n_classes,
-                            STORE_DTYPES[self.recipe["data"]["feature_store_dtype"]])
+                            STORE_DTYPES[self.data["feature_store_dtype"]])
 
     def use_store(self) -> bool:
         """``data.feature_store: auto`` and the store fits ``data.feature_store_max_gb``."""
-        data = self.recipe["data"]
+        data = self.data
         return (data["feature_store"] == "auto" and bool(self.train_sets)
                 and self.store_nbytes() <= data["feature_store_max_gb"] * 2**30)
 
@@ -162,21 +193,20 @@ class SEDDataModule(pl.LightningDataModule):
         return batch
 
     def _loader(self, dataset, **kw) -> DataLoader:
-        nw = self.recipe["data"]["num_workers"]
+        nw = self.data["num_workers"]
         return DataLoader(dataset, collate_fn=collate, num_workers=nw, persistent_workers=nw > 0, **kw)
 
     def train_dataloader(self) -> DataLoader:
         sizes = [len(s) for s in self.train_sets]
-        batch_sizes = [b for b in self.recipe["training"]["batch_size"] if b > 0]
+        batch_sizes = [b for b in self.batches.batch_size if b > 0]
         rank, world = 0, 1
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
-        sampler = MixedSourceBatchSampler(sizes, batch_sizes, seed=self.recipe["training"]["seed"],
+        sampler = MixedSourceBatchSampler(sizes, batch_sizes, seed=self.batches.seed,
                                           rank=rank, world_size=world)
         if self.store is not None:  # indices only; the batch is gathered on the device
-            pin = torch.cuda.is_available() and self.recipe["training"]["accelerator"] in ("auto", "gpu", "cuda")
             return DataLoader(_Indices(len(self.store)), batch_sampler=sampler, collate_fn=self.store.index_batch,
-                              num_workers=0, pin_memory=pin)
+                              num_workers=0, pin_memory=self.batches.pin_memory)
         return self._loader(ConcatDataset(self.train_sets), batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -184,10 +214,10 @@ class SEDDataModule(pl.LightningDataModule):
         them apart by ``has_strong``)."""
         sets = [self.val_set] + ([self.weak_val_set] if self.weak_val_set is not None else [])
         dataset = sets[0] if len(sets) == 1 else ConcatDataset(sets)
-        return self._loader(dataset, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)
+        return self._loader(dataset, batch_size=self.batches.batch_size_val, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, batch_size=self.recipe["training"]["batch_size_val"], shuffle=False)
+        return self._loader(self.test_set, batch_size=self.batches.batch_size_val, shuffle=False)
 
 
 class _Indices(Dataset):
@@ -203,11 +233,12 @@ class _Indices(Dataset):
         return i
 
 
-def folder_loader(folder: str | Path, recipe: dict[str, Any], n_frames: int, frame_hop_s: float,
-                  batch_size: int = 16, skip_unreadable: bool = False) -> DataLoader:
-    """Batches of every audio file in ``folder`` (no labels), for ``dcase-fpd infer``; unreadable
-    files are refused by name unless ``skip_unreadable`` (then they are named in a warning)."""
-    dm = SEDDataModule(recipe, n_frames, frame_hop_s, use_cache=False)
+def folder_loader(folder: str | Path, data: Mapping[str, Any], feats: Mapping[str, Any], n_frames: int,
+                  frame_hop_s: float, batch_size: int = 16, skip_unreadable: bool = False) -> DataLoader:
+    """Batches of every audio file in ``folder`` (no labels), for ``dcase-fpd infer``, with the ``data``
+    (classes, workers) and ``feats`` sections of the model's recipe; unreadable files are refused by
+    name unless ``skip_unreadable`` (then they are named in a warning)."""
+    dm = SEDDataModule(data, feats, Batches((0, 0, 0), batch_size, 0), n_frames, frame_hop_s)
     if not list_audio_folder(folder):
         raise FileNotFoundError(f"{folder}: no audio files (.wav, .flac, ...) found")
     records = unlabeled_records(folder, 1.0 if skip_unreadable else 0.0, knob="--skip-unreadable")

@@ -73,10 +73,9 @@ from dcase_fpd_plugin.evaluation.scores import audio_id, scores_dataframe
 # Imported through the shim in scores.py (pkg_resources trap), which ran above.
 import sed_eval  # noqa: E402
 import sed_scores_eval  # noqa: E402
-from .outputs import EvaluationResult, _is_nan, _jsonable
+from .outputs import EvaluationResult, is_nan, jsonable
 from .reference import STRONG_COLUMNS
 from .reference import Reference, read_reference
-
 
 
 # DCASE Task 4 settings (DESIGN.md, DESED_task).
@@ -90,8 +89,6 @@ PSDS2 = dict(
 )
 #: which clips a PSDS covers: those with reference events (DESED_task) | every evaluated clip.
 PSDS_CLIPS = ("with_events", "all")
-
-
 
 
 # --------------------------------------------------------------------------- reference
@@ -189,7 +186,7 @@ def _sed_eval_summary(metrics, classes: Sequence[str], evaluated: Sequence[str])
         warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
         results = metrics.results()
     per_class = {c: results["class_wise"][c]["f_measure"]["f_measure"] for c in classes}
-    zero_filled = [0.0 if _is_nan(per_class[c]) else per_class[c] for c in evaluated]
+    zero_filled = [0.0 if is_nan(per_class[c]) else per_class[c] for c in evaluated]
     return {
         "macro": results["class_wise_average"]["f_measure"]["f_measure"],
         "micro": results["overall"]["f_measure"]["f_measure"],
@@ -255,7 +252,7 @@ def tagging_f1_from_labels(
         c: (2.0 * tp[i] / (2 * tp[i] + fp[i] + fn[i]) if truth[:, i].any() else math.nan)
         for i, c in enumerate(classes)
     }
-    values = [v for v in per_class.values() if not _is_nan(v)]
+    values = [v for v in per_class.values() if not is_nan(v)]
     return (float(np.mean(values)) if values else math.nan), per_class
 
 
@@ -489,4 +486,4 @@ def evaluate(
         "tagging_threshold": tagging_threshold,
     }
     timings["total"] = time.perf_counter() - t0
-    return EvaluationResult(_jsonable(metrics), predictions, scores, timings)
+    return EvaluationResult(jsonable(metrics), predictions, scores, timings)

@@ -1,5 +1,4 @@
-"""Writing an evaluation's outputs: metrics.json, predictions.tsv, scores/ (atomically).
-"""
+"""Writing an evaluation's outputs: metrics.json, predictions.tsv, scores/ (atomically)."""
 
 from __future__ import annotations
 
@@ -22,16 +21,16 @@ from .reference import STRONG_COLUMNS
 # Imported through the shim in scores.py (pkg_resources trap), which ran above.
 
 
-def _is_nan(x) -> bool:
+def is_nan(x) -> bool:
     return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
 
 
-def _jsonable(x):
+def jsonable(x):
     """Plain Python types for JSON: numpy scalars -> float/int, nan -> None (recursively)."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
     if isinstance(x, (int, np.integer)):

@@ -1,5 +1,4 @@
-"""The reference (ground truth) of an evaluation: strong events, durations, the clips scored.
-"""
+"""The reference (ground truth) of an evaluation: strong events, durations, the clips scored."""
 
 from __future__ import annotations
 

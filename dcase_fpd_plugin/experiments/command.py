@@ -1,5 +1,4 @@
-"""``dcase-fpd compare``: its parser and command.
-"""
+"""``dcase-fpd compare``: its parser and command."""
 
 from __future__ import annotations
 
@@ -7,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
-from .records import CompareError, RecipeMismatchError
-from .run import run_comparison
 
+# The comparison's modules (pandas, the training) are imported by the command, not here, so that
+# `dcase-fpd compare --help` prints without them.
 
 
 def split_recipes_and_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -22,6 +21,9 @@ def split_recipes_and_overrides(items: Sequence[str]) -> tuple[list[str], list[s
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from .records import CompareError
+    from .run import run_comparison
+
     recipes, overrides = split_recipes_and_overrides(args.items)
     if not recipes:
         raise CompareError("compare needs at least one recipe (file or bundled name) before the key=value overrides")
@@ -34,6 +36,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _compare_main(args: argparse.Namespace) -> int:
+    from .records import CompareError, RecipeMismatchError
+
     """cmd_compare, with the comparison's own refusals reported as user errors (exit 2)."""
     import sys
 

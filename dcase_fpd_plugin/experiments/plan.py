@@ -1,5 +1,4 @@
-"""Planning a comparison: one run folder per recipe and seed, what to do with each (train, resume, reuse, refuse).
-"""
+"""Planning a comparison: one run folder per recipe and seed, what to do with each (train, resume, reuse, refuse)."""
 
 from __future__ import annotations
 

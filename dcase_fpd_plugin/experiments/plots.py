@@ -1,5 +1,4 @@
-"""Plots of a comparison: sorted event F1 per run, per-class F1, PSDS against energy.
-"""
+"""Plots of a comparison: sorted event F1 per run, per-class F1, PSDS against energy."""
 
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ import pandas as pd
 
 from ..report.energy_comparison import (EW_PSDS_PHASE)
 from ..atomic import atomic_write
-from .records import RunRecord, _float_or_none, _recipe_order
+from .records import RunRecord, float_or_none, recipe_order
+
 
 def _pyplot():
     import matplotlib
@@ -28,8 +28,8 @@ def plot_sorted_event_f1(runs: Sequence[RunRecord], path: Path, metric: str = "e
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     n_max = 1
-    for name in _recipe_order(runs):
-        vals = sorted(v for v in (_float_or_none(r.metrics.get(metric)) for r in runs if r.recipe == name)
+    for name in recipe_order(runs):
+        vals = sorted(v for v in (float_or_none(r.metrics.get(metric)) for r in runs if r.recipe == name)
                       if v is not None)
         if vals:
             ax.plot(range(1, len(vals) + 1), vals, marker="o", label=name)
@@ -74,8 +74,8 @@ def plot_psds_vs_energy(runs: Sequence[RunRecord], path: Path, metric: str = "ps
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     n, kinds, top = 0, set(), 0.0
-    for name in _recipe_order(runs):
-        pts = [(r.energy.phases[phase], _float_or_none(r.metrics.get(metric))) for r in runs
+    for name in recipe_order(runs):
+        pts = [(r.energy.phases[phase], float_or_none(r.metrics.get(metric))) for r in runs
                if r.recipe == name and r.energy is not None and phase in r.energy.phases]
         pts = [(x, y) for x, y in pts if y is not None]
         kinds |= {r.energy.phase_kinds.get(phase, r.energy.kind) for r in runs
@@ -107,10 +107,3 @@ def _save_figure(fig, path: Path) -> None:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     finally:
         plt.close(fig)
-
-
-# --------------------------------------------------------------------------- writing reports
-
-
-def _write_csv(path: Path, table: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))

@@ -1,5 +1,4 @@
-"""What a comparison reads back from a run folder: its metrics, late-epoch metrics and energy, as :class:`RunRecord`.
-"""
+"""What a comparison reads back from a run folder: its metrics, late-epoch metrics and energy, as :class:`RunRecord`."""
 
 from __future__ import annotations
 
@@ -145,7 +144,7 @@ class ComparisonResult:
 # --------------------------------------------------------------------------- reading run folders
 
 
-def _float_or_none(value: Any) -> float | None:
+def float_or_none(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
@@ -168,7 +167,7 @@ def parse_energy(data: Any) -> EnergyRecord | None:
     work: dict[str, dict[str, int]] = {}
     hardware: dict[str, tuple] = {}
     for name, entry in raw.items():
-        kwh = _float_or_none(entry.get("energy_kwh")) if isinstance(entry, Mapping) else None
+        kwh = float_or_none(entry.get("energy_kwh")) if isinstance(entry, Mapping) else None
         if kwh is None:
             continue
         phases[str(name)] = kwh
@@ -204,7 +203,7 @@ def load_run_record(exp_dir: Path, recipe: str, seed: int) -> RunRecord:
     info = exp_dir / RUN_INFO_FILE
     if info.is_file():
         try:
-            wall_s = _float_or_none(json.loads(info.read_text()).get("wall_s"))
+            wall_s = float_or_none(json.loads(info.read_text()).get("wall_s"))
         except (OSError, ValueError, AttributeError):
             wall_s = None
     return RunRecord(recipe, seed, metrics, read_energy(exp_dir), wall_s, exp_dir, read_late_metrics(exp_dir))
@@ -226,22 +225,22 @@ def read_late_metrics(exp_dir: Path) -> tuple[dict[str, Any], ...]:
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     """The numeric top-level entries of a metrics dict (lists, dicts and strings left out)."""
-    return {k: _float_or_none(v) if v is not None else None
+    return {k: float_or_none(v) if v is not None else None
             for k, v in metrics.items()
             if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
 
 
-def _recipe_order(runs: Sequence[RunRecord]) -> list[str]:
+def recipe_order(runs: Sequence[RunRecord]) -> list[str]:
     return list(dict.fromkeys(r.recipe for r in runs))
 
 
-def _run_values(run: RunRecord) -> dict[str, float | None]:
+def run_values(run: RunRecord) -> dict[str, float | None]:
     """Scalar metrics of a run, ``late_<metric>`` (the headline metrics averaged over its late-epoch
     tests, when it has them) and its energy (total and per phase)."""
     values = scalar_metrics(run.metrics)
     if run.late_metrics:
         for metric, _, _ in HEADLINE_METRICS:
-            vals = [v for v in (_float_or_none(m.get(metric)) for m in run.late_metrics) if v is not None]
+            vals = [v for v in (float_or_none(m.get(metric)) for m in run.late_metrics) if v is not None]
             values[f"{LATE_PREFIX}{metric}"] = float(np.mean(vals)) if vals else None
     if run.energy is not None:
         values[ENERGY_METRIC] = run.energy.total_kwh

@@ -1,17 +1,18 @@
-"""A comparison's report files: summary.md, the CSV tables and the plots, written atomically.
-"""
+"""A comparison's report files: summary.md, the CSV tables and the plots, written atomically."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write, atomic_write_text
 from .learning_curves import curve_table, late_epoch_table, plot_learning_curves
-from .plots import _write_csv, plot_per_class, plot_psds_vs_energy, plot_sorted_event_f1
+from .plots import plot_per_class, plot_psds_vs_energy, plot_sorted_event_f1
 from .records import RunRecord
 from .tables import energy_table, format_summary_markdown, per_class_table, runs_table, summarise
+
 
 def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison") -> dict[str, Path]:
     """Write summary.csv, summary.md, runs.csv, per_class_f1.csv, energy.csv and the three plots
@@ -44,4 +45,5 @@ def write_reports(runs: Sequence[RunRecord], out: Path, title: str = "Comparison
     return files
 
 
-# --------------------------------------------------------------------------- planning and running
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))

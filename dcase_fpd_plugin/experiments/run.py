@@ -1,5 +1,4 @@
-"""Running a planned comparison: the trainings (one process, or ``--jobs`` subprocesses), progress, the reports at the end.
-"""
+"""Running a planned comparison: the trainings (one process, or ``--jobs`` subprocesses), progress, the reports at the end."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from ..atomic import atomic_write_text
 from .plan import plan_runs
 from .records import CompareError, ComparisonResult, PlannedRun, RUN_INFO_FILE, RunRecord, load_run_record
 from .reports import write_reports
+
 
 def _silent(_: str) -> None:
     """A log that prints nothing."""
@@ -159,6 +159,3 @@ def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | 
     log(f"compare: done in {_clock(time.monotonic() - start)} ({len(trained_s)} runs trained); "
         f"{files['summary.md']}, {files['summary.csv']}, {files['runs.csv']}, plots in {out}")
     return ComparisonResult(records, files, len(trained_s))
-
-
-# --------------------------------------------------------------------------- command line

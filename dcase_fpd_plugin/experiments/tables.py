@@ -1,5 +1,4 @@
-"""Tables over the runs of a comparison (pure: :class:`RunRecord` in, DataFrames and Markdown out): mean, std, best per recipe, gains, per class, energy.
-"""
+"""Tables over the runs of a comparison (pure: :class:`RunRecord` in, DataFrames and Markdown out): mean, std, best per recipe, gains, per class, energy."""
 
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ import pandas as pd
 
 from ..report.energy_comparison import (EW_PSDS_PHASE, WORK_UNITS, energy_ratio, ew_psds,
     normalise_work)
-from .records import ENERGY_METRIC, EXTRA_METRICS, HEADLINE_METRICS, LATE_PREFIX, LOWER_IS_BETTER_PREFIX, RunRecord, _float_or_none, _recipe_order, _run_values
+from .records import ENERGY_METRIC, EXTRA_METRICS, HEADLINE_METRICS, LATE_PREFIX, LOWER_IS_BETTER_PREFIX, RunRecord, float_or_none, recipe_order, run_values
+
 
 def describe(values: Iterable[float | None], lower_is_better: bool = False) -> dict[str, float]:
     """mean, std (sample, ddof=1; NaN with fewer than 2 values), best, n of the defined values."""
@@ -38,8 +38,8 @@ def summarise(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None) -
     """
     if not runs:
         raise ValueError("summarise: no runs to summarise")
-    order = _recipe_order(runs)
-    values = [(_run_values(r), r) for r in runs]
+    order = recipe_order(runs)
+    values = [(run_values(r), r) for r in runs]
     if metrics is None:
         metrics = [m for m, _, _ in HEADLINE_METRICS] + list(EXTRA_METRICS)
         if any(r.late_metrics for r in runs):
@@ -64,12 +64,12 @@ def runs_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     rows = []
     for r in runs:
         row: dict[str, Any] = {"recipe": r.recipe, "seed": r.seed}
-        row.update(_run_values(r))
+        row.update(run_values(r))
         row["energy_kind"] = r.energy.kind if r.energy is not None else "not measured"
         row["wall_s"] = r.wall_s
         row["exp_dir"] = str(r.exp_dir) if r.exp_dir is not None else None
         rows.append(row)
-    rank = {name: i for i, name in enumerate(_recipe_order(runs))}
+    rank = {name: i for i, name in enumerate(recipe_order(runs))}
     rows.sort(key=lambda row: (rank[row["recipe"]], row["seed"]))
     table = pd.DataFrame(rows)
     tail = ["energy_kind", "wall_s", "exp_dir"]
@@ -90,7 +90,7 @@ def per_class_table(runs: Sequence[RunRecord], metric: str = "event_f1") -> pd.D
             if c not in classes:
                 classes.append(c)
     rows = []
-    for name in _recipe_order(runs):
+    for name in recipe_order(runs):
         mine = [r for r in runs if r.recipe == name]
         for c in classes:
             stats = describe(((r.metrics.get("per_class") or {}).get(metric, {}) or {}).get(c) for r in mine)
@@ -116,7 +116,7 @@ def energy_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
         for p in (r.energy.phases if r.energy else {}):
             if p not in phases:
                 phases.append(p)
-    order = _recipe_order(runs)
+    order = recipe_order(runs)
     rows = []
     for name in order:
         mine = [r for r in runs if r.recipe == name]
@@ -160,7 +160,7 @@ def _weighting_inputs(runs: Sequence[RunRecord], recipe: str) -> dict[str, Any]:
                            "hardware": frozenset(h for hs in hardware for h in hs)
                            if hardware and all(hardware) else None}
     for metric in ("psds1", "psds2"):
-        mean = describe(_float_or_none(r.metrics.get(metric)) for r in mine)["mean"]
+        mean = describe(float_or_none(r.metrics.get(metric)) for r in mine)["mean"]
         out[metric] = None if math.isnan(mean) else mean
     return out
 
@@ -236,7 +236,7 @@ def format_energy_section(energy: pd.DataFrame) -> str:
 def format_summary_markdown(summary: pd.DataFrame, energy: pd.DataFrame | None,
                             runs: Sequence[RunRecord], title: str = "Comparison") -> str:
     """summary.md: one table per headline metric (the paper's Tables 1-3 layout), then energy."""
-    order = _recipe_order(runs)
+    order = recipe_order(runs)
     seeds = {name: sorted(r.seed for r in runs if r.recipe == name) for name in order}
     lines = [f"# {title}", ""]
     lines.append("Recipes (in order; the first is the reference for the gain): "
@@ -297,7 +297,7 @@ def format_late_table(summary: pd.DataFrame, runs: Sequence[RunRecord]) -> str:
              "", "Each run's test metrics averaged over the checkpoints of its last epochs (no selection), "
              "then mean ± std over the seeds; the gain is against the first recipe.", "",
              "| Model | " + " | ".join(f"{m}" for m, _ in names) + " |", "|---|" + "---|" * len(names)]
-    for recipe in _recipe_order(runs):
+    for recipe in recipe_order(runs):
         cells = []
         for m, _ in names:
             row = summary[(summary["recipe"] == recipe) & (summary["metric"] == f"{LATE_PREFIX}{m}")]
@@ -305,7 +305,7 @@ def format_late_table(summary: pd.DataFrame, runs: Sequence[RunRecord]) -> str:
                 cells.append("n/a")
                 continue
             r = row.iloc[0]
-            gain = "" if recipe == _recipe_order(runs)[0] or math.isnan(r["gain"]) else f" ({r['gain']:+.3f})"
+            gain = "" if recipe == recipe_order(runs)[0] or math.isnan(r["gain"]) else f" ({r['gain']:+.3f})"
             cells.append(_mean_std(r["mean"], r["std"]) + gain)
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -315,6 +315,3 @@ def _seed_span(seeds: Sequence[int]) -> str:
     if seeds and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
         return f"{seeds[0]}-{seeds[-1]}"
     return ", ".join(str(s) for s in seeds)
-
-
-# --------------------------------------------------------------------------- plots

@@ -142,6 +142,29 @@ class FPDBranch(Branch):
         }
 
     @classmethod
+    def config_docs(cls) -> dict[str, str]:
+        """One line per key of :meth:`default_config` (``dcase-fpd recipes keys branches``, docs/usage.md)."""
+        return {
+            "enabled": "the one flag that turns FPD on",
+            "distance": "ip: inner product, cosine (eq. 4); euc: Euclidean, 1 / (1 + d) (eq. 1-2)",
+            "alpha": "margin (paper default 0.1)",
+            "weight": "weight of the FPD loss against the classification loss",
+            "formulation": "consistent, or literal: the paper's equations as printed",
+            "reduction": "mean over the pairs used, or sum (paper)",
+            "ip_norm": "ip only: add the L_norm term of eq. 6",
+            "sampler": "pair-sampler plugin (entry-point name)",
+            "labeller": "frame-labeller plugin for weakly labelled clips (entry-point name)",
+            "background_pairs": "frames with no active class: ignore, or positive pairs with each other",
+            "source_pairs": "which sources pair: any of SS-SS, RW-RW, SS-RW",
+            "projection_dim": "width of the dense projection before the loss (0: the encoder's embeddings)",
+            "wps_high": "weak pseudo-strong (WPS) labels: a tagged class is active where its frame probability "
+                        ">= this",
+            "wps_low": "... and inactive below this; the frame is ignored in between",
+            "wps_start_epoch": "weak clips' frames join pairs from this (0-based) epoch on",
+            "gather_distributed": "pair across all ranks under torch.distributed",
+        }
+
+    @classmethod
     def check_config(cls, config: dict[str, Any]) -> None:
         """Every value, the labeller's and the pair sampler's included (they are built and dropped)."""
         full = {**cls.default_config(), **dict(config)}

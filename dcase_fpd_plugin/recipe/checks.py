@@ -1,17 +1,15 @@
-"""Checks of a resolved recipe: values, branches, the CRNN's frequency axis, eval, the training scheme, data paths.
-"""
+"""Checks of a resolved recipe: values, branches, the CRNN's frequency axis, eval, the training scheme, data paths."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterable
 
-
 from .. import registry
-from .schema import DATA_KEYS_BY_SET, RecipeError
+from .schema import CHOICES, DATA_KEYS_BY_SET, RecipeError
 
 
-def _check_values(recipe: dict) -> None:
+def check_values(recipe: dict) -> None:
     data, training, net = recipe["data"], recipe["training"], recipe["net"]
     classes = data["classes"]
     if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
@@ -89,26 +87,12 @@ def _check_eval(ev: dict) -> None:
             raise RecipeError(f"'eval.{key}' is a probability and must lie in [0, 1], got {ev[key]}")
 
 
-_CHOICES = {
-    "data.feature_store": ("auto", "off"),
-    "data.feature_store_dtype": ("float32", "float16"),
-    "net.name": ("cnn3", "crnn"),
-    "net.crnn_attention": ("classes", "time"),
-    "net.crnn_input_norm": ("minmax", "minmax_signed", "standard"),
-    "eval.psds_clips": ("with_events", "all"),
-    "training.self_sup_loss": ("mse", "bce"),
-    "training.eval_model": ("student", "teacher"),
-    "training.mixup_label_type": ("soft", "hard"),
-    "training.mixup_domain": ("amplitude", "feature"),
-}
-
-
 def _check_training_scheme(recipe: dict) -> None:
     """Values of the CRNN / mean-teacher / mixup keys (types are checked by the merge)."""
     store = recipe["data"]["feature_store"]
     if isinstance(store, bool):  # YAML 1.1: off -> False, on -> True
         recipe["data"]["feature_store"] = "auto" if store else "off"
-    for path, choices in _CHOICES.items():
+    for path, choices in CHOICES.items():
         section, key = path.split(".")
         if recipe[section][key] not in choices:
             raise RecipeError(f"{path!r} must be one of {', '.join(choices)}, got {recipe[section][key]!r}")

@@ -1,5 +1,4 @@
-"""Reading a recipe: YAML with file-and-line positions, ``base:`` composition, overrides, bundled recipes, the resolved dump.
-"""
+"""Reading a recipe: YAML with file-and-line positions, ``base:`` composition, overrides, bundled recipes, the resolved dump."""
 
 from __future__ import annotations
 
@@ -11,8 +10,8 @@ from typing import Any, Iterable
 import yaml
 
 from .. import registry
-from .checks import _check_values
-from .schema import BUNDLED_RECIPES_DIR, DEFAULTS, RecipeError, _TYPES
+from .checks import check_values
+from .schema import BUNDLED_RECIPES_DIR, DEFAULTS, TYPES, RecipeError
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -97,7 +96,7 @@ def _merge_checked(
                 raise RecipeError(f"{_where(path, lines, source)}{path!r} must be a mapping, got {value!r}")
             _merge_checked(current, value, path, lines, source)
             continue
-        allowed = _TYPES.get(path)
+        allowed = TYPES.get(path)
         if allowed is None:
             allowed = (type(current),) if current is not None else (object,)
         if float in allowed and isinstance(value, str):
@@ -235,7 +234,7 @@ def load_recipe(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     for text in overrides:
         key, value = parse_override(text)
         _merge_checked(recipe, _nest(key, value), "", {}, f"override {text!r}")
-    _check_values(recipe)
+    check_values(recipe)
     return recipe
 
 

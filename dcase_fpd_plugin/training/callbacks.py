@@ -1,5 +1,4 @@
-"""Training callbacks: the final-epoch validation, late-epoch checkpoints, the training time limit, the interrupt notice.
-"""
+"""Training callbacks: the final-epoch validation, late-epoch checkpoints, the training time limit, the interrupt notice."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-
 
 
 LATE_EPOCHS_DIR = "late_epochs"
@@ -130,7 +128,7 @@ class InterruptNotice(pl.Callback):
               f"Continue with `dcase-fpd train RECIPE --resume` (same recipe and overrides).", file=sys.stderr)
 
 
-class _DropReplaced(pl.Callback):
+class DropReplaced(pl.Callback):
     """Removes the run set aside by ``--force`` once the new run has started training cleanly."""
 
     def __init__(self, aside: Path | None):

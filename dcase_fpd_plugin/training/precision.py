@@ -1,12 +1,10 @@
-"""The Trainer's numeric precision: ``training.precision`` resolved for the accelerator at hand.
-"""
+"""The Trainer's numeric precision: ``training.precision`` resolved for the accelerator at hand."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-
 
 
 def _cpu_has_fast_bf16() -> bool:

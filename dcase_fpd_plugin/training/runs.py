@@ -42,9 +42,8 @@ from ..recipe.checks import SELECTION_ON_TEST_WARNING, check_data_paths, selecti
 from ..recipe.schema import RecipeError
 from ..recipe.loading import dump_recipe
 from .task import FIDELITY, FIDELITY_KEY, SEDTask, check_resume, load_task
-from .callbacks import FinalEpochValidation, InterruptNotice, LATE_EPOCHS_DIR, LateEpochCheckpoints, TrainingTimeLimit, _DropReplaced, late_checkpoints
+from .callbacks import FinalEpochValidation, InterruptNotice, LATE_EPOCHS_DIR, LateEpochCheckpoints, TrainingTimeLimit, DropReplaced, late_checkpoints
 from .precision import resolve_precision
-
 
 
 class ExperimentExistsError(RuntimeError):
@@ -58,8 +57,6 @@ class RunResult:
     last_ckpt: Path | None
     metrics: dict[str, Any] | None
     epochs_done: int
-
-
 
 
 def test_late_epochs(recipe: dict[str, Any], exp_dir: Path) -> list[Path]:
@@ -198,7 +195,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     replace = force and not resume and not _is_ddp_child() and (
         (exp_dir / "checkpoints").is_dir() or (exp_dir / "metrics.json").is_file())
     exp_dir.mkdir(parents=True, exist_ok=True)
-    dropper = _DropReplaced(_set_aside(exp_dir) if replace else None)
+    dropper = DropReplaced(_set_aside(exp_dir) if replace else None)
     try:
         return _fit_and_test(recipe, exp_dir, ckpt_path, [*callbacks, energy_cb, dropper], run_test, use_cache)
     except BaseException:
@@ -214,7 +211,7 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     _configure_torch(recipe)
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
     task = SEDTask(recipe)
-    dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
+    dm = SEDDataModule.from_recipe(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
     ckpt_dir = exp_dir / "checkpoints"
     limit_s = recipe["training"]["max_train_s"]
     timer = TrainingTimeLimit(limit_s)  # also without a limit: it reads (and lifts) a stored stop
@@ -261,7 +258,7 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     _configure_torch(recipe)
     task = load_task(ckpt, recipe)
     out_dir = Path(out_dir or recipe["training"]["exp_dir"])
-    dm = SEDDataModule(task.recipe, task.n_frames, task.frame_hop_s)
+    dm = SEDDataModule.from_recipe(task.recipe, task.n_frames, task.frame_hop_s)
     trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False, single_device=True)
     with track_energy("devtest", out_dir, task.recipe) as measured:
         trainer.test(task, datamodule=dm, verbose=False)
@@ -321,7 +318,7 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     ev = recipe["eval"]
     threshold = ev["threshold"] if threshold is None else threshold
     median_window = ev["median_window"] if median_window is None else median_window
-    loader = folder_loader(audio_dir, recipe, task.n_frames, task.frame_hop_s, skip_unreadable=skip_unreadable)
+    loader = folder_loader(audio_dir, recipe["data"], recipe["feats"], task.n_frames, task.frame_hop_s, skip_unreadable=skip_unreadable)
     trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False,
                             single_device=True)
     with track_energy("evaluation", experiment_dir_of(ckpt, out_tsv.parent), recipe) as measured:

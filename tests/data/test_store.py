@@ -19,7 +19,7 @@ DEMO = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 def _module(overrides):
     recipe = load_recipe(DEMO, overrides)
     task = SEDTask(recipe)
-    dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s)
+    dm = SEDDataModule.from_recipe(recipe, task.n_frames, task.frame_hop_s)
     dm.setup("fit")
     return dm
 

@@ -109,4 +109,4 @@ def test_a_header_only_tsv_is_refused_naming_it(key, stage, message, demo_overri
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml",
                          demo_overrides + [f"{key}={empty}"])
     with pytest.raises(DataError, match=message):
-        SEDDataModule(recipe, 156, 0.064).setup(stage)
+        SEDDataModule.from_recipe(recipe, 156, 0.064).setup(stage)

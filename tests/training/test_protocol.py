@@ -86,7 +86,7 @@ def test_validation_objective_uses_held_out_weak_tagging():
 def test_held_out_weak_clips_leave_training_and_join_validation(demo_overrides):
     recipe = load_recipe(DEMO, demo_overrides + ["data.weak_val_fraction=0.25"])
     task = SEDTask(recipe)
-    dm = SEDDataModule(recipe, task.n_frames, task.frame_hop_s)
+    dm = SEDDataModule.from_recipe(recipe, task.n_frames, task.frame_hop_s)
     dm.setup("fit")
     weak_train = {r.path.name for r in dm.train_sets[1].records}
     weak_val = set(dm.weak_val_set.filenames)
