@@ -68,15 +68,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from .evaluation.report import format_metrics_table
     from .recipe.loading import load_recipe
-    from .training.runs import test
+    from .training.runs import test, training_run_mark
 
     recipe = load_recipe(args.recipe, args.overrides)
+    default = Path(recipe["training"]["exp_dir"]) / "tests" / f"{Path(args.ckpt).stem}_<time>"
     if args.out:
         out = Path(args.out)
     else:  # a new folder: never over the training run's own metrics.json / predictions / scores
         import time
 
-        out = Path(recipe["training"]["exp_dir"]) / "tests" / f"{Path(args.ckpt).stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+        out = default.with_name(default.name.replace("<time>", time.strftime('%Y%m%d-%H%M%S')))
+    mark = training_run_mark(out)
+    if mark is not None:  # even with --force: the training's metrics.json holds what only training knows
+        raise FileExistsError(f"--out {out} is a training run's folder (it holds {mark}); its metrics.json, "
+                              "predictions.tsv and scores/ are the training's results, and test results there "
+                              "would replace them (dropping epochs_trained, fit_wall_s, stopped_by_time_limit), "
+                              f"--force or not: choose another --out (without --out: {default}/)")
     if (out / "metrics.json").exists() and not args.force:
         raise FileExistsError(f"{out} already holds test results (metrics.json); pass --force to replace them "
                               "or choose another --out")

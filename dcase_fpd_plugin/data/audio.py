@@ -4,13 +4,19 @@ Decoding uses soundfile (WAV, FLAC, OGG, MP3 with libsndfile >= 1.1), resampling
 (soxr). Clips shorter than ``clip_s`` are zero-padded at the end; longer ones are cropped
 to their first ``clip_s`` seconds. The number of real (unpadded) samples is returned
 so that padded frames can be masked.
+
+Recordings of any length (``dcase-fpd infer``) are read block by block instead
+(:func:`stream_mono`, resampled by soxr's stream resampler): the same samples as a whole-file
+decode, in memory one block at a time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -122,3 +128,53 @@ def load_clip(path: str | Path, sample_rate: int, clip_s: float) -> tuple[np.nda
     out = np.zeros(n, dtype=np.float32)
     out[: len(x)] = x
     return out, n_valid
+
+
+def resampled_length(frames: int, file_rate: int, sample_rate: int) -> int:
+    """Samples of ``frames`` samples at ``file_rate`` once resampled to ``sample_rate``: the length
+    :func:`load_clip`'s resampling gives (librosa: ``ceil(frames x sample_rate / file_rate)``)."""
+    return frames if file_rate == sample_rate else int(math.ceil(frames * sample_rate / file_rate))
+
+
+def stream_mono(path: str | Path, sample_rate: int, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:
+    """The file as mono float32 at ``sample_rate``, in consecutive blocks (any length each).
+
+    Joined, the blocks are the signal :func:`load_clip` computes before it pads or crops (downmix,
+    then soxr at librosa's ``soxr_hq`` quality; the stream resampler gives the same samples as the
+    whole-file one, bar the one zero librosa may pad at the end), while at most ``block_frames``
+    frames of the file are decoded at a time.
+
+    Raises:
+        DataError: naming the file when it cannot be decoded or holds NaN/inf samples.
+    """
+    path = Path(path)
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as exc:
+        if not path.is_file():
+            raise DataError(f"{path}: audio file not found") from None
+        raise DataError(f"{path}: unreadable audio ({exc})") from None
+    with f:
+        stream = None
+        if f.samplerate != sample_rate:
+            import soxr  # librosa's resampler (a librosa dependency)
+
+            stream = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+        done = 0  # frames of the file read so far
+        while True:
+            try:
+                x = f.read(block_frames, dtype="float32", always_2d=True)  # (n, channels)
+            except Exception as exc:
+                raise DataError(f"{path}: unreadable audio after {done / f.samplerate:.2f} s ({exc})") from None
+            if not np.isfinite(x).all():
+                first = done + int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+                raise DataError(f"{path}: non-finite (NaN/inf) sample(s), the first at {first / f.samplerate:.3f} s; "
+                                "the file is corrupt, replace or remove it")
+            done += len(x)
+            mono = x.mean(axis=1)  # downmix, (n,)
+            if stream is not None:
+                mono = stream.resample_chunk(mono, last=len(x) == 0)
+            if len(mono):
+                yield mono
+            if len(x) == 0:
+                return

@@ -29,7 +29,8 @@ from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabele
 from .features import FeatureExtractor
 from .labels import LabelEncoder
 from .store import STORE_DTYPES, FeatureStore, IndexBatch, store_nbytes
-from .tsv import DataError, list_audio_folder
+from .windows import DEFAULT_OVERLAP, WindowDataset, plan_folder
+from .tsv import DataError, list_audio_folder, read_durations_tsv, read_ground_truth
 
 
 def default_cache_dir(data: Mapping[str, Any], exp_dir: str | Path) -> Path:
@@ -132,6 +133,50 @@ class SEDDataModule(pl.LightningDataModule):
             self._weak_split = split_weak_validation(records, data["weak_val_fraction"], data["weak_val_seed"])
         return self._weak_split
 
+    def _ground_truth_checks(self) -> dict[str, Any]:
+        """How :func:`strong_records` checks a set's events: ``data.ground_truth`` (refuse or repair),
+        and the clip length ``feats.clip_s`` for a clip without a listed duration (the training set)."""
+        return {"clip_s": self.feats["clip_s"], "ground_truth": self.data.get("ground_truth", "refuse")}
+
+    def ground_truth_repairs(self) -> dict[str, dict[str, int]]:
+        """``{tsv: {"duplicates", "clipped", "dropped"}}`` for each strong TSV of this data whose events
+        ``data.ground_truth=repair`` changed (the training set when its batches take synthetic clips,
+        the validation set, the test set), for ``metrics.json``. Reads the TSVs only (no audio), without
+        warning again; empty under ``refuse`` (a bad TSV is refused when read)."""
+        checks = self._ground_truth_checks()
+        if checks["ground_truth"] != "repair":
+            return {}
+        data = self.data
+        sets = [(data["val_tsv"], data["val_dur"]), (data["test_tsv"], data["test_dur"])]
+        if self.batches.batch_size[0] > 0:
+            sets.insert(0, (data["synth_tsv"], None))
+        out: dict[str, dict[str, int]] = {}
+        for tsv, dur in sets:
+            if not tsv or str(tsv) in out:
+                continue
+            durations = read_durations_tsv(dur) if dur else {}
+            repairs = read_ground_truth(tsv, data["classes"], durations=durations, warn=False, **checks)[1]
+            if any(repairs.values()):
+                out[str(tsv)] = repairs
+        return out
+
+    def _check_slices(self, sets: list[ClipDataset]) -> None:
+        """Refuse a training set with fewer clips than its slice of every batch (``training.batch_size``):
+        no batch could be drawn from it."""
+        data, bs = self.data, self.batches.batch_size
+        sources = [(0, "synthetic", f"data.synth_tsv {data['synth_tsv']}"),
+                   (1, "weak", f"data.weak_tsv {data['weak_tsv']}"),
+                   (2, "unlabelled", f"data.unlabeled_folder {data['unlabeled_folder']}")]
+        for (k, what, where), dataset in zip([s for s in sources if bs[s[0]] > 0], sets):
+            if len(dataset) < bs[k]:
+                held = ""
+                if k == 1 and self._weak_split is not None and self._weak_split[1]:
+                    held = (f" ({len(self._weak_split[1])} more held out for validation by "
+                            f"data.weak_val_fraction={data['weak_val_fraction']})")
+                raise DataError(f"training.batch_size {list(bs)}: {bs[k]} {what} clips per batch, but the {what} "
+                                f"set ({where}) has {len(dataset)} training clips{held}; lower "
+                                f"training.batch_size[{k}] to at most {len(dataset)}, or 0 to leave this set out")
+
     def setup(self, stage: str | None = None) -> None:
         data, classes = self.data, self.data["classes"]
         miss = data["max_missing_fraction"]
@@ -140,21 +185,23 @@ class SEDDataModule(pl.LightningDataModule):
             sets = []
             if bs[0] > 0:
                 sets.append(self._dataset(strong_records(data["synth_folder"], data["synth_tsv"], classes,
-                                                         max_missing_fraction=miss, headers=self.headers),
+                                                         max_missing_fraction=miss, headers=self.headers,
+                                                         **self._ground_truth_checks()),
                                           SOURCE_SS, data["synth_tsv"]))
             if bs[1] > 0:
                 sets.append(self._dataset(self.weak_split()[0], SOURCE_RW, data["weak_tsv"]))
             if bs[2] > 0:
                 sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss, headers=self.headers),
                                           SOURCE_UL, data["unlabeled_folder"]))
+            self._check_slices(sets)
             self.train_sets = sets
-            if self.use_store():
-                self.store = FeatureStore.cached(sets, STORE_DTYPES[data["feature_store_dtype"]],
-                                                 self.features.cache_dir,
-                                                 progress=self.batches.progress_bar)
+        if stage == "fit" and self.store is None and self.use_store():  # not while only checking (stage None)
+            self.store = FeatureStore.cached(self.train_sets, STORE_DTYPES[data["feature_store_dtype"]],
+                                             self.features.cache_dir, progress=self.batches.progress_bar)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self._dataset(self._scored(strong_records(data["val_folder"], data["val_tsv"], classes,
-                                                                     data["val_dur"], miss, self.headers), data["val_tsv"]),
+                                                                     data["val_dur"], miss, self.headers,
+                                                                     **self._ground_truth_checks()), data["val_tsv"]),
                                          SOURCE_SS, data["val_tsv"])
             if data["weak_val_fraction"] > 0 and data["weak_folder"] and data["weak_tsv"]:
                 held = self.weak_split()[1]
@@ -163,13 +210,19 @@ class SEDDataModule(pl.LightningDataModule):
             if data["test_tsv"]:
                 self.test_set = self._dataset(self._scored(strong_records(data["test_folder"], data["test_tsv"],
                                                                           classes, data["test_dur"], miss,
-                                                                          self.headers),
+                                                                          self.headers, **self._ground_truth_checks()),
                                                            data["test_tsv"]), SOURCE_SS, data["test_tsv"])
             else:
                 self.test_set = self.val_set or self._dataset(
                     strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss,
-                                   self.headers), SOURCE_SS)
+                                   self.headers, **self._ground_truth_checks()), SOURCE_SS)
         self.headers.save()
+
+    def check_sets(self) -> None:
+        """Read, parse and check every set a run uses (training, validation, test) before its first step:
+        a bad TSV line, an absent or unreadable clip is reported now, not after training. The feature
+        store is built later, by Lightning's ``setup("fit")``."""
+        self.setup(None)
 
     def store_nbytes(self) -> int:
         """Bytes the training clips would take in a feature store."""
@@ -234,12 +287,18 @@ class _Indices(Dataset):
 
 
 def folder_loader(folder: str | Path, data: Mapping[str, Any], feats: Mapping[str, Any], n_frames: int,
-                  frame_hop_s: float, batch_size: int = 16, skip_unreadable: bool = False) -> DataLoader:
+                  frame_hop_s: float, batch_size: int = 16, skip_unreadable: bool = False,
+                  overlap: float = DEFAULT_OVERLAP) -> DataLoader:
     """Batches of every audio file in ``folder`` (no labels), for ``dcase-fpd infer``, with the ``data``
     (classes, workers) and ``feats`` sections of the model's recipe; unreadable files are refused by
-    name unless ``skip_unreadable`` (then they are named in a warning)."""
+    name unless ``skip_unreadable`` (then they are named in a warning).
+
+    Files of any length and rate: a file longer than ``feats.clip_s`` comes in windows of the clip
+    length, ``overlap`` of a window shared with the next (:mod:`.windows`); the loader's
+    ``dataset.plans`` say how each file is read, its items' ``filename`` is the window's key."""
     dm = SEDDataModule(data, feats, Batches((0, 0, 0), batch_size, 0), n_frames, frame_hop_s)
     if not list_audio_folder(folder):
         raise FileNotFoundError(f"{folder}: no audio files (.wav, .flac, ...) found")
     records = unlabeled_records(folder, 1.0 if skip_unreadable else 0.0, knob="--skip-unreadable")
-    return dm._loader(dm._dataset(records, SOURCE_UL), batch_size=batch_size, shuffle=False)
+    plans = plan_folder(records, feats, n_frames, frame_hop_s, overlap)
+    return dm._loader(WindowDataset(plans, dm.features, dm.encoder), batch_size=batch_size)

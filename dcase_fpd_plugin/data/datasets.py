@@ -12,6 +12,7 @@ is at most ``max_missing_fraction``.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,21 @@ class ClipRecord:
     tags: list[str] | None = None  # weak labels (RW)
 
 
+def _spaced_twin(path: Path) -> str:
+    """A note for an absent ``path`` whose folder holds the same name with spaces around it (a TSV's
+    file names are read without surrounding spaces), the names quoted so that the spaces show."""
+    if path.exists():
+        return ""
+    try:
+        twins = sorted(n for n in os.listdir(path.parent) if n != path.name and n.strip() == path.name)
+    except OSError:
+        return ""
+    if not twins:
+        return ""
+    return (f" (its folder holds {twins[0]!r}, not {path.name!r}: file names in a TSV are read without the "
+            "spaces around them; rename the file)")
+
+
 def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: float,
                     knob: str = "data.max_missing_fraction", headers: HeaderIndex | None = None) -> list[ClipRecord]:
     bad: list[str] = []  # messages
@@ -46,7 +62,7 @@ def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: 
         try:
             headers.check(r.path)
         except DataError as exc:
-            bad.append(str(exc))
+            bad.append(str(exc) + (_spaced_twin(r.path) if len(bad) < 10 else ""))
             bad_paths.add(r.path)
     if not bad:
         return records
@@ -64,16 +80,19 @@ def _filter_present(records: list[ClipRecord], what: str, max_missing_fraction: 
 
 
 def strong_records(folder, tsv, classes, durations_tsv=None, max_missing_fraction=0.0,
-                   headers: HeaderIndex | None = None) -> list[ClipRecord]:
+                   headers: HeaderIndex | None = None, *, clip_s: float | None = None,
+                   ground_truth: str = "refuse") -> list[ClipRecord]:
     """Records of a strongly labelled set; clips only in the durations TSV have no events.
-    ``headers``: the files already known readable (each listed file is checked otherwise)."""
-    events = read_strong_tsv(tsv, classes)
+    ``headers``: the files already known readable (each listed file is checked otherwise).
+    The events are checked (:func:`~.tsv.check_events`: duplicate rows, events past the clip's
+    duration from ``durations_tsv``, else ``clip_s``) and refused or repaired (``ground_truth``)."""
+    durations = read_durations_tsv(durations_tsv) if durations_tsv is not None else {}
+    events = read_strong_tsv(tsv, classes, durations=durations, clip_s=clip_s, ground_truth=ground_truth)
     names = list(events)
-    if durations_tsv is not None:
-        for name in read_durations_tsv(durations_tsv):
-            if name not in events:
-                events[name] = []
-                names.append(name)
+    for name in durations:
+        if name not in events:
+            events[name] = []
+            names.append(name)
     recs = [ClipRecord(Path(folder) / n, events=events[n]) for n in names]
     return _filter_present(recs, str(tsv), max_missing_fraction, headers=headers)
 

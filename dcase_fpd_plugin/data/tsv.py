@@ -8,19 +8,31 @@ Formats (tab separated, one header line):
 * durations:  ``filename  duration``  (seconds)
 
 Every problem raises :class:`DataError` naming the file and the 1-based line of the TSV.
+
+Ground truth checked (:func:`check_events`, used by :func:`read_strong_tsv`): an event row that
+repeats an earlier one (same filename, onset, offset, event_label) and an event past its clip's end
+(``offset > duration + END_TOLERANCE_S``, or ``onset >= duration``; the duration from a durations
+TSV, else the clip length) would count twice in the labels and metrics, or add segments no
+prediction can reach. ``ground_truth="refuse"`` (default; the recipe's ``data.ground_truth``)
+raises naming the file, the lines and the counts; ``"repair"`` keeps one copy of a duplicate, clips
+an offset to the duration, drops an event that starts at or after the end, and warns naming the
+file, the lines and the counts (``{"duplicates": n, "clipped": n, "dropped": n}``).
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections import defaultdict
+import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .labels import Event
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+GROUND_TRUTH_MODES = ("refuse", "repair")  # data.ground_truth
+END_TOLERANCE_S = 1e-3  # an offset this far past the clip's duration is not an error (rounded durations)
+_SHOWN_LINES = 10  # lines named per kind of problem in a message
 
 
 class DataError(ValueError):
@@ -67,24 +79,108 @@ def _check_label(label: str, classes: Sequence[str] | None, path: Path, lineno: 
         raise DataError(f"{path}:{lineno}: unknown class {label!r}; the recipe's classes are {list(classes)}")
 
 
-def read_strong_tsv(path: str | Path, classes: Sequence[str] | None = None) -> dict[str, list[Event]]:
-    """``{filename: [Event, ...]}`` in file order; clips without events map to ``[]``."""
+def read_strong_tsv(path: str | Path, classes: Sequence[str] | None = None, *,
+                    durations: Mapping[str, float] | None = None, clip_s: float | None = None,
+                    ground_truth: str = "refuse") -> dict[str, list[Event]]:
+    """``{filename: [Event, ...]}`` in file order; clips without events map to ``[]``.
+
+    The events are checked (:func:`check_events`): duplicate rows always, the clip's end where a
+    duration is known (``durations[filename]``, else ``clip_s``). ``ground_truth``: ``refuse``
+    (DataError) or ``repair`` (warning); see the module docstring.
+    """
+    return read_ground_truth(path, classes, durations=durations, clip_s=clip_s, ground_truth=ground_truth)[0]
+
+
+def read_ground_truth(path: str | Path, classes: Sequence[str] | None = None, *,
+                      durations: Mapping[str, float] | None = None, clip_s: float | None = None,
+                      ground_truth: str = "refuse", warn: bool = True
+                      ) -> tuple[dict[str, list[Event]], dict[str, int]]:
+    """:func:`read_strong_tsv` and the repairs made (``{"duplicates", "clipped", "dropped"}``: all 0
+    unless ``ground_truth="repair"``); ``warn=False``: no warning for the repairs."""
     path = Path(path)
-    out: dict[str, list[Event]] = defaultdict(list)
+    names: dict[str, None] = {}  # every clip named, in file order
+    rows: list[tuple[int, Event]] = []
     for lineno, row in _rows(path, ("filename", "onset", "offset", "event_label")):
         name = row["filename"]
         if not name:
             raise DataError(f"{path}:{lineno}: empty filename")
+        names.setdefault(name)
         if not row["event_label"] and not row["onset"] and not row["offset"]:
-            out.setdefault(name, [])
             continue
         onset = _seconds(row["onset"], "onset", path, lineno)
         offset = _seconds(row["offset"], "offset", path, lineno)
         if onset >= offset:
-            raise DataError(f"{path}:{lineno}: onset {onset} >= offset {offset} for {name}")
+            raise DataError(f"{path}:{lineno}: onset {onset} >= offset {offset} for {name!r}")
         _check_label(row["event_label"], classes, path, lineno)
-        out[name].append(Event(name, onset, offset, row["event_label"]))
-    return dict(out)
+        rows.append((lineno, Event(name, onset, offset, row["event_label"])))
+    events, repairs = check_events(rows, str(path), durations=durations, clip_s=clip_s,
+                                   ground_truth=ground_truth, warn=warn)
+    out: dict[str, list[Event]] = {name: [] for name in names}
+    for e in events:
+        out[e.filename].append(e)
+    return out, repairs
+
+
+def check_events(rows: Iterable[tuple[int, Event]], origin: str, *, durations: Mapping[str, float] | None = None,
+                 clip_s: float | None = None, ground_truth: str = "refuse", where: str = "line",
+                 warn: bool = True) -> tuple[list[Event], dict[str, int]]:
+    """The events of ``rows`` (``(line, event)`` in file order), checked: duplicates and events past
+    their clip's duration (``durations[filename]``, else ``clip_s``; neither: not checked).
+
+    Returns (the events kept, in order; ``{"duplicates", "clipped", "dropped"}`` counts).
+    ``ground_truth="refuse"`` raises :class:`DataError` naming ``origin``, the lines (``where``:
+    ``line`` in a file, ``row`` in a DataFrame) and the counts; ``"repair"`` deduplicates, clips
+    and drops, and warns with the same detail unless ``warn`` is False.
+    """
+    if ground_truth not in GROUND_TRUTH_MODES:
+        raise ValueError(f"ground_truth must be one of {GROUND_TRUTH_MODES}, got {ground_truth!r}")
+    durations = durations or {}
+    first_line: dict[tuple, int] = {}  # event as read -> its first line
+    kept_keys: set[tuple] = set()  # events kept (after clipping)
+    kept: list[Event] = []
+    found: dict[str, list[tuple[int, str]]] = {"duplicates": [], "clipped": [], "dropped": []}  # (line, what)
+    for lineno, e in rows:
+        key = (e.filename, e.onset, e.offset, e.event_label)
+        if key in first_line:
+            found["duplicates"].append((lineno, f"{where} {lineno} repeats {where} {first_line[key]} "
+                                                f"({e.filename} {e.onset:g} {e.offset:g} {e.event_label})"))
+            continue
+        first_line[key] = lineno
+        duration = durations.get(e.filename, clip_s)
+        if duration is not None and e.onset >= duration:
+            found["dropped"].append((lineno, f"{where} {lineno}: {e.filename} {e.event_label} starts at "
+                                             f"{e.onset:g} s, at or after the clip's end ({duration:g} s)"))
+            continue
+        if duration is not None and e.offset > duration + END_TOLERANCE_S:
+            found["clipped"].append((lineno, f"{where} {lineno}: {e.filename} {e.event_label} ends at "
+                                             f"{e.offset:g} s, after the clip's end ({duration:g} s)"))
+            e = Event(e.filename, e.onset, duration, e.event_label)
+            key = (e.filename, e.onset, e.offset, e.event_label)
+        if key in kept_keys:  # the same as a kept event once clipped
+            found["duplicates"].append((lineno, f"{where} {lineno} repeats an earlier event once clipped "
+                                                f"({e.filename} {e.onset:g} {e.offset:g} {e.event_label})"))
+            continue
+        kept_keys.add(key)
+        kept.append(e)
+    counts = {k: len(v) for k, v in found.items()}
+    if not any(counts.values()):
+        return kept, counts
+    details = "; ".join(
+        f"{len(v)} {label}: " + ", ".join(m for _, m in v[:_SHOWN_LINES]) + (", ..." if len(v) > _SHOWN_LINES else "")
+        for label, v in (("duplicate event row(s)", found["duplicates"]),
+                         ("event(s) ending after the clip's duration", found["clipped"]),
+                         ("event(s) starting at or after the clip's end", found["dropped"])) if v)
+    if ground_truth == "refuse":
+        first = min(line for v in found.values() for line, _ in v)
+        at = f"{origin}:{first}" if where == "line" else f"{origin} {where} {first}"
+        raise DataError(f"{at}: bad ground truth, {details} (they would change the metrics and "
+                        "labels; fix the file, or set data.ground_truth=repair to deduplicate, clip to the "
+                        "duration and drop events starting at the end)")
+    if warn:
+        warnings.warn(f"{origin}: ground truth repaired (data.ground_truth=repair): {counts['duplicates']} "
+                      f"duplicate(s) removed, {counts['clipped']} event(s) clipped to the clip's duration, "
+                      f"{counts['dropped']} dropped; {details}", UserWarning, stacklevel=2)
+    return kept, counts
 
 
 def read_weak_tsv(path: str | Path, classes: Sequence[str] | None = None) -> dict[str, list[str]]:
@@ -96,7 +192,7 @@ def read_weak_tsv(path: str | Path, classes: Sequence[str] | None = None) -> dic
         if not name:
             raise DataError(f"{path}:{lineno}: empty filename")
         if name in out:
-            raise DataError(f"{path}:{lineno}: {name} listed twice")
+            raise DataError(f"{path}:{lineno}: {name!r} listed twice")
         labels = [x.strip() for x in row["event_labels"].split(",") if x.strip()]
         for label in labels:
             _check_label(label, classes, path, lineno)
@@ -114,7 +210,7 @@ def read_durations_tsv(path: str | Path) -> dict[str, float]:
             raise DataError(f"{path}:{lineno}: empty filename")
         d = _seconds(row["duration"], "duration", path, lineno)
         if d == 0:
-            raise DataError(f"{path}:{lineno}: duration 0 for {name}")
+            raise DataError(f"{path}:{lineno}: duration 0 for {name!r}")
         out[name] = d
     return out
 

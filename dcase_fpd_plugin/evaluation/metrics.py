@@ -51,7 +51,9 @@ the two agree whenever that TSV names every clip (empty ones with a blank row).
 psds_clips, n_psds_clips, event_f1_micro, segment_f1_micro, event_f1_zero_filled, segment_f1_zero_filled,
 n_undetected_classes, undetected_classes, classes_without_reference,
 per_class {event_f1, segment_f1, tagging_f1, intersection_f1: {class: F}}, n_clips,
-n_missing_clips, n_predicted_events, threshold, median_window (frames), tagging_threshold.
+n_missing_clips, n_predicted_events, threshold, median_window (frames), tagging_threshold,
+ground_truth_repairs ``{tsv: {duplicates, clipped, dropped}}`` (empty unless ``ground_truth="repair"``
+changed the reference: duplicate event rows and events past the clip's duration are refused otherwise).
 Undefined values (nan) are None.
 """
 
@@ -394,6 +396,7 @@ def evaluate(
     psds: bool = True,
     allow_missing: bool = False,
     psds_clips: str = "with_events",
+    ground_truth: str = "refuse",
 ) -> EvaluationResult:
     """All DCASE Task 4 metrics of one set of clips.
 
@@ -414,6 +417,9 @@ def evaluate(
             PSDS) or ``all`` (module docstring).
         allow_missing: when True, ground-truth clips absent from ``frame_probs`` are left out
             of the evaluation and counted in ``n_missing_clips``; when False they are an error.
+        ground_truth: ``refuse`` (DataError naming the file and lines) or ``repair`` (deduplicated,
+            clipped to the duration, counted in ``ground_truth_repairs``) for duplicate event rows
+            and events past their clip's duration (the recipe's ``data.ground_truth``).
 
     Raises:
         ValueError: ground-truth clips missing from ``frame_probs`` (named), clips of
@@ -422,9 +428,8 @@ def evaluate(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     classes = list(classes)
-    reference, missing = _select_clips(
-        read_reference(ground_truth_tsv, durations_tsv, classes), frame_probs, clip_probs, allow_missing
-    )
+    full_reference = read_reference(ground_truth_tsv, durations_tsv, classes, ground_truth)
+    reference, missing = _select_clips(full_reference, frame_probs, clip_probs, allow_missing)
     psds_files = psds_clip_set(reference, psds_clips)  # checks psds_clips before the work
     filenames = reference.filenames
     referenced = set(reference.events["event_label"])
@@ -484,6 +489,7 @@ def evaluate(
         "threshold": threshold if np.isscalar(threshold) else [float(x) for x in threshold],
         "median_window": median_window if np.isscalar(median_window) else [int(w) for w in median_window],
         "tagging_threshold": tagging_threshold,
+        "ground_truth_repairs": full_reference.repairs,
     }
     timings["total"] = time.perf_counter() - t0
     return EvaluationResult(jsonable(metrics), predictions, scores, timings)

@@ -3,6 +3,8 @@
 Both functions are pure numpy: ``(T, C)`` in, ``(T, C)`` out, where ``T`` counts output
 frames (see :mod:`dcase_fpd_plugin.data.labels` for the frame grid) and ``C`` classes.
 Decoding decisions into events (seconds) is :meth:`LabelEncoder.decode_strong`.
+:class:`OverlapAdd` joins the frame probabilities of overlapping windows of a long recording
+into the recording's ``(T, C)`` before both.
 """
 
 from __future__ import annotations
@@ -75,3 +77,48 @@ def decide(frame_probs: np.ndarray, threshold: float | Sequence[float]) -> np.nd
     if th.ndim not in (0, 1) or (th.ndim == 1 and th.shape[0] != x.shape[1]):
         raise ValueError(f"threshold must be a scalar or ({x.shape[1]},), got shape {th.shape}")
     return x > th
+
+
+class OverlapAdd:
+    """Frame probabilities of recordings stitched from overlapping windows: each frame gets the mean
+    of the windows that cover it, as DESED_task's 2024 baseline does for its long clips (there per
+    one-second segment). A recording read as one window gets that window's values unchanged.
+
+    Holds a running sum (float64) and a count per frame of each open recording: memory grows with the
+    recordings' frames, not with their windows.
+    """
+
+    def __init__(self) -> None:
+        self._sum: dict[str, np.ndarray] = {}
+        self._count: dict[str, np.ndarray] = {}
+        self._dtype: dict[str, np.dtype] = {}
+
+    def add(self, key: str, start: int, probs: np.ndarray, n_frames: int) -> None:
+        """Add a window's ``(T, C)`` ``probs`` at frame ``start`` of recording ``key`` of ``n_frames``
+        frames (frames of the window past ``n_frames`` are dropped)."""
+        x = np.asarray(probs)
+        if x.ndim != 2:
+            raise ValueError(f"probs must be (T, C), got shape {x.shape}")
+        if key not in self._sum:
+            self._sum[key] = np.zeros((n_frames, x.shape[1]), dtype=np.float64)
+            self._count[key] = np.zeros(n_frames, dtype=np.int64)
+            self._dtype[key] = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+        total, count = self._sum[key], self._count[key]
+        if x.shape[1] != total.shape[1] or not 0 <= start < len(total):
+            raise ValueError(f"{key}: a window of shape {x.shape} at frame {start} does not fit "
+                             f"{total.shape[0]} frames of {total.shape[1]} classes")
+        stop = min(start + len(x), len(total))
+        total[start:stop] += x[: stop - start]
+        count[start:stop] += 1
+
+    def pop(self, key: str) -> np.ndarray:
+        """The ``(n_frames, C)`` mean probabilities of ``key`` (in the windows' dtype), forgotten here.
+        ValueError if a frame was covered by no window."""
+        total, count = self._sum.pop(key), self._count.pop(key)
+        dtype = self._dtype.pop(key)
+        if not count.all():
+            raise ValueError(f"{key}: {int(np.sum(count == 0))} frame(s) covered by no window")
+        return (total / count[:, None]).astype(dtype)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._sum

@@ -133,10 +133,12 @@ def plan_runs(recipe_paths: Sequence[str | Path], seeds: Sequence[int], out: str
 
     Checks: at least one recipe and seed, distinct recipe names (file stems), no override of
     ``training.seed`` / ``training.exp_dir`` (compare sets them), every recipe loads with the
-    overrides, its data paths exist, and every existing run folder matches (see run_action).
+    overrides, its data paths exist, no run folder is in use by a live run (its lock), and every
+    existing run folder matches (see run_action).
 
     Raises:
         CompareError, RecipeError, RecipeMismatchError: with the recipe and key named.
+        RunInUseError: a run folder is in use.
     """
     from ..recipe.schema import RecipeError
     from ..recipe.checks import check_data_paths
@@ -172,6 +174,9 @@ def plan_runs(recipe_paths: Sequence[str | Path], seeds: Sequence[int], out: str
                 if recipe["data"]["test_tsv"]:
                     check_data_paths(recipe, ["test"])
             planned.append(PlannedRun(name, path, seed, Path(recipe["training"]["exp_dir"]), recipe))
+    from ..training.lock import check_not_in_use
+
     for p in planned:
+        check_not_in_use(p.exp_dir)  # a run folder another live run holds: refused at once (even with --force)
         p.action = run_action(p, force)
     return planned

@@ -128,6 +128,12 @@ def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | 
         f"{len(planned) - to_train} already complete, {to_train} to train; output in {out}")
     if jobs < 1:
         raise CompareError(f"--jobs must be >= 1, got {jobs}")
+    checked: set[str] = set()
+    for p in planned:  # every recipe's every set, before the first run: a bad test TSV stops nothing half-done
+        if p.action != "skip" and p.name not in checked:
+            log(f"compare: checking the data of {p.name} (training, validation and test sets)")
+            training_runs.checked_data(p.recipe)
+            checked.add(p.name)
     start = time.monotonic()
     trained_s: list[float] = []
     records: list[RunRecord] = []

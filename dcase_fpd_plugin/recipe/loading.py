@@ -34,7 +34,15 @@ def _load_with_lines(text: str, source: str) -> tuple[dict, dict[str, int]]:
 
     if root is not None:
         walk(root, "")
-    data = yaml.load(text, Loader=yaml.SafeLoader) or {}
+    try:
+        data = yaml.load(text, Loader=yaml.SafeLoader) or {}
+    except yaml.constructor.ConstructorError as exc:  # a tag such as !!python/object: never constructed
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise RecipeError(f"{where}: {exc.problem}; a recipe holds plain YAML values only (nothing in it is "
+                          "run or built)") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}")
     return data, lines

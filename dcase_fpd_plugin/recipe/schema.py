@@ -55,6 +55,10 @@ class Data:
     test_dur: str | None = key(None, "the test set's durations TSV")
     max_missing_fraction: float = key(0.0, "share of listed-but-absent clips allowed per set (real DESED "
                                            "misses a few)")
+    ground_truth: str = key("refuse", "strong TSVs' duplicate event rows and events past the clip's duration: "
+                                      "refuse (named by file and line), or repair (deduplicate, clip to the "
+                                      "duration, drop those starting at its end; counted in metrics.json)",
+                            ("refuse", "repair"))
     cache_dir: str | None = key(None, "log-mel cache (null: .feature_cache beside the experiment folder)")
     num_workers: int = key(0, "DataLoader worker processes")
     feature_store: str | bool = key("auto", "auto: the training clips' log-mels held on the training device "

@@ -9,6 +9,7 @@ Experiment folder (``training.exp_dir``)::
     metrics.json  predictions.tsv  scores/<clip>.tsv     test outputs (see evaluation.metrics)
     checkpoints/epoch_NNN.ckpt  the last ``training.test_last_n_epochs`` epochs (when > 0), and
     late_epochs/epoch_NNN/metrics.json                   their test metrics (the late-epoch reading)
+    .lock                       while a run trains here: its pid, host and start (one run per folder, .lock)
 
 The checkpoint is chosen on the validation set (``data.val_*`` + held-out weak clips) and tested
 on ``data.test_*``; when the test set is the validation set, a warning says so and metrics.json
@@ -44,6 +45,7 @@ from ..recipe.loading import dump_recipe
 from .task import FIDELITY, FIDELITY_KEY, SEDTask, check_resume, load_task
 from .callbacks import FinalEpochValidation, InterruptNotice, LATE_EPOCHS_DIR, LateEpochCheckpoints, TrainingTimeLimit, DropReplaced, late_checkpoints
 from .precision import resolve_precision
+from .lock import RunInUseError, acquire_run_lock, rank_above_zero  # noqa: F401  (RunInUseError: raised by train)
 
 
 class ExperimentExistsError(RuntimeError):
@@ -180,38 +182,69 @@ def _restore(exp_dir: Path, aside: Path) -> None:
 
 def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
           callbacks: Sequence[pl.Callback] = (), run_test: bool = True, use_cache: bool = True) -> RunResult:
-    """Train (or resume) the recipe, then test the best checkpoint and write the outputs."""
+    """Train (or resume) the recipe, then test the best checkpoint and write the outputs.
+
+    The run holds the lock of ``training.exp_dir`` (:mod:`.lock`) from before its first write to its
+    end (also on an error or Ctrl-C): a second run into the folder is refused while this one lives,
+    even with ``force``. Under DDP, rank 0 holds it for all ranks.
+
+    Raises:
+        RunInUseError: another live run holds the folder. RecipeError: ``training.exp_dir`` cannot be
+        created or written. ExperimentExistsError, DataError, ...: see the checks below.
+    """
+    kw = dict(resume=resume, force=force, callbacks=callbacks, run_test=run_test, use_cache=use_cache)
+    tr = recipe["training"]
+    several = tr.get("num_nodes", 1) != 1 or tr.get("devices", 1) not in (1, "1")
+    if _is_ddp_child() or rank_above_zero(several):  # rank 0 holds the lock for the whole run
+        return _train(recipe, **kw)
+    with acquire_run_lock(recipe["training"]["exp_dir"]):
+        return _train(recipe, **kw)
+
+
+def _train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
+           callbacks: Sequence[pl.Callback] = (), run_test: bool = True, use_cache: bool = True) -> RunResult:
+    """:func:`train`, in the folder whose lock this process holds."""
     exp_dir = Path(recipe["training"]["exp_dir"])
     check_data_paths(recipe, ["synth", "weak", "unlabeled", "val"])
     if recipe["data"]["test_tsv"]:
         check_data_paths(recipe, ["test"])
     energy_cb = EnergyCallback(exp_dir, recipe)  # validates energy.* before anything is written
     if run_test and selection_on_test(recipe) and not _is_ddp_child():
-        warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=2)
+        warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=3)  # the caller of train()
     ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
     if ckpt_path is not None:
         check_resume(recipe, ckpt_path)  # a readable checkpoint whose weights fit the recipe, before anything is written
-    energy_cb.prepare()  # codecarbon's hardware detection, in a thread during the set-up below
+    energy_cb.prepare()  # codecarbon's hardware detection, in a thread during the checks and set-up below
+    dm = checked_data(recipe, use_cache)  # every set read and checked before anything is written
     replace = force and not resume and not _is_ddp_child() and (
         (exp_dir / "checkpoints").is_dir() or (exp_dir / "metrics.json").is_file())
     exp_dir.mkdir(parents=True, exist_ok=True)
     dropper = DropReplaced(_set_aside(exp_dir) if replace else None)
     try:
-        return _fit_and_test(recipe, exp_dir, ckpt_path, [*callbacks, energy_cb, dropper], run_test, use_cache)
+        return _fit_and_test(recipe, exp_dir, ckpt_path, [*callbacks, energy_cb, dropper], run_test, dm)
     except BaseException:
         if dropper.aside is not None:  # failed before training started: the old run comes back
             _restore(exp_dir, dropper.aside)
         raise
 
 
+def checked_data(recipe: dict[str, Any], use_cache: bool = True) -> SEDDataModule:
+    """The recipe's data module with every set the run uses (training, validation, test) read, parsed
+    and checked: what :func:`train` does before anything is written, and ``compare`` for every recipe
+    before its first run."""
+    geometry = SEDTask(recipe)  # the model's output frames (its weights are drawn again, after seeding)
+    dm = SEDDataModule.from_recipe(recipe, geometry.n_frames, geometry.frame_hop_s, use_cache=use_cache)
+    dm.check_sets()
+    return dm
+
+
 def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None, callbacks: Sequence[pl.Callback],
-                  run_test: bool, use_cache: bool) -> RunResult:
+                  run_test: bool, dm: SEDDataModule) -> RunResult:
     if not _is_ddp_child():
         atomic_write_text(exp_dir / "recipe.yaml", dump_recipe(recipe))
     _configure_torch(recipe)
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
     task = SEDTask(recipe)
-    dm = SEDDataModule.from_recipe(recipe, task.n_frames, task.frame_hop_s, use_cache=use_cache)
     ckpt_dir = exp_dir / "checkpoints"
     limit_s = recipe["training"]["max_train_s"]
     timer = TrainingTimeLimit(limit_s)  # also without a limit: it reads (and lifts) a stored stop
@@ -246,7 +279,8 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     ``metrics.json`` also says which sets chose and which scored: ``selection_on_test`` (true when
     the test set is the validation set), ``validation_set`` and ``test_set``; ``extra_fields`` are
     added to it (a training run: ``epochs_trained``, ``stopped_by_time_limit``, ``fit_wall_s``, and on a
-    GPU ``peak_gpu_mb``).
+    GPU ``peak_gpu_mb``). ``dcase-fpd test`` never writes into a training run's folder
+    (:func:`training_run_mark`); :func:`train` does, through this function.
     Returns the :class:`~dcase_fpd_plugin.evaluation.metrics.EvaluationResult`.
     """
     from ..evaluation.outputs import write_outputs
@@ -269,6 +303,27 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     return task.eval_result
 
 
+def training_run_mark(folder: str | Path) -> str | None:
+    """What shows that ``folder`` is a training run's folder (``checkpoints/``, the ``recipe.yaml``
+    training writes, its lock, a metrics.json with ``epochs_trained``), or None. ``dcase-fpd test``
+    refuses such a folder as ``--out``: its results would replace the training's metrics.json
+    (and drop ``epochs_trained``, ``fit_wall_s``, ``stopped_by_time_limit``)."""
+    import json
+
+    from .lock import LOCK_NAME
+
+    folder = Path(folder)
+    for name, mark in (("checkpoints", "checkpoints/"), ("recipe.yaml", "the recipe.yaml of a training"),
+                       (LOCK_NAME, f"the lock {LOCK_NAME} of a training")):
+        if (folder / name).exists():
+            return mark
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return "a metrics.json with epochs_trained" if isinstance(metrics, dict) and "epochs_trained" in metrics else None
+
+
 def protocol_fields(recipe: dict[str, Any], trained_with: dict[str, Any] | None = None) -> dict[str, Any]:
     """What chose the checkpoint and what was scored, for ``metrics.json``.
 
@@ -289,14 +344,44 @@ def protocol_fields(recipe: dict[str, Any], trained_with: dict[str, Any] | None 
     return {"selection_on_test": selection_on_test(same), "validation_set": validation, "test_set": str(test_tsv)}
 
 
+class _StitchWindows(pl.Callback):
+    """Adds each predicted window's frame probabilities into an :class:`OverlapAdd` as batches
+    end, so that ``trainer.predict`` need not keep every window's outputs."""
+
+    def __init__(self, plans: dict[str, Any]):
+        from ..evaluation.postprocessing import OverlapAdd
+
+        self.plans = plans  # file name -> data.windows.FilePlan
+        self.frames = OverlapAdd()
+        self.windows = 0
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        from ..data.windows import split_key
+
+        for key, probs in outputs.items():
+            name, k = split_key(key)
+            plan = self.plans[name]
+            self.frames.add(name, plan.starts[k], probs["frame"], plan.n_frames)
+            self.windows += 1
+
+
 def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force: bool = False,
           threshold: float | None = None, median_window: int | None = None, scores_dir: str | Path | None = None,
-          skip_unreadable: bool = False) -> int:
+          skip_unreadable: bool = False, overlap: float | None = None) -> int:
     """Detect events in every audio file of ``audio_dir``; write DESED strong TSV ``out_tsv``.
+
+    Files of any length and sample rate (:mod:`dcase_fpd_plugin.data.windows`): a file no longer than
+    the model's ``feats.clip_s`` is one clip, as in testing; a longer one is read as a stream in
+    windows of the clip length sharing ``overlap`` of a window (default 0.5), whose frame
+    probabilities are averaged where they overlap; median filter and threshold then run on the whole
+    file's probabilities, so events lie anywhere in it (seconds from its start) and may span windows.
+    A file below the model's sample rate is resampled up with a warning. ``scores_dir`` gets one
+    sed_scores_eval TSV per file, over the whole file.
 
     Returns the number of events written.
     """
     from ..data.labels import LabelEncoder
+    from ..data.windows import DEFAULT_OVERLAP
     from ..evaluation.postprocessing import decide, median_filter
 
     out_tsv = Path(out_tsv)
@@ -318,25 +403,29 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     ev = recipe["eval"]
     threshold = ev["threshold"] if threshold is None else threshold
     median_window = ev["median_window"] if median_window is None else median_window
-    loader = folder_loader(audio_dir, recipe["data"], recipe["feats"], task.n_frames, task.frame_hop_s, skip_unreadable=skip_unreadable)
-    trainer = build_trainer(recipe, Path(tempfile.gettempdir()), checkpoints=False, loggers=False,
-                            single_device=True)
+    loader = folder_loader(audio_dir, recipe["data"], recipe["feats"], task.n_frames, task.frame_hop_s,
+                           skip_unreadable=skip_unreadable, overlap=DEFAULT_OVERLAP if overlap is None else overlap)
+    plans = loader.dataset.plans
+    stitch = _StitchWindows({p.name: p for p in plans})
+    trainer = build_trainer(recipe, Path(tempfile.gettempdir()), callbacks=[stitch], checkpoints=False,
+                            loggers=False, single_device=True)
     with track_energy("evaluation", experiment_dir_of(ckpt, out_tsv.parent), recipe) as measured:
-        outputs = trainer.predict(task, dataloaders=loader)
-        measured.work["clips"] = sum(len(batch_out) for batch_out in outputs)  # the work, for report --baseline
+        trainer.predict(task, dataloaders=loader, return_predictions=False)
+        measured.work["clips"] = stitch.windows  # the work (clip-long model inputs), for report --baseline
     encoder = LabelEncoder(task.classes, task.frame_hop_s, task.n_frames)
     rows, scores = [], {}
     clip_s = recipe["feats"]["clip_s"]
-    for batch_out in outputs:
-        for name, probs in batch_out.items():
-            filtered = median_filter(probs["frame"], median_window)
-            scores[name] = filtered
-            for e in encoder.decode_strong(decide(filtered, threshold), name, clip_s):
-                rows.append((e.filename, f"{e.onset:.3f}", f"{e.offset:.3f}", e.event_label))
+    for plan in plans:
+        filtered = median_filter(stitch.frames.pop(plan.name), median_window)
+        duration = plan.duration_s if plan.windowed else None  # a clip: its frames and events as in testing
+        scores[plan.name] = filtered, duration
+        for e in encoder.decode_strong(decide(filtered, threshold), plan.name, duration or clip_s):
+            rows.append((e.filename, f"{e.onset:.3f}", f"{e.offset:.3f}", e.event_label))
     write_tsv(out_tsv, ("filename", "onset", "offset", "event_label"), rows)
     if scores_dir is not None:
         from ..evaluation.scores import scores_dataframe, write_scores
 
-        write_scores(scores_dir, {Path(n).stem: scores_dataframe(s, task.frame_hop_s, task.classes)
-                                  for n, s in scores.items()})
+        for name, (filtered, duration) in scores.items():  # one table at a time: a long file's is large
+            write_scores(scores_dir, {Path(name).stem: scores_dataframe(filtered, task.frame_hop_s, task.classes,
+                                                                         duration_s=duration)})
     return len(rows)

@@ -373,6 +373,7 @@ class SEDTask(pl.LightningModule):
             tagging_threshold=ev["tagging_threshold"],
             psds=psds,
             psds_clips=ev["psds_clips"],
+            ground_truth=self.recipe["data"]["ground_truth"],
         )
 
     def on_validation_epoch_end(self) -> None:
@@ -402,6 +403,9 @@ class SEDTask(pl.LightningModule):
         dur = data["test_dur"] or data["val_dur"]
         self.eval_result = self._evaluate(tsv, dur, psds=self.recipe["eval"]["psds"])
         m = self.eval_result.metrics
+        dm = getattr(self.trainer, "datamodule", None)  # repairs of the training and validation TSVs too
+        if hasattr(dm, "ground_truth_repairs"):
+            m["ground_truth_repairs"] = {**dm.ground_truth_repairs(), **m["ground_truth_repairs"]}
         self.log_dict({f"test/{k}": float(m[k]) for k in ("event_f1", "segment_f1", "tagging_f1",
                                                           "intersection_f1") if m.get(k) is not None})
 
@@ -424,24 +428,50 @@ def read_checkpoint(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     code when unpickled) is refused, not run. The recipe has ``net.crnn_input_norm`` as the weights
     were trained with (:func:`trained_recipe`).
 
+    A corrupt or truncated file (a damaged zip archive, a part whose checksum fails, a pickle that
+    breaks off) is a DataError naming the file, as is one that is no torch file at all.
+
     Raises:
-        FileNotFoundError: no such file. DataError: not a checkpoint, refused objects, no recipe.
+        FileNotFoundError: no such file. DataError: not a checkpoint (corrupt, truncated, another kind
+        of file), refused objects, no recipe.
     """
     import pickle
+    import zipfile
 
     from ..data.tsv import DataError
 
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint not found: {ckpt}")
+    corrupt = f"{ckpt}: not a checkpoint, or a corrupt or truncated one"
+    try:  # torch reads the parts of its zip archive without their checksums: damaged weights would load
+        with zipfile.ZipFile(ckpt) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # truncated, or not a zip (torch.load says more)
+        damaged = None
+    except Exception as exc:  # zlib errors and the like: a damaged archive
+        damaged = f"({type(exc).__name__})"
+    if damaged is not None:
+        raise DataError(f"{ckpt}: a corrupt checkpoint (its part {damaged} fails its checksum: the file was "
+                        "damaged after it was written)")
+    if ckpt.stat().st_size == 0:
+        raise DataError(f"{ckpt}: an empty file, not a checkpoint (truncated when it was written?)")
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # torch's weights-only unpickler met another object
-        first = str(exc).strip().splitlines()[0][:200]
-        raise DataError(f"{ckpt}: refused: it holds objects other than tensors and plain data, which could run "
-                        f"code when loaded ({first})") from None
-    except Exception as exc:  # not a torch file at all
-        raise DataError(f"{ckpt}: not a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    except pickle.UnpicklingError as exc:
+        text = str(exc).strip()
+        detail = next((line.strip() for line in text.splitlines() if "WeightsUnpickler error:" in line
+                       and line.strip() != "WeightsUnpickler error:"), None)
+        if "Unsupported global" in text or "GLOBAL" in text:  # torch's weights-only unpickler met another object
+            first = (detail or text.splitlines()[0])[:200]
+            raise DataError(f"{ckpt}: refused: it holds objects other than tensors and plain data, which could "
+                            f"run code when loaded ({first})") from None
+        cause = exc.__cause__ or exc.__context__
+        reason = str(cause) if cause is not None and str(cause) else (text.splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{corrupt} (UnpicklingError: {reason[:200]})") from None
+    except Exception as exc:  # not a torch file at all, a damaged archive, an empty file
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0].split(". This is an internal")[0][:200]
+        raise DataError(f"{corrupt} ({type(exc).__name__}: {first})") from None
     stored = state.get("hyper_parameters", {}).get("recipe") if isinstance(state, dict) else None
     if not isinstance(stored, dict):
         raise DataError(f"{ckpt}: not a dcase-fpd checkpoint (no recipe in its hyper-parameters)")
@@ -465,9 +495,14 @@ def check_resume(recipe: dict[str, Any], ckpt: str | Path) -> None:
     Raises:
         RecipeError: naming the scaling to resume with. DataError: see :func:`read_checkpoint`.
     """
+    from ..data.tsv import DataError
     from ..recipe.schema import RecipeError
 
-    state, trained = read_checkpoint(ckpt)
+    try:
+        state, trained = read_checkpoint(ckpt)
+    except DataError as exc:
+        raise DataError(f"{exc}. --resume cannot continue from it: restore the file, or start the run again "
+                        "with --force (the other checkpoints/ files, e.g. best.ckpt, can still be tested)") from None
     net = recipe["net"]
     if net["name"] != "crnn" or trained.get("net", {}).get("name") != "crnn":
         return

@@ -1,0 +1,197 @@
+"""Recordings of any length and sample rate for inference: windows of the model's clip length.
+
+A file no longer than ``feats.clip_s`` (plus :func:`~.audio.load_clip`'s 0.1 s of tolerance) is one
+clip, read exactly as training and testing read it (zero-padded to the clip length). A longer file
+is cut into windows of the clip length whose starts lie on the model's output frame grid, ``stride``
+output frames apart, the last one ending at the file's last frame; the windows' frame probabilities
+are averaged where they overlap
+(:class:`~dcase_fpd_plugin.evaluation.postprocessing.OverlapAdd`), so that the scores cover the whole
+file on one grid: frame ``t`` covers ``[t x frame_hop_s, (t + 1) x frame_hop_s)`` from the file's start.
+
+A windowed file is decoded and resampled block by block (:func:`~.audio.stream_mono`): memory holds
+about one window of audio, whatever the file's length. Files whose rate is below the model's are
+resampled up as in training, with a warning naming the file and both rates (the band above half the
+file's rate is empty: detections on band-limited audio are unreliable); higher rates are resampled quietly.
+
+Each window is a dataset item like :class:`~.datasets.ClipDataset`'s (unlabelled), its ``filename``
+the window's key ``<file name>#<window index>`` (:func:`window_key`, :func:`split_key`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ..branch import SOURCE_UL
+from .audio import resampled_length, stream_mono
+from .datasets import ClipDataset, ClipRecord
+from .features import FeatureExtractor
+from .labels import LabelEncoder
+from .tsv import DataError
+
+DEFAULT_OVERLAP = 0.5  # share of a window shared with the next one
+_TOLERANCE_S = 0.1  # load_clip's: a file this much longer than clip_s is still one (cropped) clip
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """How one file is read: as one clip, or in windows.
+
+    Attributes:
+        path: the audio file.
+        file_rate: its sample rate.
+        duration_s: its length in seconds (from its header).
+        n_frames: output frames of its scores (a clip's T for a file read as one clip).
+        starts: the first output frame of each window (``(0,)`` for one clip).
+        windowed: False: one clip, padded or cropped to ``feats.clip_s`` as training reads it.
+    """
+
+    path: Path
+    file_rate: int
+    duration_s: float
+    n_frames: int
+    starts: tuple[int, ...]
+    windowed: bool
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def window_key(name: str, index: int) -> str:
+    """The dataset key of window ``index`` of file ``name``."""
+    return f"{name}#{index}"
+
+
+def split_key(key: str) -> tuple[str, int]:
+    """(file name, window index) of a :func:`window_key` (file names may hold ``#``)."""
+    name, _, index = key.rpartition("#")
+    return name, int(index)
+
+
+def window_starts(n_frames: int, window_frames: int, stride: int) -> list[int]:
+    """First frames of windows of ``window_frames`` frames, ``stride`` apart, covering ``n_frames``
+    frames; the last window ends at frame ``n_frames`` (it may overlap its neighbour more)."""
+    if stride < 1 or window_frames < 1:
+        raise ValueError(f"window of {window_frames} frames and stride {stride}: both must be >= 1")
+    if n_frames <= window_frames:
+        return [0]
+    starts = list(range(0, n_frames - window_frames, stride))
+    return starts + [n_frames - window_frames]
+
+
+def window_stride(window_frames: int, overlap: float) -> int:
+    """Frames between window starts for ``overlap`` (share of a window, in [0, 1))."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"window overlap must lie in [0, 1), got {overlap}")
+    return max(1, window_frames - int(round(overlap * window_frames)))
+
+
+def plan_file(path: str | Path, feats: Mapping[str, Any], window_frames: int, frame_hop_s: float,
+              overlap: float = DEFAULT_OVERLAP) -> FilePlan:
+    """The :class:`FilePlan` of one (readable) file for a model of ``window_frames`` output frames
+    per ``feats.clip_s`` clip and ``frame_hop_s`` seconds per frame. Warns when the file's rate is
+    below ``feats.sample_rate``."""
+    path = Path(path)
+    sr, clip_s = int(feats["sample_rate"]), float(feats["clip_s"])
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise DataError(f"{path}: unreadable audio ({exc})") from None
+    if info.samplerate < sr:
+        warnings.warn(f"{path}: sample rate {info.samplerate} Hz, below the model's {sr} Hz: resampled up, "
+                      f"but it holds nothing above {info.samplerate / 2:g} Hz, which the model was trained "
+                      "with; detections on band-limited audio are unreliable", UserWarning, stacklevel=2)
+    duration_s = info.frames / info.samplerate
+    length = resampled_length(info.frames, info.samplerate, sr)
+    if length <= int(round(clip_s * sr)) + int(_TOLERANCE_S * sr):
+        return FilePlan(path, info.samplerate, duration_s, window_frames, (0,), False)
+    frame_samples = int(round(frame_hop_s * sr))
+    n_frames = math.ceil(length / frame_samples)
+    starts = window_starts(n_frames, window_frames, window_stride(window_frames, overlap))
+    return FilePlan(path, info.samplerate, duration_s, n_frames, tuple(starts), True)
+
+
+def window_waves(plan: FilePlan, sample_rate: int, window_samples: int, frame_samples: int
+                 ) -> Iterator[tuple[np.ndarray, int]]:
+    """(waveform (window_samples,), n_valid) of each window of a windowed ``plan``, in order: the
+    samples from ``start x frame_samples`` on, zero-padded past the file's end (``n_valid`` real ones).
+    Reads the file once, as a stream; keeps at most a window and a block of audio."""
+    blocks = stream_mono(plan.path, sample_rate)
+    buf = np.zeros(0, dtype=np.float32)
+    buf_start = 0  # sample index of buf[0]
+    ended = False
+    for start in plan.starts:
+        first = start * frame_samples
+        while not ended and buf_start + len(buf) < first + window_samples:
+            block = next(blocks, None)
+            if block is None:
+                ended = True
+            else:
+                buf = np.concatenate([buf, block])
+        if first > buf_start:  # drop what no later window needs
+            buf = buf[first - buf_start:]
+            buf_start = first
+        wave = buf[:window_samples]
+        n_valid = len(wave)
+        if n_valid < window_samples:
+            wave = np.concatenate([wave, np.zeros(window_samples - n_valid, dtype=np.float32)])
+        yield np.ascontiguousarray(wave, dtype=np.float32), n_valid
+
+
+class WindowDataset(IterableDataset):
+    """The windows of every file of ``plans`` as unlabelled dataset items (see the module docstring).
+
+    With DataLoader workers, each worker reads every n-th file.
+    """
+
+    def __init__(self, plans: Sequence[FilePlan], features: FeatureExtractor, encoder: LabelEncoder):
+        self.plans = list(plans)
+        self.features, self.encoder = features, encoder
+        self.clips = ClipDataset([ClipRecord(p.path) for p in self.plans], SOURCE_UL, features, encoder)
+
+    def __iter__(self) -> Iterator[dict]:
+        worker = get_worker_info()
+        first, step = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        for i in range(first, len(self.plans), step):
+            plan = self.plans[i]
+            if not plan.windowed:  # one clip, as training and testing read it
+                item = self.clips[i]
+                item["filename"] = window_key(plan.name, 0)
+                yield item
+                continue
+            yield from self._windows(plan)
+
+    def _windows(self, plan: FilePlan) -> Iterator[dict]:
+        settings = self.features.settings
+        sr = int(settings["sample_rate"])
+        enc = self.encoder
+        frame_samples = int(round(enc.frame_hop_s * sr))
+        for k, (wave, n_valid) in enumerate(window_waves(plan, sr, self.features.n_samples, frame_samples)):
+            with torch.no_grad():  # FeatureExtractor.compute's transform
+                mel = self.features.logmel(torch.from_numpy(wave)[None])[0]
+            yield {
+                "feats": mel.float().contiguous(),
+                "strong": torch.zeros(enc.n_frames, enc.n_classes),
+                "has_strong": False,
+                "weak": torch.zeros(enc.n_classes),
+                "has_weak": False,
+                "source": SOURCE_UL,
+                "n_valid_frames": min(enc.n_frames, math.ceil(n_valid / sr / enc.frame_hop_s)),
+                "filename": window_key(plan.name, k),
+            }
+
+
+def plan_folder(records: Sequence[ClipRecord], feats: Mapping[str, Any], window_frames: int, frame_hop_s: float,
+                overlap: float = DEFAULT_OVERLAP) -> list[FilePlan]:
+    """:func:`plan_file` of each record, in order."""
+    window_stride(window_frames, overlap)  # a bad overlap is refused before any file is read
+    return [plan_file(r.path, feats, window_frames, frame_hop_s, overlap) for r in records]
