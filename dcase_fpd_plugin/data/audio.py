@@ -1,9 +1,10 @@
 """Audio loading: any sample rate and channel count -> mono at the recipe's rate, fixed length.
 
 Decoding uses soundfile (WAV, FLAC, OGG, MP3 with libsndfile >= 1.1), resampling librosa
-(soxr). Clips shorter than ``clip_s`` are zero-padded at the end; longer ones are cropped
-to their first ``clip_s`` seconds. The number of real (unpadded) samples is returned
-so that padded frames can be masked.
+(soxr). Clips shorter than ``clip_s`` are zero-padded at the end; longer ones (by more than
+``LENGTH_TOLERANCE_S``) are refused, and a run checks every clip's length from its header before
+training (:class:`HeaderIndex`). The number of real (unpadded) samples is returned so that padded
+frames can be masked.
 
 Recordings of any length (``dcase-fpd infer``) are read block by block instead
 (:func:`stream_mono`, resampled by soxr's stream resampler): the same samples as a whole-file
@@ -24,8 +25,12 @@ import soundfile as sf
 from .tsv import DataError
 
 
-def check_readable(path: str | Path) -> None:
-    """Raise DataError naming ``path`` if it is absent or soundfile cannot read its header."""
+LENGTH_TOLERANCE_S = 0.1  # a clip this much longer than feats.clip_s (encoder padding) is cut without a word
+
+
+def check_readable(path: str | Path) -> tuple[int, int]:
+    """``(frames, sample_rate)`` of ``path``'s header; DataError naming it when it is absent, soundfile
+    cannot read its header, or it holds no samples."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: audio file not found")
@@ -35,10 +40,12 @@ def check_readable(path: str | Path) -> None:
         raise DataError(f"{path}: unreadable audio ({exc})") from None
     if info.frames == 0:
         raise DataError(f"{path}: audio file holds no samples")
+    return int(info.frames), int(info.samplerate)
 
 
 class HeaderIndex:
-    """The audio files whose header has been read, by absolute path, size and modification time,
+    """The audio files whose header has been read (frames, sample rate), by absolute path, size and
+    modification time,
     kept in a JSON file (``<data.cache_dir>/audio_headers.json``): a later run checks only the files
     that are new or changed since, instead of opening every listed file again (~0.2 ms each:
     0.8 s for DESED's 4792 clips). A file that fails is never recorded, so it is checked every time.
@@ -57,7 +64,7 @@ class HeaderIndex:
         if self.path is not None and self.path.is_file():
             try:
                 known = json.loads(self.path.read_text())
-                self.known = {k: v for k, v in known.items() if isinstance(v, list) and len(v) == 2}
+                self.known = {k: v for k, v in known.items() if isinstance(v, list) and len(v) == 4}
             except (OSError, ValueError, AttributeError):
                 self.known = {}  # unreadable index: start again (it only saves time)
 
@@ -71,12 +78,17 @@ class HeaderIndex:
         except OSError as exc:  # permission, name too long, ...: not the same as absent
             raise DataError(f"{path}: audio file cannot be read ({exc.strerror or exc})") from None
         key, stamp = str(path.absolute()), [st.st_size, st.st_mtime_ns]
-        if self.known.get(key) == stamp:
+        if self.known.get(key, [])[:2] == stamp:
             return
-        check_readable(path)
+        frames, rate = check_readable(path)
         self.checked += 1
-        self.known[key] = stamp
+        self.known[key] = [*stamp, frames, rate]
         self._dirty = True
+
+    def header(self, path: str | Path) -> tuple[int, int] | None:
+        """``(frames, sample_rate)`` of a file :meth:`check` has seen (None otherwise)."""
+        entry = self.known.get(str(Path(path).absolute()))
+        return (entry[2], entry[3]) if entry else None
 
     def save(self) -> None:
         """Write the index atomically if it learnt anything; a cache that cannot be written is skipped."""
@@ -118,7 +130,7 @@ def load_clip(path: str | Path, sample_rate: int, clip_s: float) -> tuple[np.nda
 
         x = librosa.resample(x, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
     n = int(round(clip_s * sample_rate))
-    if len(x) > n + int(0.1 * sample_rate):  # a few ms over (encoder padding) are cut without a word
+    if len(x) > n + int(LENGTH_TOLERANCE_S * sample_rate):  # a few ms over (encoder padding): cut quietly
         raise DataError(f"{path}: {len(x) / sample_rate:.2f} s long, more than feats.clip_s = {clip_s} s: it would be "
                         "cropped and its events after the crop counted as misses; cut it into clips or raise "
                         "feats.clip_s")

@@ -9,10 +9,13 @@ plus a held-out share ``data.weak_val_fraction`` of the RW clips (split once by 
 so every training seed holds out the same clips; they leave the training set).
 Test (reported, never selects): ``test_*``; without them the validation set's strong part, which
 ``recipe.selection_on_test`` flags.
+Training clips must be no longer than ``feats.clip_s``; longer validation and test clips are scored
+whole, in windows of the clip length as ``dcase-fpd infer`` reads them (:class:`~.windows.WindowedClips`).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,12 +27,12 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL
 from .batching import MixedSourceBatchSampler
-from .audio import HeaderIndex
+from .audio import LENGTH_TOLERANCE_S, HeaderIndex
 from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabeled_records, weak_records
 from .features import FeatureExtractor
 from .labels import LabelEncoder
 from .store import STORE_DTYPES, FeatureStore, IndexBatch, store_nbytes
-from .windows import DEFAULT_OVERLAP, WindowDataset, plan_folder
+from .windows import DEFAULT_OVERLAP, FilePlan, WindowDataset, WindowedClips, plan_file, plan_folder
 from .tsv import DataError, list_audio_folder, read_durations_tsv, read_ground_truth
 
 
@@ -100,7 +103,7 @@ class SEDDataModule(pl.LightningDataModule):
         # listed audio files already known readable (header read by an earlier run)
         self.headers = HeaderIndex(Path(cache_dir) / "audio_headers.json" if cache_dir is not None else None)
         self.train_sets: list[ClipDataset] = []
-        self.val_set: ClipDataset | None = None  # strong validation clips
+        self.val_set: ClipDataset | None = None  # strong validation clips (long ones in windows)
         self.weak_val_set: ClipDataset | None = None  # held-out weak clips (data.weak_val_fraction)
         self.test_set: ClipDataset | None = None
         self.store: FeatureStore | None = None  # training clips on the device (data.feature_store)
@@ -117,12 +120,40 @@ class SEDDataModule(pl.LightningDataModule):
     def _dataset(self, records: list[ClipRecord], source: int, origin: str = "") -> ClipDataset:
         return ClipDataset(records, source, self.features, self.encoder, origin)
 
-    def _scored(self, records: list[ClipRecord], tsv: str) -> list[ClipRecord]:
-        """A validation or test set's records, refused when its TSV holds no event (every metric
-        would be undefined: the run used to end with exit 0 and null metrics)."""
+    def _scored(self, records: list[ClipRecord], tsv: str) -> ClipDataset:
+        """A validation or test set, refused when its TSV holds no event (every metric would be
+        undefined: the run used to end with exit 0 and null metrics)."""
         if not any(r.events for r in records):
             raise DataError(f"{tsv}: no event in this strongly-labelled set; its metrics would all be undefined")
-        return records
+        return self._scored_set(records, tsv)
+
+    def _scored_set(self, records: list[ClipRecord], origin: str = "") -> ClipDataset:
+        """A strongly-labelled set to score: a :class:`ClipDataset`, or with clips longer than
+        ``feats.clip_s`` a :class:`~.windows.WindowedClips` that reads those in windows."""
+        plans = {i: plan for i, plan in enumerate(self._long_plans(records)) if plan is not None}
+        if not plans:  # every clip fits: the set as it always was
+            return self._dataset(records, SOURCE_SS, origin)
+        return WindowedClips(records, SOURCE_SS, self.features, self.encoder, plans, origin)
+
+    def _long_plans(self, records: list[ClipRecord]) -> list[FilePlan | None]:
+        """The windowed :func:`~.windows.plan_file` of each clip longer than ``feats.clip_s`` (by its
+        header), None for the others."""
+        clip_s, out = float(self.feats["clip_s"]), []
+        for r in records:
+            header = self.headers.header(r.path)
+            plan = None
+            if header is None or header[0] / header[1] > clip_s:
+                with warnings.catch_warnings():  # a low rate is named by check_sets
+                    warnings.simplefilter("ignore", UserWarning)
+                    plan = plan_file(r.path, self.feats, self.encoder.n_frames, self.encoder.frame_hop_s)
+            out.append(plan if plan is not None and plan.windowed else None)
+        return out
+
+    def window_index(self, stage: str) -> dict[str, tuple[str, int, int]]:
+        """Window key -> (file name, first frame, the file's frames) of the windowed clips of the
+        validation (``stage`` "validate") or test ("test") set; empty when all of them fit one clip."""
+        dataset = self.val_set if stage == "validate" else self.test_set
+        return dict(getattr(dataset, "windows", {}))
 
     def weak_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
         """(training, held-out validation) records of the weak set (read once)."""
@@ -199,30 +230,63 @@ class SEDDataModule(pl.LightningDataModule):
             self.store = FeatureStore.cached(self.train_sets, STORE_DTYPES[data["feature_store_dtype"]],
                                              self.features.cache_dir, progress=self.batches.progress_bar)
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._dataset(self._scored(strong_records(data["val_folder"], data["val_tsv"], classes,
-                                                                     data["val_dur"], miss, self.headers,
-                                                                     **self._ground_truth_checks()), data["val_tsv"]),
-                                         SOURCE_SS, data["val_tsv"])
+            self.val_set = self._scored(strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"],
+                                                       miss, self.headers, **self._ground_truth_checks()),
+                                        data["val_tsv"])
             if data["weak_val_fraction"] > 0 and data["weak_folder"] and data["weak_tsv"]:
                 held = self.weak_split()[1]
-                self.weak_val_set = self._dataset(held, SOURCE_RW) if held else None
+                self.weak_val_set = self._dataset(held, SOURCE_RW, data["weak_tsv"]) if held else None
         if stage in (None, "test") and self.test_set is None:
             if data["test_tsv"]:
-                self.test_set = self._dataset(self._scored(strong_records(data["test_folder"], data["test_tsv"],
-                                                                          classes, data["test_dur"], miss,
-                                                                          self.headers, **self._ground_truth_checks()),
-                                                           data["test_tsv"]), SOURCE_SS, data["test_tsv"])
+                self.test_set = self._scored(strong_records(data["test_folder"], data["test_tsv"], classes,
+                                                            data["test_dur"], miss, self.headers,
+                                                            **self._ground_truth_checks()), data["test_tsv"])
             else:
-                self.test_set = self.val_set or self._dataset(
+                self.test_set = self.val_set or self._scored_set(
                     strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss,
-                                   self.headers, **self._ground_truth_checks()), SOURCE_SS)
+                                   self.headers, **self._ground_truth_checks()))
         self.headers.save()
 
     def check_sets(self) -> None:
         """Read, parse and check every set a run uses (training, validation, test) before its first step:
         a bad TSV line, an absent or unreadable clip is reported now, not after training. The feature
-        store is built later, by Lightning's ``setup("fit")``."""
+        store is built later, by Lightning's ``setup("fit")``. Training clips (the held-out weak ones
+        too) longer than ``feats.clip_s`` are refused now (they used to stop training at their first
+        read); longer validation and test clips are scored in windows. Clips below
+        ``feats.sample_rate`` are named in a warning."""
         self.setup(None)
+        training = [*self.train_sets, self.weak_val_set]
+        sets = [*training, self.val_set, self.test_set]
+        self._check_lengths([s for s in dict.fromkeys(sets) if s is not None],
+                            {id(s) for s in training if s is not None})
+
+    def _check_lengths(self, sets: list[ClipDataset], training: set[int]) -> None:
+        """Refuse the clips longer than ``feats.clip_s`` of the sets whose ``id`` is in ``training``;
+        warn about the clips below ``feats.sample_rate`` of every set."""
+        clip_s, rate = float(self.feats["clip_s"]), int(self.feats["sample_rate"])
+        long: dict[str, list[str]] = {}
+        low: dict[str, list[str]] = {}
+        for s in sets:
+            where = s.origin or "a set"
+            for r in s.records:
+                header = self.headers.header(r.path)
+                if header is None:
+                    continue
+                frames, file_rate = header
+                if id(s) in training and frames / file_rate > clip_s + LENGTH_TOLERANCE_S:
+                    long.setdefault(where, []).append(f"'{r.path}' ({frames / file_rate:.2f} s)")
+                if file_rate < rate:
+                    low.setdefault(where, []).append(f"'{r.path}' ({file_rate} Hz)")
+        if long:
+            parts = [f"{where}: {len(items)} training clip(s) longer than feats.clip_s = {clip_s} s: "
+                     + ", ".join(items[:5]) + (", ..." if len(items) > 5 else "") for where, items in long.items()]
+            raise DataError("; ".join(parts) + "; training reads clips of at most feats.clip_s: cut them into such "
+                            "clips or raise it (validation and test clips of any length are scored in windows, "
+                            "as dcase-fpd infer reads recordings)")
+        for where, items in low.items():
+            warnings.warn(f"{where}: {len(items)} clip(s) below feats.sample_rate = {rate} Hz, upsampled (nothing "
+                          f"above half their rate can be heard): " + ", ".join(items[:5])
+                          + (", ..." if len(items) > 5 else ""), stacklevel=3)
 
     def store_nbytes(self) -> int:
         """Bytes the training clips would take in a feature store."""

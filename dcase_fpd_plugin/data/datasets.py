@@ -127,6 +127,7 @@ class ClipDataset(Dataset):
         self.source = source
         self.features = features
         self.encoder = encoder
+        self.origin = origin  # the TSV or folder the clips were listed in (for messages)
 
     def __len__(self) -> int:
         return len(self.records)

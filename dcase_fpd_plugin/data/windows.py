@@ -14,7 +14,8 @@ resampled up as in training, with a warning naming the file and both rates (the 
 file's rate is empty: detections on band-limited audio are unreliable); higher rates are resampled quietly.
 
 Each window is a dataset item like :class:`~.datasets.ClipDataset`'s (unlabelled), its ``filename``
-the window's key ``<file name>#<window index>`` (:func:`window_key`, :func:`split_key`).
+the window's key ``<file name>#<window index>`` (:func:`window_key`, :func:`split_key`). Validation and
+test read their clips longer than ``feats.clip_s`` in the same windows (:class:`WindowedClips`, labelled).
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ import soundfile as sf
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..branch import SOURCE_UL
-from .audio import resampled_length, stream_mono
+from ..branch import SOURCE_SS, SOURCE_UL
+from .audio import LENGTH_TOLERANCE_S, resampled_length, stream_mono
 from .datasets import ClipDataset, ClipRecord
 from .features import FeatureExtractor
-from .labels import LabelEncoder
+from .labels import LabelEncoder, weak_from_strong
 from .tsv import DataError
 
 DEFAULT_OVERLAP = 0.5  # share of a window shared with the next one
-_TOLERANCE_S = 0.1  # load_clip's: a file this much longer than clip_s is still one (cropped) clip
+_TOLERANCE_S = LENGTH_TOLERANCE_S  # load_clip's: a file this much longer than clip_s is still one clip
 
 
 @dataclass(frozen=True)
@@ -171,23 +172,85 @@ class WindowDataset(IterableDataset):
             yield from self._windows(plan)
 
     def _windows(self, plan: FilePlan) -> Iterator[dict]:
-        settings = self.features.settings
-        sr = int(settings["sample_rate"])
-        enc = self.encoder
-        frame_samples = int(round(enc.frame_hop_s * sr))
+        sr = int(self.features.settings["sample_rate"])
+        frame_samples = int(round(self.encoder.frame_hop_s * sr))
         for k, (wave, n_valid) in enumerate(window_waves(plan, sr, self.features.n_samples, frame_samples)):
-            with torch.no_grad():  # FeatureExtractor.compute's transform
-                mel = self.features.logmel(torch.from_numpy(wave)[None])[0]
-            yield {
-                "feats": mel.float().contiguous(),
-                "strong": torch.zeros(enc.n_frames, enc.n_classes),
-                "has_strong": False,
-                "weak": torch.zeros(enc.n_classes),
-                "has_weak": False,
-                "source": SOURCE_UL,
-                "n_valid_frames": min(enc.n_frames, math.ceil(n_valid / sr / enc.frame_hop_s)),
-                "filename": window_key(plan.name, k),
-            }
+            yield _window_item(self.features, self.encoder, wave, n_valid, window_key(plan.name, k))
+
+
+def _window_item(features: FeatureExtractor, encoder: LabelEncoder, wave: np.ndarray, n_valid: int, key: str,
+                 strong: np.ndarray | None = None) -> dict:
+    """The dataset item of one window's waveform (unlabelled without ``strong``, its (T, C) labels)."""
+    sr = int(features.settings["sample_rate"])
+    with torch.no_grad():  # FeatureExtractor.compute's transform
+        mel = features.logmel(torch.from_numpy(wave)[None])[0]
+    labelled = strong is not None
+    strong = strong if labelled else np.zeros((encoder.n_frames, encoder.n_classes), np.float32)
+    return {
+        "feats": mel.float().contiguous(),
+        "strong": torch.from_numpy(strong),
+        "has_strong": labelled,
+        "weak": torch.from_numpy(weak_from_strong(strong)),
+        "has_weak": labelled,
+        "source": SOURCE_SS if labelled else SOURCE_UL,
+        "n_valid_frames": min(encoder.n_frames, math.ceil(n_valid / sr / encoder.frame_hop_s)),
+        "filename": key,
+    }
+
+
+class WindowedClips(ClipDataset):
+    """A strongly-labelled validation or test set whose files longer than ``feats.clip_s`` are read in
+    windows as ``dcase-fpd infer`` reads them (the same samples, windows and frame grid); its other files
+    are :class:`~.datasets.ClipDataset`'s items, unchanged.
+
+    ``plans``: the :class:`FilePlan` of each windowed file, by its index in ``records``. Window ``k`` of
+    file ``name`` is an item of key :func:`window_key` ``(name, k)``, labelled with the file's events
+    shifted to the window's start; :attr:`windows` maps each key to ``(name, first frame, the file's
+    frames)``, to stitch the windows' outputs back into the file's
+    (:class:`~dcase_fpd_plugin.evaluation.postprocessing.StitchedProbs`). Items come file by file; a
+    windowed file's audio is held (resampled) while its windows are read, once per DataLoader worker
+    that reads any of them.
+    """
+
+    def __init__(self, records: Sequence[ClipRecord], source: int, features: FeatureExtractor,
+                 encoder: LabelEncoder, plans: Mapping[int, FilePlan], origin: str = ""):
+        super().__init__(records, source, features, encoder, origin)
+        self.plans = dict(plans)
+        self.items: list[tuple[int, int | None]] = []  # (record, window or None: the whole clip)
+        self.windows: dict[str, tuple[str, int, int]] = {}
+        for i, rec in enumerate(self.records):
+            plan = self.plans.get(i)
+            if plan is None:
+                self.items.append((i, None))
+                continue
+            for k, start in enumerate(plan.starts):
+                self.items.append((i, k))
+                self.windows[window_key(rec.path.name, k)] = (rec.path.name, start, plan.n_frames)
+        self._wave: tuple[int, np.ndarray] | None = None  # (record, its resampled audio)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, j: int) -> dict:
+        i, k = self.items[j]
+        if k is None:
+            return super().__getitem__(i)
+        rec, plan, enc = self.records[i], self.plans[i], self.encoder
+        sr = int(self.features.settings["sample_rate"])
+        if self._wave is None or self._wave[0] != i:
+            self._wave = None  # the previous file's audio goes first
+            blocks = list(stream_mono(plan.path, sr))
+            self._wave = (i, np.concatenate(blocks) if blocks else np.zeros(0, np.float32))
+        n, frame_samples = self.features.n_samples, int(round(enc.frame_hop_s * sr))
+        first = plan.starts[k] * frame_samples  # window_waves' slice of the same stream
+        wave = self._wave[1][first:first + n]
+        n_valid = len(wave)
+        if n_valid < n:
+            wave = np.concatenate([wave, np.zeros(n - n_valid, dtype=np.float32)])
+        t0 = plan.starts[k] * enc.frame_hop_s
+        strong = enc.encode_strong((e.onset - t0, e.offset - t0, e.event_label) for e in rec.events or [])
+        return _window_item(self.features, enc, np.ascontiguousarray(wave, dtype=np.float32), n_valid,
+                            window_key(rec.path.name, k), strong)
 
 
 def plan_folder(records: Sequence[ClipRecord], feats: Mapping[str, Any], window_frames: int, frame_hop_s: float,

@@ -4,12 +4,13 @@ Both functions are pure numpy: ``(T, C)`` in, ``(T, C)`` out, where ``T`` counts
 frames (see :mod:`dcase_fpd_plugin.data.labels` for the frame grid) and ``C`` classes.
 Decoding decisions into events (seconds) is :meth:`LabelEncoder.decode_strong`.
 :class:`OverlapAdd` joins the frame probabilities of overlapping windows of a long recording
-into the recording's ``(T, C)`` before both.
+into the recording's ``(T, C)`` before both; :class:`StitchedProbs` keeps an evaluation set's
+frame and clip probabilities per file, joining those of its long files' windows.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.ndimage import median_filter as _ndimage_median_filter
@@ -122,3 +123,42 @@ class OverlapAdd:
 
     def __contains__(self, key: str) -> bool:
         return key in self._sum
+
+
+class StitchedProbs:
+    """Frame and clip probabilities per file of an evaluation set whose long files come in windows.
+
+    ``windows``: window key -> ``(file name, first frame, the file's frames)`` (the data's
+    ``window_index``); any other key is a file read as one clip, kept as it comes. A file's windows
+    give it their frames averaged where they overlap (:class:`OverlapAdd`) and, as clip
+    probabilities, their maximum: a class is tagged in a file when it is tagged in any part of it.
+    """
+
+    def __init__(self, windows: Mapping[str, tuple[str, int, int]] | None = None) -> None:
+        self.windows = dict(windows or {})
+        self.inputs = 0  # items added (clips and windows: the model's inputs)
+        self._clips: dict[str, dict[str, np.ndarray]] = {}
+        self._frames = OverlapAdd()
+        self._clip_max: dict[str, np.ndarray] = {}
+
+    def add(self, key: str, frame_probs: np.ndarray, clip_probs: np.ndarray) -> None:
+        """One item's ``(T, C)`` frame and ``(C,)`` clip probabilities."""
+        self.inputs += 1
+        where = self.windows.get(key)
+        if where is None:
+            self._clips[key] = {"frame": frame_probs, "clip": clip_probs}
+            return
+        name, start, n_frames = where
+        self._frames.add(name, start, frame_probs, n_frames)
+        best = self._clip_max.get(name)
+        self._clip_max[name] = clip_probs if best is None else np.maximum(best, clip_probs)
+
+    def files(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{file name: {"frame": (T_file, C), "clip": (C,)}}`` of everything added (a windowed file's
+        windows are joined now: ValueError if a frame of it was covered by none)."""
+        for name in list(self._clip_max):
+            self._clips[name] = {"frame": self._frames.pop(name), "clip": self._clip_max.pop(name)}
+        return self._clips
+
+    def __len__(self) -> int:
+        return self.inputs

@@ -296,7 +296,7 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     trainer = build_trainer(task.recipe, out_dir, checkpoints=False, loggers=False, single_device=True)
     with track_energy("devtest", out_dir, task.recipe) as measured:
         trainer.test(task, datamodule=dm, verbose=False)
-        measured.work["clips"] = int(task.eval_result.metrics["n_clips"])  # the work, for report --baseline
+        measured.work["clips"] = task.eval_inputs  # the work (clip-long model inputs), for report --baseline
     task.eval_result.metrics.update(protocol_fields(task.recipe, task.stored_recipe))
     task.eval_result.metrics.update(extra_fields or {})
     write_outputs(task.eval_result, out_dir, outputs)

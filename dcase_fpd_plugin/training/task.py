@@ -29,7 +29,7 @@ import copy
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -46,6 +46,9 @@ from ..models import build_model
 from ..recipe.schema import DEFAULTS
 from ..recipe.checks import enabled_branches
 from .logs import TrainScalars, suffixed
+
+if TYPE_CHECKING:
+    from ..evaluation.postprocessing import StitchedProbs
 
 EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
 #: key of checkpoints and ``metrics.json`` marking a run trained with 0.2's fidelity fixes (the
@@ -126,8 +129,8 @@ class SEDTask(pl.LightningModule):
         elif training["batch_size"][2] > 0:
             warnings.warn("training.batch_size[2] > 0 but training.mean_teacher is false: the unlabelled "
                           "clips take part in no loss", stacklevel=2)
-        self._eval_store: dict[str, dict[str, np.ndarray]] = {}
-        self._other_store: dict[str, dict[str, np.ndarray]] = {}  # the model that is not eval_model
+        self._eval_store: StitchedProbs | None = None  # per clip (a long one's windows joined): validation, test
+        self._other_store: StitchedProbs | None = None  # the model that is not eval_model
         self._weak_store: dict[str, dict[str, np.ndarray]] = {}  # held-out weak clips: clip probs, labels
         self._other_weak_store: dict[str, dict[str, np.ndarray]] = {}
         self._steps_per_epoch: int | None = None
@@ -321,10 +324,11 @@ class SEDTask(pl.LightningModule):
         out: ModelOutput = model(batch.feats, batch.frame_valid)
         return out.frame_probs.float().cpu().numpy(), out.clip_probs.float().cpu().numpy()
 
-    def _store(self, batch: Batch, store: dict | None = None, model: nn.Module | None = None,
+    def _store(self, batch: Batch, store: StitchedProbs | None = None, model: nn.Module | None = None,
                weak_store: dict | None = None) -> None:
-        """Keep the batch's probabilities per clip: strongly-labelled clips (and, without
-        ``weak_store``, every clip) in ``store``; weak-only clips in ``weak_store`` with their labels."""
+        """Keep the batch's probabilities per clip (or window of a long clip): strongly-labelled clips
+        (and, without ``weak_store``, every clip) in ``store``; weak-only clips in ``weak_store`` with
+        their labels."""
         store = self._eval_store if store is None else store
         fp, cp = self._probs(model if model is not None else self.eval_model(), batch)
         weak_only = (~batch.has_strong & batch.has_weak).tolist() if weak_store is not None else [False] * len(fp)
@@ -332,11 +336,19 @@ class SEDTask(pl.LightningModule):
             if weak_only[i]:
                 weak_store[name] = {"clip": cp[i], "weak": batch.weak[i].float().cpu().numpy()}
             else:
-                store[name] = {"frame": fp[i], "clip": cp[i]}
+                store.add(name, fp[i], cp[i])
+
+    def _stitched(self, stage: str) -> StitchedProbs:
+        """An empty store for the validation or test set, knowing the windows of its long clips."""
+        from ..evaluation.postprocessing import StitchedProbs
+
+        dm = getattr(self._trainer, "datamodule", None)
+        return StitchedProbs(dm.window_index(stage) if hasattr(dm, "window_index") else None)
 
     def on_validation_epoch_start(self) -> None:
         self._check_finite()  # before a checkpoint can be saved after this validation
-        self._eval_store, self._other_store, self._weak_store, self._other_weak_store = {}, {}, {}, {}
+        self._eval_store, self._other_store = self._stitched("validate"), self._stitched("validate")
+        self._weak_store, self._other_weak_store = {}, {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._store(batch, weak_store=self._weak_store)
@@ -356,11 +368,11 @@ class SEDTask(pl.LightningModule):
         return tagging_f1_from_labels(probs, labels, self.classes,
                                       tagging_threshold=self.recipe["eval"]["tagging_threshold"])[0]
 
-    def _evaluate(self, tsv: str, dur: str | None, psds: bool, store: dict | None = None):
+    def _evaluate(self, tsv: str, dur: str | None, psds: bool, store: StitchedProbs | None = None):
         from ..evaluation.metrics import evaluate
 
         ev = self.recipe["eval"]
-        store = self._eval_store if store is None else store
+        store = (self._eval_store if store is None else store).files()
         return evaluate(
             {k: v["frame"] for k, v in store.items()},
             {k: v["clip"] for k, v in store.items()},
@@ -389,10 +401,11 @@ class SEDTask(pl.LightningModule):
             logs.update(validation_scores(mo, f"val/{other[0]}", self._weak_tagging_f1(self._other_weak_store)))
         self.log_dict(logs, prog_bar=False, sync_dist=False)
         self.log("val_obj", logs["val/obj"], prog_bar=True, logger=False)
-        self._eval_store, self._other_store, self._weak_store, self._other_weak_store = {}, {}, {}, {}
+        self._eval_store = self._other_store = None
+        self._weak_store, self._other_weak_store = {}, {}
 
     def on_test_epoch_start(self) -> None:
-        self._eval_store = {}
+        self._eval_store = self._stitched("test")
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._store(batch)
@@ -402,6 +415,7 @@ class SEDTask(pl.LightningModule):
         tsv = data["test_tsv"] or data["val_tsv"]
         dur = data["test_dur"] or data["val_dur"]
         self.eval_result = self._evaluate(tsv, dur, psds=self.recipe["eval"]["psds"])
+        self.eval_inputs = self._eval_store.inputs  # clips and windows of long clips: the model's inputs
         m = self.eval_result.metrics
         dm = getattr(self.trainer, "datamodule", None)  # repairs of the training and validation TSVs too
         if hasattr(dm, "ground_truth_repairs"):

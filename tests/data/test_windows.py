@@ -107,3 +107,41 @@ def test_window_waves_are_slices_of_the_whole_signal(tmp_path, sr):
         np.testing.assert_array_equal(wave[:n_valid], ref)
         assert not wave[n_valid:].any()
     assert waves[-1][1] < 32000  # the last window reaches past the end, padded with zeros
+
+
+def test_windowed_scoring_set_reads_long_clips_as_infer_with_shifted_labels(tmp_path):
+    """A validation/test set's long clip comes in infer's windows (the same features), each labelled with
+    the clip's events shifted to its start; a short clip is ClipDataset's item unchanged."""
+    from dcase_fpd_plugin.data.datasets import ClipDataset, ClipRecord
+    from dcase_fpd_plugin.data.features import FeatureExtractor
+    from dcase_fpd_plugin.data.labels import Event, LabelEncoder
+    from dcase_fpd_plugin.data.windows import WindowDataset, WindowedClips
+
+    sf.write(tmp_path / "long.wav", noise(16000, 5.0), 16000)
+    sf.write(tmp_path / "short.wav", noise(16000, 2.0, seed=1), 16000)
+    features, encoder = FeatureExtractor(FEATS), LabelEncoder(["a", "b"], FRAME_S, T)
+    long_plan = plan_file(tmp_path / "long.wav", FEATS, T, FRAME_S)
+    events = [Event("long.wav", 3.5, 4.2, "b")]
+    records = [ClipRecord(tmp_path / "short.wav", events=[]), ClipRecord(tmp_path / "long.wav", events=events)]
+    ds = WindowedClips(records, 0, features, encoder, {1: long_plan}, "x.tsv")
+    n = len(long_plan.starts)
+    assert len(ds) == 1 + n and ds.records == records and ds.origin == "x.tsv"
+    assert ds.windows == {window_key("long.wav", k): ("long.wav", s, long_plan.n_frames)
+                          for k, s in enumerate(long_plan.starts)}
+    plain = ClipDataset(records[:1], 0, features, encoder)[0]
+    item = ds[0]
+    assert item["filename"] == "short.wav" and torch_equal(item["feats"], plain["feats"])
+    inferred = list(WindowDataset([long_plan], features, encoder))
+    for k in range(n):
+        item = ds[1 + k]
+        assert item["filename"] == window_key("long.wav", k) and item["has_strong"]
+        assert torch_equal(item["feats"], inferred[k]["feats"])
+        assert item["n_valid_frames"] == inferred[k]["n_valid_frames"]
+        t0 = long_plan.starts[k] * FRAME_S
+        want = encoder.encode_strong([(3.5 - t0, 4.2 - t0, "b")])
+        np.testing.assert_array_equal(item["strong"].numpy(), want)
+    assert ds[n]["strong"][:, 1].sum() > 0  # the last window holds the event past the clip length
+
+
+def torch_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())

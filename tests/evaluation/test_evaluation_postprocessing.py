@@ -87,3 +87,20 @@ def test_encode_filter_threshold_decode_round_trip():
     y = enc.encode_strong(events)
     decoded = enc.decode_strong(decide(median_filter(y, 7), 0.5), "clip.wav", duration_s=10.0)
     assert sorted((e.onset, e.offset, e.event_label) for e in decoded) == sorted(events)
+
+
+def test_stitched_probs_join_a_long_files_windows_and_keep_clips_as_they_come():
+    """Windows: frames averaged where they overlap, clip probabilities their maximum; others unchanged."""
+    from dcase_fpd_plugin.evaluation.postprocessing import StitchedProbs
+
+    store = StitchedProbs({"long.wav#0": ("long.wav", 0, 6), "long.wav#1": ("long.wav", 2, 6)})
+    clip_fp = np.full((4, 2), 0.3, np.float32)
+    store.add("short.wav", clip_fp, np.array([0.1, 0.2], np.float32))
+    store.add("long.wav#1", np.ones((4, 2), np.float32), np.array([0.9, 0.1], np.float32))
+    store.add("long.wav#0", np.zeros((4, 2), np.float32), np.array([0.2, 0.4], np.float32))
+    assert len(store) == 3
+    files = store.files()
+    assert set(files) == {"short.wav", "long.wav"} and files["short.wav"]["frame"] is clip_fp
+    np.testing.assert_array_equal(files["long.wav"]["frame"][:, 0], [0, 0, 0.5, 0.5, 1, 1])
+    np.testing.assert_array_equal(files["long.wav"]["clip"], np.array([0.9, 0.4], np.float32))
+    assert files["long.wav"]["frame"].dtype == np.float32
