@@ -151,7 +151,7 @@ def check_events(rows: Iterable[tuple[int, Event]], origin: str, *, durations: M
             found["dropped"].append((lineno, f"{where} {lineno}: {e.filename} {e.event_label} starts at "
                                              f"{e.onset:g} s, at or after the clip's end ({duration:g} s)"))
             continue
-        if duration is not None and e.offset > duration + END_TOLERANCE_S:
+        if duration is not None and e.offset - duration > END_TOLERANCE_S + 1e-9:  # (1 ms over exactly: not past)
             found["clipped"].append((lineno, f"{where} {lineno}: {e.filename} {e.event_label} ends at "
                                              f"{e.offset:g} s, after the clip's end ({duration:g} s)"))
             e = Event(e.filename, e.onset, duration, e.event_label)

@@ -128,12 +128,14 @@ def check_not_in_use(exp_dir: str | os.PathLike) -> None:
 
 def rank_above_zero(several_processes: bool = True) -> bool:
     """True in a process of rank > 0 of a multi-process (DDP) run, which runs inside its rank 0's lock:
-    one started by Lightning's launcher (``LOCAL_RANK``, ``NODE_RANK``), by torchrun (``RANK``) or, when
-    the run uses ``several_processes``, by SLURM's srun (``SLURM_PROCID``)."""
+    one started by Lightning's launcher (``LOCAL_RANK``, ``NODE_RANK``: what ``runs._is_ddp_child`` reads)
+    or, when the run uses ``several_processes``, by torchrun (``RANK``) or SLURM's srun (``SLURM_PROCID``).
+    A one-device run in an environment that happens to set ``RANK`` (a cluster job's worker) takes the
+    lock and runs as rank 0, as the rest of the run treats it."""
     env = os.environ
-    if any(env.get(k, "0") not in ("0", "") for k in ("LOCAL_RANK", "NODE_RANK", "RANK")):
+    if any(env.get(k, "0") not in ("0", "") for k in ("LOCAL_RANK", "NODE_RANK")):
         return True
-    return several_processes and env.get("SLURM_PROCID", "0") not in ("0", "")
+    return several_processes and any(env.get(k, "0") not in ("0", "") for k in ("RANK", "SLURM_PROCID"))
 
 
 class RunLock:
@@ -238,10 +240,11 @@ def _take_over(path: Path, stale_text: str, say: Callable[[str], None], holder: 
     except FileNotFoundError:  # another run took it over first
         return
     if aside.read_text(errors="replace") != stale_text:  # a new holder's lock, not the stale one: put it back
-        if not path.exists():
-            os.replace(aside, path)
-        else:
-            aside.unlink(missing_ok=True)
+        try:  # link, not replace: never over a lock that a third run created meanwhile
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # that third run holds the folder now; the moved holder finds its lock gone when it ends
+        aside.unlink(missing_ok=True)
         return
     aside.unlink(missing_ok=True)
     who = _describe(holder) if holder is not None else "an unreadable lock"

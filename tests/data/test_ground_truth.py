@@ -193,3 +193,23 @@ def test_cli_train_refuses_bad_ground_truth_before_training_and_repairs_it_on_re
     for key in ("event_f1", "segment_f1", "tagging_f1", "intersection_f1", "n_clips", "per_class"):
         assert m[key] == clean[key], key
     assert clean["ground_truth_repairs"] == {str(bad_val): {"duplicates": 0, "clipped": 1, "dropped": 0}}
+
+
+@pytest.mark.parametrize("duration", [1.0, 7.342, 9.998, 10.0, 23.456, 59.999])
+def test_an_offset_exactly_the_tolerance_past_the_end_is_accepted(tmp_path, duration):
+    """1 ms past the duration is within the tolerance whatever the float rounding (9.999 after 9.998
+    used to be refused)."""
+    gt = write(tmp_path / "gt.tsv", HEADER + f"a.wav\t0.5\t{duration + 0.001:.3f}\tDog\n")
+    events = tsv.read_ground_truth(gt, CLASSES, durations={"a.wav": duration}, ground_truth="refuse")[0]
+    assert len(events["a.wav"]) == 1
+
+
+@pytest.mark.parametrize("name", ["weak", "dcase2023_baseline", "dcase2023_baseline_fpd", "weak_fpd_ip"])
+def test_the_desed_recipes_repair_desed_validation_ground_truth(name):
+    """DESED's own validation.tsv (their test set) has 4 events ending after their 10 s clip
+    (10.003-10.115 s): refused by default, they would stop the DESED recipes before training."""
+    from dcase_fpd_plugin.recipe import load_recipe
+
+    recipe = load_recipe(name)
+    assert recipe["data"]["test_tsv"].endswith("validation/validation.tsv")
+    assert recipe["data"]["ground_truth"] == "repair"

@@ -183,10 +183,13 @@ def test_ddp_ranks_above_zero_do_not_take_the_lock(monkeypatch, tmp_path):
         assert runs.train(recipe) == "trained" and taken == [], var
         monkeypatch.delenv(var)
     assert runs.train(recipe) == "trained" and taken == [exp]
-    # srun's task ids say nothing about a run of one process: each takes its folder's lock
-    monkeypatch.setenv("SLURM_PROCID", "3")
-    assert runs.train({"training": {"exp_dir": exp, "devices": 1, "num_nodes": 1}}) == "trained"
-    assert taken == [exp, exp] and not lock_path(tmp_path / "exp").exists()
+    # srun's task ids and a cluster's RANK say nothing about a run of one process: it takes its folder's
+    # lock (and the run treats it as rank 0: runs._is_ddp_child reads only Lightning's LOCAL_RANK/NODE_RANK)
+    for var in ("SLURM_PROCID", "RANK"):
+        monkeypatch.setenv(var, "3")
+        assert runs.train({"training": {"exp_dir": exp, "devices": 1, "num_nodes": 1}}) == "trained"
+        monkeypatch.delenv(var)
+    assert taken == [exp, exp, exp] and not lock_path(tmp_path / "exp").exists()
 
 
 def test_the_lock_is_given_back_when_the_run_fails(demo_overrides, tmp_path, capsys):
