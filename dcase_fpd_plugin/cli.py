@@ -30,6 +30,8 @@ def training_line(metrics: dict) -> str | None:
     line = f"trained {metrics['epochs_trained']} epochs"
     if metrics.get("stopped_by_time_limit"):
         line += " (stopped by training.max_train_s)"
+    if metrics.get("stopped_early"):
+        line += " (stopped early: no new best validation in training.early_stop_patience validations)"
     if metrics.get("fit_wall_s") is not None:
         line += f", fit {metrics['fit_wall_s']:.0f} s in this process"
     if metrics.get("peak_gpu_mb") is not None:

@@ -283,6 +283,11 @@ def format_protocol(runs: Sequence[RunRecord]) -> str:
     if stopped:
         text += (f" {len(stopped)} of {len(runs)} runs stopped at their time limit (training.max_train_s) before "
                  f"training.n_epochs: {', '.join(stopped[:6])}{', ...' if len(stopped) > 6 else ''}.")
+    early = [f"{r.recipe} seed {r.seed} after {r.metrics.get('epochs_trained', '?')} epochs" for r in runs
+             if r.metrics.get("stopped_early") is True]
+    if early:
+        text += (f" {len(early)} of {len(runs)} runs stopped early (training.early_stop_patience validations "
+                 f"without a new best): {', '.join(early[:6])}{', ...' if len(early) > 6 else ''}.")
     return "Protocol: " + text
 
 

@@ -35,6 +35,10 @@ def check_values(recipe: dict) -> None:
         value = training[key]
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
             raise RecipeError(f"'training.{key}' must be a number of {unit} > 0 or null, got {value!r}")
+    patience = training["early_stop_patience"]
+    if patience is not None and (isinstance(patience, bool) or patience < 1):
+        raise RecipeError(f"'training.early_stop_patience' must be a number of validations >= 1 or null, "
+                          f"got {patience!r}")
     if training["batch_size_val"] < 1:
         raise RecipeError(f"'training.batch_size_val' must be >= 1, got {training['batch_size_val']}")
     _check_eval(recipe["eval"])

@@ -135,6 +135,8 @@ class Training:
     test_last_n_epochs: int = key(0, "also save and test the last N epochs' weights (late_epochs/)")
     max_train_s: int | float | None = key(None, "seconds of training per process; stops after the last epoch "
                                                 "expected to fit")
+    early_stop_patience: int | None = key(None, "stop after this many validations in a row without a new best "
+                                                "training.monitor (DESED_task's early stopping; null: all n_epochs)")
     limit_train_batches: int | float = key(1.0, "Lightning's: share (float) or number (int) of training batches "
                                                 "per epoch")
     strong_loss: bool = key(False, "DCASE 2023 scheme: BCE on SS frames + weak BCE on RW clips only (DESED_task)")

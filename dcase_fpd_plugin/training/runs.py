@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from ..atomic import atomic_write_text
@@ -247,9 +247,16 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     task = SEDTask(recipe)
     ckpt_dir = exp_dir / "checkpoints"
     limit_s = recipe["training"]["max_train_s"]
+    patience = recipe["training"]["early_stop_patience"]
     timer = TrainingTimeLimit(limit_s)  # also without a limit: it reads (and lifts) a stored stop
-    late = [timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=limit_s is not None),
+    rolling = limit_s is not None or patience is not None  # the last epochs are not known in advance
+    late = [timer, LateEpochCheckpoints(ckpt_dir, recipe["training"]["test_last_n_epochs"], rolling=rolling),
             FinalEpochValidation(), InterruptNotice(exp_dir)]
+    early = None
+    if patience is not None:  # its count is kept in the checkpoints: a resumed run goes on counting
+        early = EarlyStopping(monitor=recipe["training"]["monitor"], mode="max", patience=int(patience),
+                              check_on_train_epoch_end=False, verbose=False)
+        late.append(early)
     gpu = GpuMemory(recipe)
     trainer = build_trainer(recipe, exp_dir, [*callbacks, *late, gpu])
     fit_t0 = time.perf_counter()
@@ -262,6 +269,7 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
         test_late_epochs(recipe, exp_dir)  # first: metrics.json marks a complete run (compare skips it)
         trained = {"epochs_trained": int(trainer.current_epoch),
                    "stopped_by_time_limit": timer.stopped_at_epoch is not None,
+                   "stopped_early": bool(early is not None and early.stopped_epoch > 0),
                    "fit_wall_s": round(fit_s, 3),  # this process's trainer.fit (a resumed run: the last one's)
                    FIDELITY_KEY: FIDELITY}  # trained by code with 0.2's fidelity fixes (compare reuses only such runs)
         if gpu.peak_mb is not None:  # this process's fit, the store included (a resumed run: the last one's)
