@@ -1,7 +1,7 @@
 """Training throughput of a recipe against the model's own bound, measured side by side in one run.
 
     python benchmarks/bench_train.py --recipe recipes/dcase2023_baseline.yaml [--device cpu|cuda]
-        [--steps 20] [--warmup 5] [--data DIR] [key=value ...]
+        [--steps 20] [--warmup 5] [--data DIR] [--compile] [key=value ...]
 
 (a) bound: the bare training step of the recipe's model on random input of the recipe's shape and
     batch, in a plain loop: mixup (when the recipe mixes), student forward + backward, teacher
@@ -247,6 +247,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="DESED-format folder with the demo layout (default: demo data, built)")
     ap.add_argument("--clips", type=int, default=240, help="clips per source of the built demo data (default 240)")
     ap.add_argument("--skip-bound", action="store_true", help="time the pipeline only")
+    ap.add_argument("--compile", action="store_true",
+                    help="the pipeline with training.compile=true (torch.compile), against the eager bound")
     ap.add_argument("--profile", type=Path, help="write a torch.profiler table of 5 pipeline steps (after the timed ones) here")
     ap.add_argument("--sync-log", type=Path, help="CUDA: list the host-device synchronisations of 2 warm-up steps here")
     ap.add_argument("overrides", nargs="*", help="key.path=value, applied to the recipe")
@@ -312,7 +314,7 @@ def _measure(args: argparse.Namespace, tmp: Path) -> None:
             print(f"branches {', '.join(enabled_branches(recipe))}: {(bound_s - plain_s) / bound_s:.1%} of a bare step "
                   f"({bound_s * 1000:.1f} vs {plain_s * 1000:.1f} ms without)")
 
-    run = load_recipe(args.recipe, data_ov + accel + args.overrides + [
+    run = load_recipe(args.recipe, data_ov + accel + args.overrides + (["training.compile=true"] if args.compile else []) + [
         f"training.exp_dir={tmp / 'exp'}", f"training.n_epochs={n_epochs}", f"training.val_every_n_epochs={n_epochs}",
         "training.progress_bar=false", "training.test_last_n_epochs=0"])
     timer = StepTimer(args.warmup, args.steps, args.device, args.profile)
@@ -321,10 +323,11 @@ def _measure(args: argparse.Namespace, tmp: Path) -> None:
     if timer.seconds is None:
         raise SystemExit(f"the run stopped before {args.warmup + args.steps} steps")
     pipe_s = timer.seconds / args.steps
-    print(f"pipeline: {pipe_s * 1000:.1f} ms per step, {clips_per_step / pipe_s:.1f} clips/s, peak memory "
+    print(f"pipeline{' (compiled; the compile is in the warm-up steps)' if args.compile else ''}: "
+          f"{pipe_s * 1000:.1f} ms per step, {clips_per_step / pipe_s:.1f} clips/s, peak memory "
           f"{_peak_mb(args.device):.0f} MB; first step {timer.first_step_s:.1f} s after train() was called")
     print(f"pipeline_clips_per_s={clips_per_step / pipe_s:.1f} bound_clips_per_s={clips_per_step / bound_s:.1f} "
-          f"ratio={bound_s / pipe_s:.2f} device={args.device}")
+          f"ratio={bound_s / pipe_s:.2f} device={args.device}" + (" pipeline=compiled bound=eager" if args.compile else ""))
 
 
 if __name__ == "__main__":

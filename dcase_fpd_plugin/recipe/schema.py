@@ -125,6 +125,8 @@ class Training:
     num_threads: int = key(0, "torch CPU threads (0: torch's default)")
     channels_last: bool = key(False, "conv weights and activations in channels-last memory (faster CNN steps "
                                      "on CPU)")
+    compile: bool = key(False, "torch.compile the student model for training (inductor): the same training within "
+                               "float tolerance, its first steps pay the compile")
     accelerator: str = key("auto", "Lightning's accelerator (auto, cpu, gpu)")
     devices: int | str | list = key(1, "Lightning's devices")
     strategy: str = key("auto", "Lightning's strategy (ddp for several GPUs)")

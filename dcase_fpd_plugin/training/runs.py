@@ -245,6 +245,8 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
     _configure_torch(recipe)
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)
     task = SEDTask(recipe)
+    if recipe["training"]["compile"]:  # in place: the checkpoint's keys stay those of the eager model
+        task.model.compile()
     ckpt_dir = exp_dir / "checkpoints"
     limit_s = recipe["training"]["max_train_s"]
     patience = recipe["training"]["early_stop_patience"]
