@@ -3,7 +3,8 @@
 A training run (``dcase-fpd train``, a ``compare`` run, ``demo``) takes the lock of its
 ``training.exp_dir`` before it writes anything there and gives it back when it ends, also on an
 error or Ctrl-C. The lock is created atomically (``O_CREAT | O_EXCL``) and holds JSON
-``{"pid", "host", "started"}`` (plus, on Linux, the holder's process start time, so that a pid
+``{"pid", "host", "started"}`` (plus, on Linux, the holder's PID namespace, so that a run in another
+container of the same host name is not judged by this one's pids, and its process start time, so that a pid
 reused by another program is not taken for the holder).
 
 A second run into a folder in use is refused at once (:class:`RunInUseError`), naming the
@@ -47,6 +48,15 @@ def _proc_start(pid: int) -> str | None:
     try:  # the command name (2nd field) may hold spaces and parentheses: split after its last ')'
         return stat[stat.rindex(")") + 2:].split()[19]
     except (ValueError, IndexError):
+        return None
+
+
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (Linux: the inode of ``/proc/self/ns/pid``), None elsewhere: two
+    containers can share a host name (``--network host``) and a folder, but not their pids."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
         return None
 
 
@@ -103,6 +113,11 @@ def _judge(path: Path, holder: dict[str, Any] | None, exp_dir: Path) -> str | No
         return (f"training.exp_dir {exp_dir} is in use by a run on another host: {_describe(holder)} "
                 f"(this is {this_host}; whether it still runs cannot be checked from here). {hint[0].upper()}{hint[1:]}; "
                 f"if that run is over, delete {path}")
+    ours, theirs = _pid_namespace(), holder.get("pid_ns")
+    if ours is not None and theirs is not None and theirs != ours:
+        return (f"training.exp_dir {exp_dir} is in use by a run in another PID namespace (another container?) of "
+                f"this host: {_describe(holder)}; whether it still runs cannot be checked from here. "
+                f"{hint[0].upper()}{hint[1:]}; if that run is over, delete {path}")
     if _alive(holder):
         return f"training.exp_dir {exp_dir} is in use by another run: {_describe(holder)} (lock {path}); {hint}"
     return None
@@ -277,6 +292,9 @@ def acquire_run_lock(exp_dir: str | os.PathLike, say: Callable[[str], None] = _s
     start = _proc_start(os.getpid())
     if start is not None:
         holder_info["proc_start"] = start
+    namespace = _pid_namespace()
+    if namespace is not None:
+        holder_info["pid_ns"] = namespace
     token = json.dumps(holder_info) + "\n"
     try:
         for _ in range(5):

@@ -199,3 +199,23 @@ def test_the_lock_is_given_back_when_the_run_fails(demo_overrides, tmp_path, cap
     assert main(["train", str(DEMO), *demo_overrides, f"data.weak_tsv={bad}"]) == 2
     assert "not_a_class" in capsys.readouterr().err
     assert not exp.exists()  # nothing left behind: neither the lock nor the folder made for it
+
+
+def test_a_lock_from_another_pid_namespace_is_not_taken_over(tmp_path):
+    """A container sharing this host name (--network host) and the folder: its pids mean nothing here,
+    so its lock is refused as one from another host, never judged stale by our pids."""
+    from dcase_fpd_plugin.training import lock as lock_module
+
+    if lock_module._pid_namespace() is None:
+        pytest.skip("no /proc/self/ns/pid here")
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    text = json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "started": "2030-01-02 03:04:05 +0000",
+                       "pid_ns": "1"}) + "\n"
+    lock_path(exp).write_text(text)
+    with pytest.raises(RunInUseError, match="another PID namespace"):
+        with acquire_run_lock(exp):
+            pass
+    assert lock_path(exp).read_text() == text  # untouched
+    with acquire_run_lock(tmp_path / "mine") as mine:  # our own lock records our namespace
+        assert json.loads(mine.path.read_text())["pid_ns"] == lock_module._pid_namespace()
