@@ -82,3 +82,21 @@ def test_a_recipe_with_a_python_tag_runs_nothing(command, tmp_path, capsys, monk
     err = capsys.readouterr().err
     _one_error_line(err, "evil.yaml:3:")
     assert "python/object" in err
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_not_run(tmp_path):
+    """Checkpoints load with weights_only=True: an object whose unpickling runs a command, alone or
+    tucked inside a real checkpoint, is refused with the file named, and the command never runs."""
+    from dcase_fpd_plugin.data.tsv import DataError
+    from dcase_fpd_plugin.training.task import SEDTask, load_task
+
+    marker = tmp_path / "ran"
+    recipe = load_recipe(None, ["feats.n_mels=32", "net.channels=[8, 8, 8]", "net.freq_pool=[2, 2, 8]"])
+    real = {"state_dict": SEDTask(recipe).state_dict(), "hyper_parameters": {"recipe": recipe}}
+    for name, content in (("bare.ckpt", _RunsCode(marker)), ("tucked.ckpt", {**real, "extra": _RunsCode(marker)})):
+        torch.save(content, tmp_path / name)
+        with pytest.raises(DataError, match=f"{name}: refused: it holds objects other than tensors"):
+            load_task(tmp_path / name)
+        assert not marker.exists()
+    torch.save(real, tmp_path / "real.ckpt")
+    assert load_task(tmp_path / "real.ckpt").recipe["net"]["channels"] == [8, 8, 8]

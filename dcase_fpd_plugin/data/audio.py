@@ -142,6 +142,14 @@ def load_clip(path: str | Path, sample_rate: int, clip_s: float) -> tuple[np.nda
     return out, n_valid
 
 
+def fits_one_clip(frames: int, file_rate: int, sample_rate: int, clip_s: float) -> bool:
+    """Whether a file of ``frames`` samples at ``file_rate`` Hz is one clip of ``clip_s`` seconds once
+    resampled to ``sample_rate``: :func:`load_clip`'s rule (at most ``LENGTH_TOLERANCE_S`` over), the one
+    rule of the length checks before training and of the window planning of longer files."""
+    n = int(round(clip_s * sample_rate)) + int(LENGTH_TOLERANCE_S * sample_rate)
+    return resampled_length(frames, file_rate, sample_rate) <= n
+
+
 def resampled_length(frames: int, file_rate: int, sample_rate: int) -> int:
     """Samples of ``frames`` samples at ``file_rate`` once resampled to ``sample_rate``: the length
     :func:`load_clip`'s resampling gives (librosa: ``ceil(frames x sample_rate / file_rate)``)."""

@@ -27,7 +27,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL
 from .batching import MixedSourceBatchSampler
-from .audio import LENGTH_TOLERANCE_S, HeaderIndex
+from .audio import HeaderIndex, fits_one_clip
 from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabeled_records, weak_records
 from .features import FeatureExtractor
 from .labels import LabelEncoder
@@ -142,10 +142,8 @@ class SEDDataModule(pl.LightningDataModule):
         for r in records:
             header = self.headers.header(r.path)
             plan = None
-            if header is None or header[0] / header[1] > clip_s:
-                with warnings.catch_warnings():  # a low rate is named by check_sets
-                    warnings.simplefilter("ignore", UserWarning)
-                    plan = plan_file(r.path, self.feats, self.encoder.n_frames, self.encoder.frame_hop_s)
+            if header is None or not fits_one_clip(*header, int(self.feats["sample_rate"]), clip_s):
+                plan = plan_file(r.path, self.feats, self.encoder.n_frames, self.encoder.frame_hop_s)
             out.append(plan if plan is not None and plan.windowed else None)
         return out
 
@@ -273,7 +271,7 @@ class SEDDataModule(pl.LightningDataModule):
                 if header is None:
                     continue
                 frames, file_rate = header
-                if id(s) in training and frames / file_rate > clip_s + LENGTH_TOLERANCE_S:
+                if id(s) in training and not fits_one_clip(frames, file_rate, rate, clip_s):
                     long.setdefault(where, []).append(f"'{r.path}' ({frames / file_rate:.2f} s)")
                 if file_rate < rate:
                     low.setdefault(where, []).append(f"'{r.path}' ({file_rate} Hz)")

@@ -32,14 +32,13 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..branch import SOURCE_SS, SOURCE_UL
-from .audio import LENGTH_TOLERANCE_S, resampled_length, stream_mono
+from .audio import fits_one_clip, resampled_length, stream_mono
 from .datasets import ClipDataset, ClipRecord
 from .features import FeatureExtractor
 from .labels import LabelEncoder, weak_from_strong
 from .tsv import DataError
 
 DEFAULT_OVERLAP = 0.5  # share of a window shared with the next one
-_TOLERANCE_S = LENGTH_TOLERANCE_S  # load_clip's: a file this much longer than clip_s is still one clip
 
 
 @dataclass(frozen=True)
@@ -100,20 +99,16 @@ def plan_file(path: str | Path, feats: Mapping[str, Any], window_frames: int, fr
               overlap: float = DEFAULT_OVERLAP) -> FilePlan:
     """The :class:`FilePlan` of one (readable) file for a model of ``window_frames`` output frames
     per ``feats.clip_s`` clip and ``frame_hop_s`` seconds per frame. Warns when the file's rate is
-    below ``feats.sample_rate``."""
+    below ``feats.sample_rate`` (:func:`plan_folder` names such files)."""
     path = Path(path)
     sr, clip_s = int(feats["sample_rate"]), float(feats["clip_s"])
     try:
         info = sf.info(str(path))
     except Exception as exc:
         raise DataError(f"{path}: unreadable audio ({exc})") from None
-    if info.samplerate < sr:
-        warnings.warn(f"{path}: sample rate {info.samplerate} Hz, below the model's {sr} Hz: resampled up, "
-                      f"but it holds nothing above {info.samplerate / 2:g} Hz, which the model was trained "
-                      "with; detections on band-limited audio are unreliable", UserWarning, stacklevel=2)
     duration_s = info.frames / info.samplerate
     length = resampled_length(info.frames, info.samplerate, sr)
-    if length <= int(round(clip_s * sr)) + int(_TOLERANCE_S * sr):
+    if fits_one_clip(info.frames, info.samplerate, sr, clip_s):
         return FilePlan(path, info.samplerate, duration_s, window_frames, (0,), False)
     frame_samples = int(round(frame_hop_s * sr))
     n_frames = math.ceil(length / frame_samples)
@@ -255,6 +250,14 @@ class WindowedClips(ClipDataset):
 
 def plan_folder(records: Sequence[ClipRecord], feats: Mapping[str, Any], window_frames: int, frame_hop_s: float,
                 overlap: float = DEFAULT_OVERLAP) -> list[FilePlan]:
-    """:func:`plan_file` of each record, in order."""
+    """:func:`plan_file` of each record, in order; warns for each file whose rate is below
+    ``feats.sample_rate`` (``dcase-fpd infer``; a run's sets are checked by the data module)."""
     window_stride(window_frames, overlap)  # a bad overlap is refused before any file is read
-    return [plan_file(r.path, feats, window_frames, frame_hop_s, overlap) for r in records]
+    plans = [plan_file(r.path, feats, window_frames, frame_hop_s, overlap) for r in records]
+    sr = int(feats["sample_rate"])
+    for plan in plans:
+        if plan.file_rate < sr:
+            warnings.warn(f"{plan.path}: sample rate {plan.file_rate} Hz, below the model's {sr} Hz: resampled up, "
+                          f"but it holds nothing above {plan.file_rate / 2:g} Hz, which the model was trained "
+                          "with; detections on band-limited audio are unreliable", UserWarning, stacklevel=2)
+    return plans

@@ -93,8 +93,6 @@ PSDS2 = dict(
 PSDS_CLIPS = ("with_events", "all")
 
 
-# --------------------------------------------------------------------------- reference
-
 
 def predict_events(
     frame_probs: Mapping[str, np.ndarray],

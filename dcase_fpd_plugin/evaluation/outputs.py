@@ -18,7 +18,6 @@ from dcase_fpd_plugin.atomic import default_mode
 from dcase_fpd_plugin.evaluation.scores import atomic_write, write_scores
 from .reference import STRONG_COLUMNS
 
-# Imported through the shim in scores.py (pkg_resources trap), which ran above.
 
 
 def is_nan(x) -> bool:
@@ -92,7 +91,7 @@ class EvaluationResult:
     """What :func:`evaluate` returns.
 
     Attributes:
-        metrics: JSON-serialisable dict (see the module docstring for the keys).
+        metrics: JSON-serialisable dict (its keys: :mod:`dcase_fpd_plugin.evaluation.metrics`).
         predictions: DESED strong-format events (filename, onset, offset, event_label; seconds).
         scores: median-filtered sed_scores_eval score frames, keyed by audio id.
         timings_s: wall-clock seconds per evaluation stage (not part of ``metrics``).

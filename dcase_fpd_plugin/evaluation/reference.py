@@ -11,7 +11,8 @@ import pandas as pd
 from dcase_fpd_plugin.data.labels import Event
 from dcase_fpd_plugin.data.tsv import check_events, read_durations_tsv, read_ground_truth
 
-# Imported through the shim in scores.py (pkg_resources trap), which ran above.
+#: the columns of a strong TSV (DESED's format), times in seconds
+STRONG_COLUMNS = ["filename", "onset", "offset", "event_label"]
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,3 @@ def _durations(tsv) -> dict[str, float]:
 
 def _name(tsv) -> str:
     return "<DataFrame>" if isinstance(tsv, pd.DataFrame) else str(tsv)
-
-
-# --------------------------------------------------------------------------- post-processing
-
-
-STRONG_COLUMNS = ["filename", "onset", "offset", "event_label"]

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..energy.record import read_energy as read_energy_json
-from ..report.energy_comparison import (combined_kind, phase_energy)
+from ..report.energy_comparison import combined_kind, phase_energy
 
 
 # (metrics.json key, table title, column label) in the order of summary.md.

@@ -74,7 +74,8 @@ class Feats:
     """``feats``: the log-mel features (DESED_task's)."""
 
     sample_rate: int = key(16000, "Hz; audio at another rate is resampled")
-    clip_s: float = key(10.0, "clip length in seconds: shorter clips are zero-padded, longer ones refused")
+    clip_s: float = key(10.0, "clip length in seconds: shorter clips are zero-padded; longer training clips are "
+                               "refused, longer validation, test and infer files are read in windows of it")
     n_fft: int = key(2048, "FFT size in samples")
     win_length: int = key(2048, "window length in samples")
     hop_length: int = key(256, "hop in samples (the paper's 255: feats.hop_length=255)")

@@ -12,7 +12,6 @@ from typing import Any
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .complexity import ReportError
     from .energy_comparison import compare_runs, comparison_json, format_comparison
     from .meta import write_meta
     from .submission import format_report, resolve_run_folder, submission_figures
@@ -21,8 +20,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"dcase-fpd report: error: {msg}", file=sys.stderr)
         return 2
 
-    baseline = getattr(args, "baseline", None)
-    meta = getattr(args, "meta", None)
+    baseline, meta = args.baseline, args.meta
     if meta and not baseline:
         return fail("--meta needs --baseline BASELINE_EXP_DIR (the meta file holds the baseline's energy "
                     "on the same hardware)")
@@ -40,7 +38,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                       f"{baseline}", file=sys.stderr)
         fig = submission_figures(exp_dir, ckpt=args.ckpt)
         cmp = compare_runs(exp_dir, baseline, args.allow_other_hardware) if baseline else None
-    except (ReportError, FileNotFoundError, ValueError) as exc:  # ComparisonError is a ValueError
+    except (FileNotFoundError, ValueError) as exc:  # ReportError is a FileNotFoundError, ComparisonError a ValueError
         return fail(exc)
     if args.json:
         print(json.dumps({**fig, **({"baseline": comparison_json(cmp)} if cmp else {})}, indent=2, default=str))

@@ -45,7 +45,7 @@ from ..recipe.loading import dump_recipe
 from .task import FIDELITY, FIDELITY_KEY, SEDTask, check_resume, load_task
 from .callbacks import FinalEpochValidation, InterruptNotice, LATE_EPOCHS_DIR, LateEpochCheckpoints, TrainingTimeLimit, DropReplaced, late_checkpoints
 from .precision import resolve_precision
-from .lock import RunInUseError, acquire_run_lock, rank_above_zero  # noqa: F401  (RunInUseError: raised by train)
+from .lock import acquire_run_lock, rank_above_zero
 
 
 class ExperimentExistsError(RuntimeError):
@@ -189,7 +189,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
     even with ``force``. Under DDP, rank 0 holds it for all ranks.
 
     Raises:
-        RunInUseError: another live run holds the folder. RecipeError: ``training.exp_dir`` cannot be
+        lock.RunInUseError: another live run holds the folder. RecipeError: ``training.exp_dir`` cannot be
         created or written. ExperimentExistsError, DataError, ...: see the checks below.
     """
     kw = dict(resume=resume, force=force, callbacks=callbacks, run_test=run_test, use_cache=use_cache)

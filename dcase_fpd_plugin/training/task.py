@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -436,6 +437,21 @@ def count_sources(batch: Batch) -> dict[str, int]:
     return {SOURCE_NAMES[s]: int((batch.source == s).sum()) for s in SOURCE_NAMES}
 
 
+def _damaged_part(archive: zipfile.ZipFile) -> str | None:
+    """The first part of a checkpoint's zip archive whose data fails its stored CRC-32, else None. Parts
+    stored without one (CRC 0: ``torch.serialization.set_crc32_options(False)``) cannot be checked."""
+    for info in archive.infolist():
+        if info.CRC == 0:
+            continue
+        try:
+            with archive.open(info) as part:  # zipfile checks the CRC-32 as it reads to the end
+                while part.read(1 << 22):
+                    pass
+        except zipfile.BadZipFile:
+            return info.filename
+    return None
+
+
 def read_checkpoint(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(contents, recipe as trained)`` of a dcase-fpd checkpoint, loaded with
     ``weights_only=True``: a file that holds anything but tensors and plain data (which could run
@@ -450,7 +466,6 @@ def read_checkpoint(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         of file), refused objects, no recipe.
     """
     import pickle
-    import zipfile
 
     from ..data.tsv import DataError
 
@@ -460,7 +475,7 @@ def read_checkpoint(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     corrupt = f"{ckpt}: not a checkpoint, or a corrupt or truncated one"
     try:  # torch reads the parts of its zip archive without their checksums: damaged weights would load
         with zipfile.ZipFile(ckpt) as archive:
-            damaged = archive.testzip()
+            damaged = _damaged_part(archive)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # truncated, or not a zip (torch.load says more)
         damaged = None
     except Exception as exc:  # zlib errors and the like: a damaged archive

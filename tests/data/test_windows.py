@@ -6,7 +6,8 @@ import soundfile as sf
 
 from dcase_fpd_plugin.data.audio import stream_mono
 from dcase_fpd_plugin.data.tsv import DataError
-from dcase_fpd_plugin.data.windows import plan_file, split_key, window_key, window_starts, window_waves
+from dcase_fpd_plugin.data.datasets import ClipRecord
+from dcase_fpd_plugin.data.windows import plan_file, plan_folder, split_key, window_key, window_starts, window_waves
 from dcase_fpd_plugin.recipe.schema import DEFAULTS
 
 FEATS = dict(DEFAULTS["feats"], clip_s=2.0)  # 16 kHz, hop 256: frames of 1024 samples with time pooling 4
@@ -82,9 +83,10 @@ def test_plan_warns_below_the_model_rate_only(tmp_path, recwarn):
     sf.write(low, noise(8000, 5.0), 8000)
     sf.write(high, noise(44100, 5.0), 44100)
     with pytest.warns(UserWarning, match=r"low\.wav: sample rate 8000 Hz, below the model's 16000 Hz"):
-        assert plan_file(low, FEATS, T, FRAME_S).windowed
+        assert plan_folder([ClipRecord(low)], FEATS, T, FRAME_S)[0].windowed
     recwarn.clear()
-    assert plan_file(high, FEATS, T, FRAME_S).windowed
+    assert plan_folder([ClipRecord(high)], FEATS, T, FRAME_S)[0].windowed
+    assert plan_file(low, FEATS, T, FRAME_S).file_rate == 8000  # plan_file itself says nothing
     assert not [w for w in recwarn if "sample rate" in str(w.message)]
 
 

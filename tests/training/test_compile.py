@@ -18,14 +18,23 @@ def _step_losses(exp: Path) -> list[float]:
 
 
 @pytest.mark.slow
-def test_compiled_training_gives_the_eager_losses(demo_overrides, tmp_path):
+def test_compiled_training_gives_the_eager_losses(demo_overrides, tmp_path, monkeypatch):
     base = [o for o in demo_overrides if not o.startswith("training.exp_dir=")]
     base += ["training.n_epochs=2", "training.log_every_n_steps=1", "training.seed=0", "energy.enabled=false"]
+    compiled_modules = []
+    real_compile = torch.nn.Module.compile
+
+    def spy(module, *args, **kwargs):  # the model really is compiled (else equal losses prove nothing)
+        compiled_modules.append(type(module).__name__)
+        return real_compile(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", spy)
     losses = {}
     for compiled in (False, True):
         exp = tmp_path / ("compiled" if compiled else "eager")
         assert main(["train", "demo", *base, f"training.exp_dir={exp}", f"training.compile={str(compiled).lower()}"]) == 0
         losses[compiled] = _step_losses(exp)
+    assert compiled_modules == ["WeakSED"]  # the compiled run's student only; the eager run compiled nothing
     assert len(losses[True]) == len(losses[False]) >= 4
     torch.testing.assert_close(torch.tensor(losses[True]), torch.tensor(losses[False]), rtol=1e-4, atol=1e-5)
     state = torch.load(tmp_path / "compiled" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

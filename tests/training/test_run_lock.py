@@ -118,7 +118,7 @@ def test_a_stale_lock_is_taken_over_with_a_message(demo_overrides, capsys):
     assert (exp / "metrics.json").is_file() and not lock_path(exp).exists()  # released at the end
 
 
-def test_lock_rules(tmp_path, sleeper):
+def test_lock_rules(tmp_path, sleeper, monkeypatch):
     exp = tmp_path / "a" / "b" / "exp"
     said: list[str] = []
     with acquire_run_lock(exp, say=said.append) as lock:
@@ -155,11 +155,8 @@ def test_lock_rules(tmp_path, sleeper):
     assert "unreadable lock" in said.pop()
     # DDP ranks > 0 never check: their rank 0 holds the lock
     _write_lock(exp, sleeper.pid)
-    os.environ["LOCAL_RANK"] = "1"
-    try:
-        check_not_in_use(exp)
-    finally:
-        del os.environ["LOCAL_RANK"]
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    check_not_in_use(exp)
 
 
 def test_exp_dir_that_cannot_be_written(tmp_path):
