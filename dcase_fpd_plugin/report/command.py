@@ -14,7 +14,7 @@ from typing import Any
 def cmd_report(args: argparse.Namespace) -> int:
     from .energy_comparison import compare_runs, comparison_json, format_comparison
     from .meta import write_meta
-    from .submission import format_report, resolve_run_folder, submission_figures
+    from .submission import format_report, resolve_baseline, resolve_run_folder, submission_figures
 
     def fail(msg: Any) -> int:
         print(f"dcase-fpd report: error: {msg}", file=sys.stderr)
@@ -22,7 +22,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     baseline, meta = args.baseline, args.meta
     if meta and not baseline:
-        return fail("--meta needs --baseline BASELINE_EXP_DIR (the meta file holds the baseline's energy "
+        return fail("--meta needs --baseline BASELINE (the meta file holds the baseline's energy "
                     "on the same hardware)")
     if meta and Path(meta).exists() and not args.force:
         return fail(f"{meta} exists; pass --force to replace it (nothing written)")
@@ -32,10 +32,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"dcase-fpd report: {named} is not a run folder; reporting on the one run inside it: {exp_dir}",
                   file=sys.stderr)
         if baseline:
-            baseline, named = resolve_run_folder(baseline)
+            baseline, named = resolve_baseline(baseline)
             if named is not None:
+                used = getattr(baseline, "label", baseline)
                 print(f"dcase-fpd report: --baseline {named} is not a run folder; using the one run inside it: "
-                      f"{baseline}", file=sys.stderr)
+                      f"{used}", file=sys.stderr)
         fig = submission_figures(exp_dir, ckpt=args.ckpt)
         cmp = compare_runs(exp_dir, baseline, args.allow_other_hardware) if baseline else None
     except (FileNotFoundError, ValueError) as exc:  # ReportError is a FileNotFoundError, ComparisonError a ValueError
@@ -66,9 +67,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    "one that holds several is refused with their list")
     p.add_argument("--ckpt", help="checkpoint to build the model from (default: checkpoints/best.ckpt, else last.ckpt)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--baseline", metavar="BASELINE_EXP_DIR",
-                   help="the baseline's run folder, run on the same hardware: kWh ratio per phase and "
-                        "EW-PSDS1/2 = PSDS x kWh_baseline / kWh_system (training energy)")
+    p.add_argument("--baseline", metavar="BASELINE",
+                   help="the baseline, run on the same hardware: its run folder, or the official baseline's "
+                        "codecarbon output as DESED_task writes it (its version_X folder with codecarbon/"
+                        "emissions_baseline_*.csv (2024) or *_codecarbon/emissions.csv (2023), or one such "
+                        "CSV): kWh ratio per phase and EW-PSDS1/2 = PSDS x kWh_baseline / kWh_system "
+                        "(training energy)")
     p.add_argument("--allow-other-hardware", action="store_true",
                    help="compare with a baseline measured on other hardware (CPU model, GPU model or count)")
     p.add_argument("--meta", metavar="OUT.yaml",

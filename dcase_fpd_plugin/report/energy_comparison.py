@@ -1,6 +1,6 @@
 """A system's energy against a baseline run on the same hardware: kWh ratio per phase and EW-PSDS.
 
-    dcase-fpd report EXP_DIR --baseline BASELINE_EXP_DIR [--allow-other-hardware] [--meta OUT.yaml [--force]]
+    dcase-fpd report EXP_DIR --baseline BASELINE [--allow-other-hardware] [--meta OUT.yaml [--force]]
 
 **Why a baseline.** kWh depend on the hardware, so DCASE Task 4 asks every participant to also run
 the baseline on their own machine and compares energy relative to it. The energy-weighted PSDS of
@@ -17,8 +17,13 @@ the same hardware, "the baseline training and inference kWh energy consumption a
 reference". (The 2023 README of the same repository names only the inference energy as the
 reference; the ratio of every phase is printed, so either reading can be taken from the report.)
 
+**The baseline** is one of our run folders (its ``energy.json`` and ``metrics.json``) or the official
+baseline's codecarbon CSV files as DESED_task writes them, read by
+:mod:`dcase_fpd_plugin.report.desed_task_baseline` into a :class:`BaselineEnergy` (no work, no PSDS).
+
 **Same hardware.** The two runs' ``energy.json`` record, per segment, the CPU model, the GPU model
-and the GPU count as codecarbon saw them; a phase whose records differ between the runs is refused
+and the GPU count as codecarbon saw them (a DESED_task CSV: its ``cpu_model``, ``gpu_model`` and
+``gpu_count`` columns); a phase whose records differ between the runs is refused
 (:class:`HardwareMismatchError`, exit status 2) unless ``--allow-other-hardware``.
 
 **Same work.** When the runs did different amounts of work in a phase (``work`` in energy.json:
@@ -58,6 +63,19 @@ class ComparisonError(ValueError):
 
 class HardwareMismatchError(ComparisonError):
     """The two runs were measured on different hardware; the message names both energy.json files."""
+
+
+@dataclass
+class BaselineEnergy:
+    """A baseline's energy read from files other than a run's ``energy.json`` (DESED_task's codecarbon
+    CSVs): ``data`` shaped as energy.json's content (``{"phases": {...}}``), ``files`` the file of each
+    phase, ``notes`` what the report must say about them; no metrics (no PSDS)."""
+
+    label: str  # the folder or file named, as the report calls the baseline
+    data: dict[str, Any]
+    files: dict[str, Path]
+    source: str  # in words: "DESED_task's codecarbon CSV"
+    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- one run's phase
@@ -198,15 +216,23 @@ def compare_phase(phase: str, system: PhaseEnergy | None, baseline: PhaseEnergy 
                            energy_ratio(system.kwh, baseline.kwh), combined_kind(system, baseline))
 
 
-def hardware_differences(system: Mapping[str, Any], system_file: Path, baseline: Mapping[str, Any],
-                         baseline_file: Path, phases: Sequence[str] = PHASES) -> list[str]:
-    """Phases where the two energy.json contents do not record the same hardware, in words."""
+def _file_of(files: Path | Mapping[str, Path], phase: str) -> Path:
+    return files[phase] if isinstance(files, Mapping) else files
+
+
+def hardware_differences(system: Mapping[str, Any], system_file: Path | Mapping[str, Path],
+                         baseline: Mapping[str, Any], baseline_file: Path | Mapping[str, Path],
+                         phases: Sequence[str] = PHASES) -> list[str]:
+    """Phases where the two energy.json contents do not record the same hardware, in words.
+
+    ``system_file`` / ``baseline_file``: the file named for a run, or one per phase (a DESED_task baseline)."""
     out = []
     for phase in phases:
         s, b = phase_energy(system, phase), phase_energy(baseline, phase)
         if s is None or b is None:
             continue
-        for pe, path in ((s, system_file), (b, baseline_file)):
+        s_file, b_file = _file_of(system_file, phase), _file_of(baseline_file, phase)
+        for pe, path in ((s, s_file), (b, b_file)):
             if not pe.hardware:
                 out.append(f"{phase}: {path} has no hardware record (cpu_model, gpu_model, gpu_count) "
                            "for some of its segments")
@@ -216,7 +242,7 @@ def hardware_differences(system: Mapping[str, Any], system_file: Path, baseline:
             sv = sorted({str(sig[i]) for sig in s.hardware})
             bv = sorted({str(sig[i]) for sig in b.hardware})
             if sv != bv:
-                out.append(f"{phase}: {key} {', '.join(sv)} in {system_file} vs {', '.join(bv)} in {baseline_file}")
+                out.append(f"{phase}: {key} {', '.join(sv)} in {s_file} vs {', '.join(bv)} in {b_file}")
     return out
 
 
@@ -257,42 +283,61 @@ def _psds(metrics: Mapping[str, Any], key: str, path: Path, notes: list[str], co
     return float(value)
 
 
-def compare_runs(system_dir: str | Path, baseline_dir: str | Path, allow_other_hardware: bool = False) -> dict[str, Any]:
+def compare_runs(system_dir: str | Path, baseline_dir: str | Path | BaselineEnergy,
+                 allow_other_hardware: bool = False) -> dict[str, Any]:
     """Both runs' energy per phase, the ratio kWh_baseline / kWh_system, EW-PSDS1 / EW-PSDS2.
+
+    ``baseline_dir``: the baseline's run folder, or its energy read from other files
+    (:class:`BaselineEnergy`: DESED_task's codecarbon CSVs), which hold no PSDS.
 
     Raises:
         ComparisonError: an energy.json is missing or unreadable, a metrics.json unreadable.
         HardwareMismatchError: the hardware differs and ``allow_other_hardware`` is false.
     """
-    system_dir, baseline_dir = Path(system_dir), Path(baseline_dir)
-    for d in (system_dir, baseline_dir):
+    system_dir = Path(system_dir)
+    external = baseline_dir if isinstance(baseline_dir, BaselineEnergy) else None
+    for d in (system_dir,) if external else (system_dir, Path(baseline_dir)):
         if not d.is_dir():
             raise ComparisonError(f"experiment folder not found: {d}")
-    sys_file, base_file = energy_json_path(system_dir), energy_json_path(baseline_dir)
-    sys_data, base_data = _read_energy_file(system_dir), _read_energy_file(baseline_dir)
+    sys_file, sys_data = energy_json_path(system_dir), _read_energy_file(system_dir)
+    if external is not None:
+        baseline_label, base_data = external.label, external.data
+        base_file: Path | dict[str, Path] = dict(external.files)
+        base_energy = "; ".join(f"{p}: {f}" for p, f in external.files.items()) or "no file"
+    else:
+        baseline_dir = Path(baseline_dir)
+        baseline_label, base_file = str(baseline_dir), energy_json_path(baseline_dir)
+        base_data, base_energy = _read_energy_file(baseline_dir), str(base_file)
     diffs = hardware_differences(sys_data, sys_file, base_data, base_file)
     if diffs and not allow_other_hardware:
+        named = base_energy if external is None else f"{external.label} ({external.source})"
         raise HardwareMismatchError(
             "the system and the baseline were not measured on the same hardware, so their kWh do not "
-            f"compare ({sys_file} vs {base_file}): " + "; ".join(diffs)
+            f"compare ({sys_file} vs {named}): " + "; ".join(diffs)
             + ". Run the baseline on the system's machine, or pass --allow-other-hardware")
-    notes: list[str] = []
+    notes: list[str] = list(external.notes) if external is not None else []
     phases = [compare_phase(p, phase_energy(sys_data, p), phase_energy(base_data, p)) for p in PHASES]
-    sys_metrics, base_metrics = _read_metrics(system_dir, notes), _read_metrics(baseline_dir, notes)
+    sys_metrics = _read_metrics(system_dir, notes)
+    base_metrics = {} if external is not None else _read_metrics(baseline_dir, notes)
     weight = next(c for c in phases if c.phase == EW_PSDS_PHASE)
     ew = {}
     for key in ("psds1", "psds2"):
         s = _psds(sys_metrics, key, system_dir / "metrics.json", notes, f"no EW-{key.upper()}")
-        b = _psds(base_metrics, key, baseline_dir / "metrics.json", notes, f"the baseline's {key.upper()} unknown")
+        b = None if external is not None else _psds(base_metrics, key, baseline_dir / "metrics.json", notes,
+                                                     f"the baseline's {key.upper()} unknown")
         ew[key] = {"system": s, "baseline": b, "ew_system": ew_psds(s, weight.ratio),
                    "ew_baseline": b,  # the baseline's ratio to itself is 1
                    "kind": weight.kind}
     if weight.system is None or weight.baseline is None:
-        notes.append(f"no EW-PSDS: {sys_file if weight.system is None else base_file} has no {EW_PSDS_PHASE} phase")
+        missing = sys_file if weight.system is None else (
+            base_energy if external is None else f"the baseline ({external.label})")
+        notes.append(f"no EW-PSDS: {missing} has no {EW_PSDS_PHASE} phase")
     elif weight.ratio is None:
         notes.append(f"no EW-PSDS: the system's {EW_PSDS_PHASE} kWh is 0 in {sys_file}")
-    return {"system": str(system_dir), "baseline": str(baseline_dir), "system_energy": str(sys_file),
-            "baseline_energy": str(base_file), "phases": phases, "ew_psds": ew, "ew_phase": EW_PSDS_PHASE,
+    return {"system": str(system_dir), "baseline": baseline_label, "system_energy": str(sys_file),
+            "baseline_energy": base_energy, "baseline_source": external.source if external else "dcase-fpd run",
+            "baseline_files": {p: str(f) for p, f in external.files.items()} if external else None,
+            "phases": phases, "ew_psds": ew, "ew_phase": EW_PSDS_PHASE,
             "hardware_differences": diffs, "notes": notes}
 
 
@@ -311,11 +356,14 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
 
 def format_comparison(cmp: Mapping[str, Any]) -> str:
     """The comparison as plain text: energy of both runs per phase, ratios, work, EW-PSDS."""
-    lines = [f"Against the baseline {cmp['baseline']} (energy from {cmp['baseline_energy']})"]
+    source = cmp.get("baseline_source") or "dcase-fpd run"
+    lines = [f"Against the baseline {cmp['baseline']} (energy from {cmp['baseline_energy']}"
+             + ("" if source == "dcase-fpd run" else f"; {source}") + ")"]
     if cmp["hardware_differences"]:
         lines.append("  WARNING: other hardware (--allow-other-hardware): " + "; ".join(cmp["hardware_differences"]))
     else:
-        lines.append("  same hardware (CPU model, GPU model and count in both energy.json)")
+        both = "both energy.json" if source == "dcase-fpd run" else f"energy.json and the baseline's codecarbon CSV"
+        lines.append(f"  same hardware (CPU model, GPU model and count in {both})")
     for c in cmp["phases"]:
         lines.append(f"  {c.phase}")
         lines.append(f"    {'system':<10}{_kwh(c.system)}")
@@ -352,6 +400,6 @@ def comparison_json(cmp: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["EW_PSDS_PHASE", "ComparisonError", "HardwareMismatchError", "PhaseEnergy", "PhaseComparison",
-           "WorkNormalisation", "compare_phase", "compare_runs", "comparison_json", "energy_ratio", "ew_psds",
+__all__ = ["EW_PSDS_PHASE", "BaselineEnergy", "ComparisonError", "HardwareMismatchError", "PhaseEnergy",
+           "PhaseComparison", "WorkNormalisation", "compare_phase", "compare_runs", "comparison_json", "energy_ratio", "ew_psds",
            "format_comparison", "hardware_differences", "kind_label", "normalise_work", "phase_energy"]

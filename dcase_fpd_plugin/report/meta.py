@@ -1,6 +1,6 @@
 """The complexity and energy part of a DCASE Task 4 submission meta file: ``report --meta OUT.yaml``.
 
-    dcase-fpd report EXP_DIR --baseline BASELINE_EXP_DIR --meta OUT.yaml [--force]
+    dcase-fpd report EXP_DIR --baseline BASELINE --meta OUT.yaml [--force]
 
 writes a YAML block to paste under the ``system:`` entry of the submission's ``*.meta.yaml``:
 parameters and MACs for 10 s (``complexity``), kWh of each phase of the system and of the baseline
@@ -51,9 +51,9 @@ def _scalar(value: Any) -> str:
     return json.dumps(value)
 
 
-def _phase_comment(pe: Any, phase: str) -> str:
+def _phase_comment(pe: Any, phase: str, source: str = "energy.json") -> str:
     if pe is None:
-        return f"not measured (no {phase} phase in energy.json)"
+        return f"not measured (no {phase} phase in {source})"
     work = ", ".join(f"{v} {k}" for k, v in sorted(pe.work.items())) or "work not recorded"
     return f"{pe.kind}; {work}"
 
@@ -75,10 +75,17 @@ def meta_values(fig: Mapping[str, Any], cmp: Mapping[str, Any]) -> dict[str, tup
         "hardware.gpu_count": (int(gpu_count or 0), ""),
         "hardware.cpu_model": (hw.get("cpu_model"), ""),
     }
+    baseline_files = cmp.get("baseline_files")  # a DESED_task baseline: one codecarbon CSV per phase
     for who in ("system", "baseline"):
         for phase in ("training", "devtest", "evaluation"):
             pe = getattr(by_phase[phase], who)
-            values[f"{who}.{phase}"] = (None if pe is None else pe.kwh, "kWh, " + _phase_comment(pe, phase))
+            if who == "baseline" and baseline_files is not None:
+                comment = _phase_comment(pe, phase, "DESED_task's codecarbon output")
+                if phase in baseline_files:
+                    comment += f"; from {baseline_files[phase]}"
+            else:
+                comment = _phase_comment(pe, phase)
+            values[f"{who}.{phase}"] = (None if pe is None else pe.kwh, "kWh, " + comment)
     return values
 
 
@@ -89,7 +96,11 @@ def meta_text(fig: Mapping[str, Any], cmp: Mapping[str, Any]) -> str:
     lines = [
         "# Complexity and energy of a DCASE Task 4 submission: paste under the meta file's `system:`.",
         f"# Written by dcase-fpd report {cmp['system']} --baseline {cmp['baseline']} ({stamp}).",
-        "# kWh from codecarbon (energy.json of each run), the runs' own figures (not normalised);",
+        *(["# kWh from codecarbon (energy.json of each run), the runs' own figures (not normalised);"]
+          if not cmp.get("baseline_files") else
+          ["# kWh from codecarbon (the system's energy.json; the baseline's DESED_task codecarbon CSV, the",
+           "# last row of the last run in each file, its CPU and RAM kWh counted as estimated), the runs'",
+           "# own figures (not normalised);"]),
         "# 'estimated': codecarbon modelled the power (no RAPL / NVML counters), 'measured': read from",
         "# the counters, 'mixed': part of each. Key names: see dcase_fpd_plugin/report/meta.py.",
     ]

@@ -1,7 +1,7 @@
 """The figures a DCASE submission asks for: energy (kWh) per phase, parameters, MACs per 10 s, hardware.
 
     dcase-fpd report EXP_DIR [--json] [--ckpt CKPT]
-    dcase-fpd report EXP_DIR --baseline BASELINE_EXP_DIR [--allow-other-hardware] [--meta OUT.yaml [--force]]
+    dcase-fpd report EXP_DIR --baseline BASELINE [--allow-other-hardware] [--meta OUT.yaml [--force]]
 
 EXP_DIR is a run folder (a run's ``training.exp_dir``); a folder that holds exactly one run (the demo's
 ``exp/demo``, whose run is ``exp/demo/run``) stands for it, and the command says which folder it used; one
@@ -11,6 +11,8 @@ reads ``EXP_DIR/recipe.yaml``, a checkpoint (``checkpoints/best.ckpt``, else ``l
 ``--json``, the dict of :func:`submission_figures`). With ``--baseline``, also the comparison with a
 baseline run on the same hardware (:mod:`dcase_fpd_plugin.report.energy_comparison`: kWh ratio per phase,
 EW-PSDS) and, with ``--meta``, the submission meta file's block (:mod:`dcase_fpd_plugin.report.meta`).
+BASELINE is a run folder read the same way, or the official baseline's codecarbon output as DESED_task
+writes it (:func:`resolve_baseline`, :mod:`dcase_fpd_plugin.report.desed_task_baseline`).
 
 Parameters and MACs: :mod:`dcase_fpd_plugin.report.complexity`, which says what they count.
 """
@@ -27,7 +29,8 @@ import torch
 
 from ..energy.phase import PHASES
 from ..energy.record import format_kwh, read_energy
-from .energy_comparison import combined_kind, phase_energy
+from .desed_task_baseline import EXPECTED, desed_task_files, find_desed_task_folders, read_desed_task_baseline
+from .energy_comparison import BaselineEnergy, combined_kind, phase_energy
 from .complexity import CLIP_SECONDS, ReportError, count_parameters, measure_macs_for_clip
 
 
@@ -125,6 +128,41 @@ def resolve_run_folder(path: str | Path) -> tuple[Path, Path | None]:
     raise ReportError(f"{path} is not a run folder but holds {len(runs)} runs: "
                       + ", ".join(str(r) for r in shown) + more
                       + f"; name one, e.g. dcase-fpd report {runs[0]}")
+
+
+def resolve_baseline(path: str | Path) -> tuple[Path | BaselineEnergy, Path | None]:
+    """``(baseline, the folder named)`` for ``report --baseline PATH``: one of our run folders (a Path, as
+    :func:`resolve_run_folder` finds it; a folder with ``energy.json`` counts too) or DESED_task's codecarbon
+    output read into a :class:`~.energy_comparison.BaselineEnergy` (:mod:`.desed_task_baseline`). A folder
+    that is neither but holds exactly one of either, up to two levels down, stands for it (second item:
+    the folder named, which the caller says it did not use as such).
+
+    Raises:
+        ReportError: ``path`` is missing, or neither kind is found (the message says what either is).
+        ComparisonError: a DESED_task CSV cannot be read (the message names the file and the line).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ReportError(f"experiment folder not found: {path}")
+    if path.is_dir() and (is_run_folder(path) or (path / "energy.json").is_file()):
+        return path, None
+    files = desed_task_files(path)
+    if files:
+        return read_desed_task_baseline(path, files), None
+    if path.is_dir():
+        found = sorted(set(find_run_folders(path)) | set(find_desed_task_folders(path, RUN_SEARCH_DEPTH)))
+        if len(found) == 1:
+            inner, _ = resolve_baseline(found[0])
+            return inner, path
+        if found:
+            shown = found[:20]
+            more = f" (and {len(found) - len(shown)} more)" if len(found) > len(shown) else ""
+            raise ReportError(f"--baseline {path} is not a run folder but holds {len(found)} runs (dcase-fpd run "
+                              "folders or DESED_task's): " + ", ".join(str(r) for r in shown) + more + "; name one")
+    raise ReportError(
+        f"--baseline {path}: not a baseline. Expected either a dcase-fpd run folder (a run's training.exp_dir: "
+        "recipe.yaml or checkpoints/*.ckpt, with energy.json) or " + EXPECTED
+        + (f"; nor does it hold one of either (searched {RUN_SEARCH_DEPTH} levels down)" if path.is_dir() else ""))
 
 
 def _energy_section(exp_dir: Path, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
