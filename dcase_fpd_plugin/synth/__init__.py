@@ -7,6 +7,8 @@
     postprocess.py DESED-like cleaning of strong labels
     generate.py    scaper rendering, parallel workers, atomic writes, resume; the Python API
     report.py      report.json / report.png, target vs achieved
+    soft.py        soft labels in MAESTRO's format: the share of each segment an event covers
+    bench.py       the DESED-size bench (``dcase-fpd bench build``), with an optional soft-labelled source
     spec.py        generation settings (synth/*.yaml)
     fastpaths.py   shortcuts around work scaper repeats (no-op sox resampling, soundfile.info)
     toybank.py     a tiny bank of tones and noise for tests
