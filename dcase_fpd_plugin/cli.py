@@ -7,6 +7,7 @@
     dcase-fpd synth ...            (see dcase-fpd synth --help)
     dcase-fpd compare RECIPE [RECIPE ...] --seeds N --out DIR [key.path=value ...]
     dcase-fpd report EXP_DIR [--baseline BASELINE_EXP_DIR [--meta OUT.yaml]]
+    dcase-fpd embeddings extract RECIPE [key.path=value ...] --checkpoint BEATS.pt --out DIR [--force]
     dcase-fpd recipes [show NAME [key.path=value ...]]
 
 Errors in the user's input (recipe keys, data files, existing outputs) print one clear
@@ -168,13 +169,14 @@ class IntermixedArgumentParser(argparse.ArgumentParser):
 
 # Sub-commands defined in the module of their concept (``add_parser(subparsers)`` there).
 MODULE_COMMANDS = {"synth": "synth.command", "bench": "synth.bench", "compare": "experiments.command",
-                   "report": "report.command"}
+                   "report": "report.command", "embeddings": "embeddings.command"}
 # Their one-line help in `dcase-fpd --help`, which imports none of them.
 MODULE_HELP = {"synth": "generate a DESED-format synthetic strongly labelled set with scaper",
                "bench": "build the DESED-size benchmark dataset from a soundbank",
                "compare": "train and test several recipes with N seeds each; write the paper's tables and plots",
                "report": "print the DCASE submission figures of a run (kWh per phase, parameters, MACs, "
-                         "hardware), optionally against a baseline run (EW-PSDS)"}
+                         "hardware), optionally against a baseline run (EW-PSDS)",
+               "embeddings": "extract pretrained BEATs frame embeddings into DESED_task's HDF5 files"}
 INTERMIXED_COMMANDS = ("compare",)  # module sub-commands whose overrides may follow their options
 
 
