@@ -19,7 +19,8 @@ from torch import nn
 SOURCE_SS = 0  # synthetic, strongly labelled
 SOURCE_RW = 1  # real, weakly labelled
 SOURCE_UL = 2  # unlabelled
-SOURCE_NAMES = {SOURCE_SS: "SS", SOURCE_RW: "RW", SOURCE_UL: "UL"}
+SOURCE_SF = 3  # soft-labelled (MAESTRO-style scores per segment; data.sources kind soft)
+SOURCE_NAMES = {SOURCE_SS: "SS", SOURCE_RW: "RW", SOURCE_UL: "UL", SOURCE_SF: "SF"}
 
 
 @dataclass
@@ -28,16 +29,21 @@ class Batch:
 
     Attributes:
         feats: (B, F, T_in) log-mel features (F mel bins, T_in STFT frames).
-        strong: (B, T, C) float {0,1} frame labels at the model's output frame rate;
-            all zero where ``has_strong`` is False.
-        has_strong: (B,) bool, True for clips with strong labels (SS clips).
+        strong: (B, T, C) float frame labels in [0, 1] at the model's output frame rate ({0, 1}
+            for strong labels, scores for soft ones); all zero where ``has_strong`` is False.
+        has_strong: (B,) bool, True for clips with frame labels (SS and SF clips).
         weak: (B, C) float {0,1} clip labels; derived from ``strong`` for SS clips.
         has_weak: (B,) bool, True where ``weak`` is a label (SS and RW clips).
-        source: (B,) long, SOURCE_SS / SOURCE_RW / SOURCE_UL.
+        source: (B,) long, the kind of each clip's source: SOURCE_SS / SOURCE_RW / SOURCE_UL / SOURCE_SF.
         frame_valid: (B, T) bool, False for output frames that lie in zero padding.
         filenames: B clip file names (base names, as in the DESED TSVs).
         source_host: (B,) long, ``source`` on the CPU (stays there when the batch moves), so that
             host-side decisions (e.g. mixup's slices) need no device synchronisation; may be None.
+        class_mask: (B, C) bool, the classes each clip's source annotates (its losses cover only
+            those); None: every clip annotates every class.
+        embeddings: (B, D_e, T_e) float pretrained frame embeddings (``data.embeddings_dir``) or None.
+        group_host: (B,) long on the CPU, the index of each clip's source in ``data.sources`` (mixup
+            mixes within one source); None: the kinds of ``source_host`` stand for the sources.
     """
 
     feats: torch.Tensor
@@ -49,10 +55,13 @@ class Batch:
     frame_valid: torch.Tensor
     filenames: list[str] = field(default_factory=list)
     source_host: torch.Tensor | None = None
+    class_mask: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    group_host: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, **_: object) -> "Batch":
         moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) and k != "source_host" else v)
+            k: (v.to(device) if isinstance(v, torch.Tensor) and not k.endswith("_host") else v)
             for k, v in self.__dict__.items()
         }
         return Batch(**moved)
@@ -60,6 +69,15 @@ class Batch:
     def host_source(self) -> torch.Tensor:
         """(B,) long sources on the CPU (``source_host`` when known, else copied from the device)."""
         return self.source_host if self.source_host is not None else self.source.cpu()
+
+    def host_groups(self) -> torch.Tensor:
+        """(B,) long source indices on the CPU (``group_host``; else the kinds of :meth:`host_source`)."""
+        return self.group_host if self.group_host is not None else self.host_source()
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """The keyword inputs a model takes besides ``feats`` and ``frame_valid``: ``embeddings``
+        and ``class_mask`` where the batch has them."""
+        return {k: v for k, v in (("embeddings", self.embeddings), ("class_mask", self.class_mask)) if v is not None}
 
     def __len__(self) -> int:
         return int(self.feats.shape[0])

@@ -1,12 +1,17 @@
 """The LightningDataModule: DESED sets from a recipe's ``data`` section, mixed-source batches.
 
-Sources (``training.batch_size`` = clips per batch from each):
+Training sources (:mod:`.sources`; ``training.batch_size`` = clips per batch from each), by default
+DESED_task 2023's three:
     SS  synth_folder + synth_tsv    strong labels (the weak baseline uses their weak view)
     RW  weak_folder + weak_tsv      weak labels
     UL  unlabeled_folder            no labels
+and with ``data.sources`` any list of strong, weak, soft (SF) and unlabelled sources, each annotating
+its own classes (a class mask on its clips), optionally with pretrained embeddings from
+``data.embeddings_dir`` (DESED_task's HDF5 files, :mod:`.embeddings`).
 Validation (checkpoint selection), as DESED_task: the strongly-labelled ``val_folder/val_tsv/val_dur``
 plus a held-out share ``data.weak_val_fraction`` of the RW clips (split once by ``data.weak_val_seed``,
-so every training seed holds out the same clips; they leave the training set).
+so every training seed holds out the same clips; they leave the training set), and a soft source's
+``val_fraction`` of its clips (scored by segment, as DESED_task scores MAESTRO).
 Test (reported, never selects): ``test_*``; without them the validation set's strong part, which
 ``recipe.selection_on_test`` flags.
 Training clips must be no longer than ``feats.clip_s``; longer validation and test clips are scored
@@ -25,10 +30,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL
+from ..branch import SOURCE_RW, SOURCE_SF, SOURCE_SS
 from .batching import MixedSourceBatchSampler
 from .audio import HeaderIndex, fits_one_clip
-from .datasets import ClipDataset, ClipRecord, collate, strong_records, unlabeled_records, weak_records
+from .datasets import (ClipDataset, ClipRecord, collate, soft_records, strong_records, unlabeled_records,
+                       weak_records)
+from .sources import Source, active_sources, resolve_sources
 from .features import FeatureExtractor
 from .labels import LabelEncoder
 from .store import STORE_DTYPES, FeatureStore, IndexBatch, store_nbytes
@@ -47,7 +54,8 @@ def default_cache_dir(data: Mapping[str, Any], exp_dir: str | Path) -> Path:
 class Batches:
     """How the clips are batched (from the recipe's ``training`` section)."""
 
-    batch_size: tuple[int, int, int]  # clips per training batch from [synthetic, weak, unlabelled]
+    batch_size: tuple[int, ...]  # clips per training batch from each source of data.sources ([synthetic, weak,
+    # unlabelled] without it)
     batch_size_val: int  # clips per validation / test batch
     seed: int  # seed of the batch sampler
     progress_bar: bool = True  # the feature store's progress bar
@@ -95,7 +103,7 @@ class SEDDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, data: Mapping[str, Any], feats: Mapping[str, Any], batches: Batches, n_frames: int,
-                 frame_hop_s: float, cache_dir: str | Path | None = None):
+                 frame_hop_s: float, cache_dir: str | Path | None = None, check_sources: bool = True):
         super().__init__()
         self.data, self.feats, self.batches = data, feats, batches
         self.encoder = LabelEncoder(data["classes"], frame_hop_s, n_frames)
@@ -106,8 +114,16 @@ class SEDDataModule(pl.LightningDataModule):
         self.val_set: ClipDataset | None = None  # strong validation clips (long ones in windows)
         self.weak_val_set: ClipDataset | None = None  # held-out weak clips (data.weak_val_fraction)
         self.test_set: ClipDataset | None = None
+        self.soft_val_set: ClipDataset | None = None  # held-out soft-labelled clips (a soft source's val_fraction)
+        self.soft_val_source: Source | None = None
+        self.soft_test_set: ClipDataset | None = None  # soft-labelled test clips (data.real_maestro_val_*)
+        self.soft_test_source: Source | None = None
         self.store: FeatureStore | None = None  # training clips on the device (data.feature_store)
-        self._weak_split: tuple[list[ClipRecord], list[ClipRecord]] | None = None
+        # the training sources, in batch-slice order (none for infer's folder loader)
+        self.declared = resolve_sources(data, batches.batch_size) if check_sources else []
+        self.sources = active_sources(data, batches.batch_size) if check_sources else []
+        self._splits: dict[str, tuple[list[ClipRecord], list[ClipRecord]]] = {}  # weak / soft source -> split
+        self._emb_files: dict[str, Any] = {}  # embeddings set name -> EmbeddingFile
 
     @classmethod
     def from_recipe(cls, recipe: Mapping[str, Any], n_frames: int, frame_hop_s: float,
@@ -117,22 +133,27 @@ class SEDDataModule(pl.LightningDataModule):
         cache = default_cache_dir(recipe["data"], recipe["training"]["exp_dir"]) if use_cache else None
         return cls(recipe["data"], recipe["feats"], Batches.of(recipe["training"]), n_frames, frame_hop_s, cache)
 
-    def _dataset(self, records: list[ClipRecord], source: int, origin: str = "") -> ClipDataset:
-        return ClipDataset(records, source, self.features, self.encoder, origin)
-
-    def _scored(self, records: list[ClipRecord], tsv: str) -> ClipDataset:
+    def _scored(self, records: list[ClipRecord], tsv: str, embeddings: str | None = None) -> ClipDataset:
         """A validation or test set, refused when its TSV holds no event (every metric would be
         undefined: the run used to end with exit 0 and null metrics)."""
         if not any(r.events for r in records):
             raise DataError(f"{tsv}: no event in this strongly-labelled set; its metrics would all be undefined")
-        return self._scored_set(records, tsv)
+        return self._scored_set(records, tsv, embeddings)
 
-    def _scored_set(self, records: list[ClipRecord], origin: str = "") -> ClipDataset:
+    def _scored_set(self, records: list[ClipRecord], origin: str = "", embeddings: str | None = None) -> ClipDataset:
         """A strongly-labelled set to score: a :class:`ClipDataset`, or with clips longer than
-        ``feats.clip_s`` a :class:`~.windows.WindowedClips` that reads those in windows."""
+        ``feats.clip_s`` a :class:`~.windows.WindowedClips` that reads those in windows (not with
+        pretrained embeddings, which hold one clip length)."""
         plans = {i: plan for i, plan in enumerate(self._long_plans(records)) if plan is not None}
+        file = self._embedding_file(embeddings, origin) if embeddings else None
         if not plans:  # every clip fits: the set as it always was
-            return self._dataset(records, SOURCE_SS, origin)
+            return ClipDataset(records, SOURCE_SS, self.features, self.encoder, origin, embeddings=file,
+                               class_mask=self.eval_class_mask())
+        if file is not None:
+            names = ", ".join(str(records[i].path) for i in list(plans)[:3])
+            raise DataError(f"{origin}: {len(plans)} clip(s) longer than feats.clip_s = {self.feats['clip_s']} s "
+                            f"({names}); with data.embeddings_dir each clip has one clip's embeddings, so "
+                            "longer clips cannot be read in windows: cut them into clips")
         return WindowedClips(records, SOURCE_SS, self.features, self.encoder, plans, origin)
 
     def _long_plans(self, records: list[ClipRecord]) -> list[FilePlan | None]:
@@ -154,13 +175,73 @@ class SEDDataModule(pl.LightningDataModule):
         return dict(getattr(dataset, "windows", {}))
 
     def weak_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
-        """(training, held-out validation) records of the weak set (read once)."""
-        if self._weak_split is None:
-            data = self.data
-            records = weak_records(data["weak_folder"], data["weak_tsv"], data["classes"],
-                                   data["max_missing_fraction"], headers=self.headers)
-            self._weak_split = split_weak_validation(records, data["weak_val_fraction"], data["weak_val_seed"])
-        return self._weak_split
+        """(training, held-out validation) records of the first weak source (read once)."""
+        weak = next((src for src in self.declared if src.kind == "weak" and src.folder and src.tsv), None)
+        if weak is None:
+            return [], []
+        return self._split(weak)
+
+    def _split(self, src: Source) -> tuple[list[ClipRecord], list[ClipRecord]]:
+        """(training, held-out validation) records of a weak or soft source (read once), its
+        ``val_fraction`` drawn with ``data.weak_val_seed``."""
+        if src.name not in self._splits:
+            data, miss = self.data, self.data["max_missing_fraction"]
+            if src.kind == "weak":
+                records = weak_records(src.folder, src.tsv, data["classes"], miss, headers=self.headers)
+            else:
+                records = soft_records(src.folder, src.tsv, data["classes"], miss, self.headers, src.aliases,
+                                       src.durations)
+            records = self._with_embeddings(records, src.embeddings, src.where)
+            self._splits[src.name] = split_weak_validation(records, src.val_fraction, data["weak_val_seed"])
+        return self._splits[src.name]
+
+    def _embedding_file(self, set_name: str | None, where: str):
+        """The :class:`~.embeddings.EmbeddingFile` of ``set_name`` in ``data.embeddings_dir`` (None without
+        embeddings)."""
+        emb_dir = self.data.get("embeddings_dir")
+        if not emb_dir:
+            return None
+        if set_name is None:
+            raise DataError(f"{where}: data.embeddings_dir is set but this set names no embeddings file "
+                            "(data.sources entry key 'embeddings')")
+        from .embeddings import EmbeddingFile, embeddings_path
+
+        if set_name not in self._emb_files:
+            path = embeddings_path(emb_dir, set_name)
+            if not Path(path).is_file():
+                raise DataError(f"{where}: its embeddings file {path} is not there (data.embeddings_dir="
+                                f"{emb_dir}; DESED_task's extract_embeddings.py writes <set>.hdf5 files, "
+                                "dcase-fpd embeddings extract writes the same)")
+            self._emb_files[set_name] = EmbeddingFile(path)
+        return self._emb_files[set_name]
+
+    def _with_embeddings(self, records: list[ClipRecord], set_name: str | None, where: str) -> list[ClipRecord]:
+        """``records`` whose clips the set's embeddings file holds (the others reported like missing
+        audio, :func:`~.embeddings.check_clips`); all of them without ``data.embeddings_dir``."""
+        file = self._embedding_file(set_name, where)
+        if file is None:
+            return records
+        from .embeddings import check_clips
+
+        keep = set(check_clips(file, [r.path for r in records], where, self.data["max_missing_fraction"]))
+        return [r for r in records if r.path in keep]
+
+    def _source_dataset(self, src: Source, records: list[ClipRecord]) -> ClipDataset:
+        return ClipDataset(records, src.source_id, self.features, self.encoder, src.tsv or src.folder or src.name,
+                           group=src.index, class_mask=src.class_mask(self.data["classes"]),
+                           embeddings=self._embedding_file(src.embeddings, src.where))
+
+    def _source_records(self, src: Source) -> list[ClipRecord]:
+        """The training records of a source (weak and soft ones without their held-out clips)."""
+        data, miss = self.data, self.data["max_missing_fraction"]
+        if src.kind in ("weak", "soft"):
+            return self._split(src)[0]
+        if src.kind == "strong":
+            records = strong_records(src.folder, src.tsv, data["classes"], max_missing_fraction=miss,
+                                     headers=self.headers, **self._ground_truth_checks())
+        else:
+            records = unlabeled_records(src.folder, miss, headers=self.headers)
+        return self._with_embeddings(records, src.embeddings, src.where)
 
     def _ground_truth_checks(self) -> dict[str, Any]:
         """How :func:`strong_records` checks a set's events: ``data.ground_truth`` (refuse or repair),
@@ -176,9 +257,8 @@ class SEDDataModule(pl.LightningDataModule):
         if checks["ground_truth"] != "repair":
             return {}
         data = self.data
-        sets = [(data["val_tsv"], data["val_dur"]), (data["test_tsv"], data["test_dur"])]
-        if self.batches.batch_size[0] > 0:
-            sets.insert(0, (data["synth_tsv"], None))
+        sets = [(src.tsv, None) for src in self.sources if src.kind == "strong"]
+        sets += [(data["val_tsv"], data["val_dur"]), (data["test_tsv"], data["test_dur"])]
         out: dict[str, dict[str, int]] = {}
         for tsv, dur in sets:
             if not tsv or str(tsv) in out:
@@ -192,58 +272,85 @@ class SEDDataModule(pl.LightningDataModule):
     def _check_slices(self, sets: list[ClipDataset]) -> None:
         """Refuse a training set with fewer clips than its slice of every batch (``training.batch_size``):
         no batch could be drawn from it."""
-        data, bs = self.data, self.batches.batch_size
-        sources = [(0, "synthetic", f"data.synth_tsv {data['synth_tsv']}"),
-                   (1, "weak", f"data.weak_tsv {data['weak_tsv']}"),
-                   (2, "unlabelled", f"data.unlabeled_folder {data['unlabeled_folder']}")]
-        for (k, what, where), dataset in zip([s for s in sources if bs[s[0]] > 0], sets):
-            if len(dataset) < bs[k]:
-                held = ""
-                if k == 1 and self._weak_split is not None and self._weak_split[1]:
-                    held = (f" ({len(self._weak_split[1])} more held out for validation by "
-                            f"data.weak_val_fraction={data['weak_val_fraction']})")
-                raise DataError(f"training.batch_size {list(bs)}: {bs[k]} {what} clips per batch, but the {what} "
-                                f"set ({where}) has {len(dataset)} training clips{held}; lower "
+        bs = self.batches.batch_size
+        kinds = {"strong": "strongly-labelled", "weak": "weak", "soft": "soft-labelled", "unlabeled": "unlabelled"}
+        for src, dataset in zip(self.sources, sets):
+            if len(dataset) < src.batch_size:
+                k, what = src.index, kinds[src.kind]
+                where = (f"data.{src.name}_tsv {src.tsv}" if src.kind != "unlabeled" else
+                         f"data.{src.name}_folder {src.folder}") if self.data.get("sources") is None else src.where
+                held = self._splits.get(src.name, ([], []))[1]
+                held_text = (f" ({len(held)} more held out for validation by "
+                             f"{'data.weak_val_fraction' if src.kind == 'weak' else 'its val_fraction'}="
+                             f"{src.val_fraction})") if held else ""
+                if self.data.get("sources") is None:
+                    what = {"strong": "synthetic"}.get(src.kind, what)
+                raise DataError(f"training.batch_size {list(bs)}: {src.batch_size} {what} clips per batch, but the "
+                                f"{what} set ({where}) has {len(dataset)} training clips{held_text}; lower "
                                 f"training.batch_size[{k}] to at most {len(dataset)}, or 0 to leave this set out")
 
     def setup(self, stage: str | None = None) -> None:
         data, classes = self.data, self.data["classes"]
-        miss = data["max_missing_fraction"]
-        bs = self.batches.batch_size
         if stage in (None, "fit") and not self.train_sets:
-            sets = []
-            if bs[0] > 0:
-                sets.append(self._dataset(strong_records(data["synth_folder"], data["synth_tsv"], classes,
-                                                         max_missing_fraction=miss, headers=self.headers,
-                                                         **self._ground_truth_checks()),
-                                          SOURCE_SS, data["synth_tsv"]))
-            if bs[1] > 0:
-                sets.append(self._dataset(self.weak_split()[0], SOURCE_RW, data["weak_tsv"]))
-            if bs[2] > 0:
-                sets.append(self._dataset(unlabeled_records(data["unlabeled_folder"], miss, headers=self.headers),
-                                          SOURCE_UL, data["unlabeled_folder"]))
+            sets = [self._source_dataset(src, self._source_records(src)) for src in self.sources]
             self._check_slices(sets)
             self.train_sets = sets
         if stage == "fit" and self.store is None and self.use_store():  # not while only checking (stage None)
             self.store = FeatureStore.cached(self.train_sets, STORE_DTYPES[data["feature_store_dtype"]],
                                              self.features.cache_dir, progress=self.batches.progress_bar)
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._scored(strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"],
-                                                       miss, self.headers, **self._ground_truth_checks()),
-                                        data["val_tsv"])
-            if data["weak_val_fraction"] > 0 and data["weak_folder"] and data["weak_tsv"]:
-                held = self.weak_split()[1]
-                self.weak_val_set = self._dataset(held, SOURCE_RW, data["weak_tsv"]) if held else None
+            self.val_set = self._scored(self._strong_set_records("val", "synth_val"), data["val_tsv"], "synth_val")
+            held = [(src, self._split(src)[1]) for src in self.declared  # a slice of 0 still holds clips out
+                    if src.kind in ("weak", "soft") and src.folder and src.tsv and src.val_fraction > 0]
+            weak_held = [(src, r) for src, r in held if src.kind == "weak" and r]
+            if weak_held:  # DESED_task's weak_val.hdf5 holds the weak folder's clips; else the source's own file
+                src, records = weak_held[0]
+                emb = "weak_val" if self._has_embedding_set("weak_val") else src.embeddings
+                self.weak_val_set = ClipDataset(records, SOURCE_RW, self.features, self.encoder, src.tsv,
+                                                group=src.index, class_mask=src.class_mask(classes),
+                                                embeddings=self._embedding_file(emb, src.where))
+            soft_held = [(src, r) for src, r in held if src.kind == "soft" and r]
+            if soft_held:
+                src, records = soft_held[0]
+                self.soft_val_set = self._source_dataset(src, records)
+                self.soft_val_source = src
+        if stage in (None, "test") and self.soft_test_set is None and data.get("real_maestro_val_tsv"):
+            src = next((s for s in self.declared if s.kind == "soft"), None)
+            self.soft_test_set = ClipDataset(self.soft_test_records(), SOURCE_SF, self.features, self.encoder,
+                                             data["real_maestro_val_tsv"],
+                                             class_mask=src.class_mask(classes) if src else None,
+                                             embeddings=self._embedding_file("maestro_real_dev", "MAESTRO test")
+                                             if data.get("embeddings_dir") else None)
+            self.soft_test_source = src
         if stage in (None, "test") and self.test_set is None:
             if data["test_tsv"]:
-                self.test_set = self._scored(strong_records(data["test_folder"], data["test_tsv"], classes,
-                                                            data["test_dur"], miss, self.headers,
-                                                            **self._ground_truth_checks()), data["test_tsv"])
+                self.test_set = self._scored(self._strong_set_records("test", "devtest"), data["test_tsv"], "devtest")
             else:
-                self.test_set = self.val_set or self._scored_set(
-                    strong_records(data["val_folder"], data["val_tsv"], classes, data["val_dur"], miss,
-                                   self.headers, **self._ground_truth_checks()))
+                self.test_set = self.val_set or self._scored_set(self._strong_set_records("val", "synth_val"),
+                                                                 embeddings="synth_val")
         self.headers.save()
+
+    def eval_class_mask(self) -> list[bool] | None:
+        """(C,) booleans: ``data.eval_classes``, the classes the validation and test sets annotate (None: all)."""
+        scored = self.data.get("eval_classes")
+        if not scored or set(self.data["classes"]) <= set(scored):
+            return None
+        return [c in scored for c in self.data["classes"]]
+
+    def _has_embedding_set(self, set_name: str) -> bool:
+        emb_dir = self.data.get("embeddings_dir")
+        if not emb_dir:
+            return False
+        from .embeddings import embeddings_path
+
+        return Path(embeddings_path(emb_dir, set_name)).is_file()
+
+    def _strong_set_records(self, which: str, embeddings: str) -> list[ClipRecord]:
+        """The records of the validation (``which`` "val") or test set, checked against its embeddings file."""
+        data = self.data
+        records = strong_records(data[f"{which}_folder"], data[f"{which}_tsv"], data["classes"], data[f"{which}_dur"],
+                                 data["max_missing_fraction"], self.headers, **self._ground_truth_checks())
+        return self._with_embeddings(records, embeddings, f"data.{which}_tsv {data[f'{which}_tsv']}")
 
     def check_sets(self) -> None:
         """Read, parse and check every set a run uses (training, validation, test) before its first step:
@@ -253,8 +360,8 @@ class SEDDataModule(pl.LightningDataModule):
         read); longer validation and test clips are scored in windows. Clips below
         ``feats.sample_rate`` are named in a warning."""
         self.setup(None)
-        training = [*self.train_sets, self.weak_val_set]
-        sets = [*training, self.val_set, self.test_set]
+        training = [*self.train_sets, self.weak_val_set, self.soft_val_set]
+        sets = [*training, self.val_set, self.test_set, self.soft_test_set]
         self._check_lengths([s for s in dict.fromkeys(sets) if s is not None],
                             {id(s) for s in training if s is not None})
 
@@ -294,9 +401,10 @@ class SEDDataModule(pl.LightningDataModule):
                             STORE_DTYPES[self.data["feature_store_dtype"]])
 
     def use_store(self) -> bool:
-        """``data.feature_store: auto`` and the store fits ``data.feature_store_max_gb``."""
+        """``data.feature_store: auto``, the store fits ``data.feature_store_max_gb``, and no pretrained
+        embeddings (``data.embeddings_dir``: 1.5 MB a clip, read from their HDF5 files instead)."""
         data = self.data
-        return (data["feature_store"] == "auto" and bool(self.train_sets)
+        return (data["feature_store"] == "auto" and bool(self.train_sets) and not data.get("embeddings_dir")
                 and self.store_nbytes() <= data["feature_store_max_gb"] * 2**30)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
@@ -313,7 +421,7 @@ class SEDDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sizes = [len(s) for s in self.train_sets]
-        batch_sizes = [b for b in self.batches.batch_size if b > 0]
+        batch_sizes = [src.batch_size for src in self.sources]
         rank, world = 0, 1
         if self.trainer is not None:
             rank, world = self.trainer.global_rank, self.trainer.world_size
@@ -325,14 +433,28 @@ class SEDDataModule(pl.LightningDataModule):
         return self._loader(ConcatDataset(self.train_sets), batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        """The strong validation clips, then the held-out weak clips (one loader; the task tells
-        them apart by ``has_strong``)."""
-        sets = [self.val_set] + ([self.weak_val_set] if self.weak_val_set is not None else [])
+        """The strong validation clips, then the held-out weak clips, then the held-out soft clips (one
+        loader; the task tells them apart by ``has_strong`` and ``source``)."""
+        sets = [self.val_set] + [s for s in (self.weak_val_set, self.soft_val_set) if s is not None]
         dataset = sets[0] if len(sets) == 1 else ConcatDataset(sets)
         return self._loader(dataset, batch_size=self.batches.batch_size_val, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, batch_size=self.batches.batch_size_val, shuffle=False)
+        """The test clips, then the soft-labelled test clips (``data.real_maestro_val_*``) if any."""
+        sets = [self.test_set] + ([self.soft_test_set] if self.soft_test_set is not None else [])
+        dataset = sets[0] if len(sets) == 1 else ConcatDataset(sets)
+        return self._loader(dataset, batch_size=self.batches.batch_size_val, shuffle=False)
+
+    def soft_test_records(self) -> list[ClipRecord]:
+        """The soft-labelled test set (``data.real_maestro_val_folder/_tsv``, DESED_task 2024's MAESTRO
+        validation set, which selects nothing here), checked against its embeddings file ``maestro_real_dev``."""
+        data = self.data
+        src = next((s for s in self.declared if s.kind == "soft"), None)
+        records = soft_records(data["real_maestro_val_folder"], data["real_maestro_val_tsv"], data["classes"],
+                               data["max_missing_fraction"], self.headers, src.aliases if src else None,
+                               data.get("real_maestro_val_dur"))
+        return self._with_embeddings(records, "maestro_real_dev",
+                                     f"data.real_maestro_val_tsv {data['real_maestro_val_tsv']}")
 
 
 class _Indices(Dataset):
@@ -358,7 +480,8 @@ def folder_loader(folder: str | Path, data: Mapping[str, Any], feats: Mapping[st
     Files of any length and rate: a file longer than ``feats.clip_s`` comes in windows of the clip
     length, ``overlap`` of a window shared with the next (:mod:`.windows`); the loader's
     ``dataset.plans`` say how each file is read, its items' ``filename`` is the window's key."""
-    dm = SEDDataModule(data, feats, Batches((0, 0, 0), batch_size, 0), n_frames, frame_hop_s)
+    dm = SEDDataModule({**data, "sources": None}, feats, Batches((0, 0, 0), batch_size, 0), n_frames, frame_hop_s,
+                       check_sources=False)
     if not list_audio_folder(folder):
         raise FileNotFoundError(f"{folder}: no audio files (.wav, .flac, ...) found")
     records = unlabeled_records(folder, 1.0 if skip_unreadable else 0.0, knob="--skip-unreadable")

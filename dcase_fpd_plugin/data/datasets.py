@@ -2,7 +2,9 @@
 
 Every dataset item is a dict:
     feats (F, T_in) float32, strong (T, C) float32, has_strong bool, weak (C,) float32,
-    has_weak bool, source int, n_valid_frames int (output frames holding real audio), filename str.
+    has_weak bool, source int, n_valid_frames int (output frames holding real audio), filename str,
+    group int (the source's index in ``data.sources``), class_mask (C,) bool or None (the classes
+    its source annotates; None: all), and with pretrained embeddings ``embeddings`` (D_e, T_e) float32.
 
 Construction validates the whole list up front: a listed file that is absent or unreadable is
 reported by name (and count); the dataset goes on without such files only when their fraction
@@ -25,8 +27,8 @@ from torch.utils.data import Dataset
 from ..branch import SOURCE_RW, SOURCE_SS, SOURCE_UL, Batch
 from .audio import HeaderIndex
 from .features import FeatureExtractor
-from .labels import Event, LabelEncoder, weak_from_strong
-from .tsv import DataError, list_audio_folder, read_durations_tsv, read_strong_tsv, read_weak_tsv
+from .labels import Event, LabelEncoder, weak_from_soft, weak_from_strong
+from .tsv import DataError, list_audio_folder, read_durations_tsv, read_soft_tsv, read_strong_tsv, read_weak_tsv
 
 
 @dataclass
@@ -36,6 +38,7 @@ class ClipRecord:
     path: Path
     events: list[Event] | None = None  # strong labels (SS, validation, test)
     tags: list[str] | None = None  # weak labels (RW)
+    segments: list[tuple[float, float, str, float]] | None = None  # soft labels (SF): onset_s, offset_s, label, score
 
 
 def _spaced_twin(path: Path) -> str:
@@ -103,6 +106,25 @@ def weak_records(folder, tsv, classes, max_missing_fraction=0.0, headers: Header
     return _filter_present(recs, str(tsv), max_missing_fraction, headers=headers)
 
 
+def soft_records(folder, tsv, classes, max_missing_fraction=0.0, headers: HeaderIndex | None = None,
+                 aliases: dict[str, str] | None = None, durations_tsv=None) -> list[ClipRecord]:
+    """Records of a soft-labelled set (:func:`~.tsv.read_soft_tsv`, MAESTRO's format). ``aliases``
+    ``{label: class}``: a segment of ``label`` also marks ``class`` with the same score (DESED_task's
+    MAESTRO -> DESED map); a label that is neither a class nor aliased is refused by the reader.
+    Clips only in ``durations_tsv`` (no segment of any class) have no segments: all-zero labels."""
+    aliases = dict(aliases or {})
+    known = list(classes) + [a for a in aliases if a not in classes]
+    segments = read_soft_tsv(tsv, known)
+    for name in (read_durations_tsv(durations_tsv) if durations_tsv else {}):
+        segments.setdefault(name, [])
+    recs = []
+    for name, segs in segments.items():
+        out = [sg for sg in segs if sg[2] in classes]
+        out += [(on, off, aliases[lab], sc) for on, off, lab, sc in segs if lab in aliases]
+        recs.append(ClipRecord(Path(folder) / name, segments=out))
+    return _filter_present(recs, str(tsv), max_missing_fraction, headers=headers)
+
+
 def unlabeled_records(folder, max_missing_fraction=0.0, knob: str = "data.max_missing_fraction",
                       headers: HeaderIndex | None = None) -> list[ClipRecord]:
     recs = [ClipRecord(Path(folder) / n) for n in list_audio_folder(folder)]
@@ -114,13 +136,18 @@ class ClipDataset(Dataset):
 
     Args:
         records: the clips.
-        source: SOURCE_SS, SOURCE_RW or SOURCE_UL (evaluation sets use SOURCE_SS: strong labels).
+        source: SOURCE_SS, SOURCE_RW, SOURCE_UL or SOURCE_SF (evaluation sets use SOURCE_SS: strong labels).
         features: the (cached) feature extractor.
         encoder: label encoder at the model's output frame rate.
+        origin: the TSV or folder the clips were listed in (for messages).
+        group: the source's index in ``data.sources`` (mixup mixes within one).
+        class_mask: (C,) booleans, the classes the source annotates (None: all).
+        embeddings: the :class:`~.embeddings.EmbeddingFile` holding the clips' pretrained embeddings.
     """
 
     def __init__(self, records: Sequence[ClipRecord], source: int, features: FeatureExtractor,
-                 encoder: LabelEncoder, origin: str = ""):
+                 encoder: LabelEncoder, origin: str = "", group: int | None = None,
+                 class_mask: Sequence[bool] | None = None, embeddings=None):
         if not records:
             raise DataError(f"{origin or 'a dataset'}: no clip listed (a dataset needs at least one clip)")
         self.records = list(records)
@@ -128,6 +155,9 @@ class ClipDataset(Dataset):
         self.features = features
         self.encoder = encoder
         self.origin = origin  # the TSV or folder the clips were listed in (for messages)
+        self.group = source if group is None else int(group)
+        self.class_mask = None if class_mask is None else np.asarray(class_mask, dtype=bool)
+        self.embeddings = embeddings
 
     def __len__(self) -> int:
         return len(self.records)
@@ -149,10 +179,17 @@ class ClipDataset(Dataset):
             strong = self.encoder.encode_strong((e.onset, e.offset, e.event_label) for e in rec.events)
             weak = weak_from_strong(strong)
             has_strong = has_weak = True
+        elif rec.segments is not None:
+            strong = self.encoder.encode_soft(rec.segments)
+            weak = weak_from_soft(strong)
+            has_strong = has_weak = True
         elif rec.tags is not None:
             weak = self.encoder.encode_weak(rec.tags)
             has_weak = True
-        return {
+        if self.class_mask is not None:  # labels of classes the source does not annotate: 0, and masked
+            strong = strong * self.class_mask[None, :]
+            weak = weak * self.class_mask
+        item = {
             "feats": torch.from_numpy(mel),
             "strong": torch.from_numpy(strong),
             "has_strong": has_strong,
@@ -161,14 +198,26 @@ class ClipDataset(Dataset):
             "source": self.source,
             "n_valid_frames": n_valid_frames,
             "filename": rec.path.name,
+            "group": self.group,
+            "class_mask": None if self.class_mask is None else torch.from_numpy(self.class_mask),
         }
+        if self.embeddings is not None:
+            item["embeddings"] = torch.from_numpy(np.asarray(self.embeddings.frames(rec.path), dtype=np.float32))
+        return item
 
 
 def collate(items: list[dict]) -> Batch:
     """Stack dataset items into a :class:`~dcase_fpd_plugin.branch.Batch`."""
-    T = items[0]["strong"].shape[0]
+    T, C = items[0]["strong"].shape
     n_valid = torch.tensor([it["n_valid_frames"] for it in items])
     source = torch.tensor([it["source"] for it in items], dtype=torch.long)
+    masks = [it.get("class_mask") for it in items]
+    class_mask = None
+    if any(m is not None for m in masks):  # (B, C); clips of sources that annotate every class: all True
+        class_mask = torch.stack([m if m is not None else torch.ones(C, dtype=torch.bool) for m in masks])
+    with_emb = ["embeddings" in it for it in items]
+    if any(with_emb) and not all(with_emb):
+        raise ValueError("a batch mixes clips with and without pretrained embeddings")
     return Batch(
         feats=torch.stack([it["feats"] for it in items]),  # (B, F, T_in)
         strong=torch.stack([it["strong"] for it in items]),  # (B, T, C)
@@ -179,8 +228,11 @@ def collate(items: list[dict]) -> Batch:
         frame_valid=torch.arange(T)[None, :] < n_valid[:, None],  # (B, T)
         filenames=[it["filename"] for it in items],
         source_host=source,
+        class_mask=class_mask,
+        embeddings=torch.stack([it["embeddings"] for it in items]) if all(with_emb) else None,  # (B, D_e, T_e)
+        group_host=torch.tensor([it.get("group", it["source"]) for it in items], dtype=torch.long),
     )
 
 
-__all__ = ["ClipRecord", "ClipDataset", "collate", "strong_records", "weak_records", "unlabeled_records",
-           "SOURCE_SS", "SOURCE_RW", "SOURCE_UL"]
+__all__ = ["ClipRecord", "ClipDataset", "collate", "strong_records", "weak_records", "soft_records",
+           "unlabeled_records", "SOURCE_SS", "SOURCE_RW", "SOURCE_UL"]

@@ -66,6 +66,18 @@ class LabelEncoder:
             y[a:b, c] = 1.0
         return y
 
+    def encode_soft(self, segments: Iterable[tuple[float, float, str, float]]) -> np.ndarray:
+        """(T, C) float32 matrix in [0, 1] from ``(onset_s, offset_s, label, score)`` segments: every
+        frame a segment overlaps takes its score; a frame two segments of one class overlap (at their
+        shared boundary) takes the higher."""
+        y = np.zeros((self.n_frames, self.n_classes), dtype=np.float32)
+        for onset, offset, label, score in segments:
+            c = self.index[label]
+            a = self.time_to_frame(onset, round_up=False)
+            b = self.time_to_frame(offset, round_up=True)
+            y[a:b, c] = np.maximum(y[a:b, c], np.float32(score))
+        return y
+
     def encode_weak(self, labels: Iterable[str]) -> np.ndarray:
         """(C,) float32 {0,1} vector from class names."""
         y = np.zeros(self.n_classes, dtype=np.float32)
@@ -100,6 +112,11 @@ class LabelEncoder:
 def weak_from_strong(strong: np.ndarray) -> np.ndarray:
     """(C,) clip labels from (T, C) frame labels: a class is present if any frame is active."""
     return (np.asarray(strong).max(axis=0) > 0).astype(np.float32)
+
+
+def weak_from_soft(soft: np.ndarray) -> np.ndarray:
+    """(C,) clip labels from (T, C) soft frame labels: each class's highest frame score."""
+    return np.asarray(soft, dtype=np.float32).max(axis=0)
 
 
 def active_runs(active: np.ndarray) -> list[tuple[int, int]]:

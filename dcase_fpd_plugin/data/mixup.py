@@ -5,7 +5,11 @@ batch, the weak slice and the synthetic slice are each mixed with a random permu
 themselves, ``x = lam * x + (1 - lam) * x[perm]``, one ``lam ~ Beta(0.2, 0.2)`` drawn per
 slice; ``soft`` labels are mixed the same way (clamped to [0, 1]), ``hard`` labels are the
 union ``clamp(y + y[perm], 0, 1)``. The unlabelled slice is not mixed, and clips of different
-sources are never mixed together.
+sources are never mixed together: with ``data.sources`` each source's slice (``Batch.group_host``)
+is mixed within itself, soft-labelled ones too (DESED_task 2024 mixes its MAESTRO slice; it mixes its
+synthetic and AudioSet-strong slices as one, we keep every source apart). Pretrained embeddings
+(``Batch.embeddings``) are mixed with the features' ``lam`` and partners (DESED_task 2024 draws
+another pair for them, so that a clip's embeddings and features come from different mixes).
 
 DESED_task mixes the mel *amplitudes* (before the dB conversion). Our batches carry dB features
 (``20 log10`` amplitude, clamped to [-50, 80] dB; ``data/features.py``), so ``domain="amplitude"``
@@ -24,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..branch import SOURCE_RW, SOURCE_SS, Batch
+from ..branch import SOURCE_RW, SOURCE_SF, SOURCE_SS, Batch
 
 DB_MIN, DB_MAX = -50.0, 80.0  # the clamp of data/features.py::LogMel
 
@@ -38,7 +42,7 @@ def amplitude_to_db(amp: torch.Tensor) -> torch.Tensor:
 
 
 def mixup_batch(batch: Batch, prob: float = 0.5, alpha: float = 0.2, label_type: str = "soft",
-                domain: str = "amplitude", sources: Sequence[int] = (SOURCE_SS, SOURCE_RW),
+                domain: str = "amplitude", sources: Sequence[int] = (SOURCE_SS, SOURCE_RW, SOURCE_SF),
                 generator: torch.Generator | None = None) -> Batch:
     """A new batch where, with probability ``prob``, each source slice is mixed with itself.
 
@@ -49,7 +53,8 @@ def mixup_batch(batch: Batch, prob: float = 0.5, alpha: float = 0.2, label_type:
             (``training.mixup_alpha``).
         label_type: ``soft`` | ``hard`` (``training.mixup_label_type``).
         domain: ``amplitude`` (DESED_task) | ``feature`` (``training.mixup_domain``).
-        sources: source ids whose slices are mixed (DESED_task: synthetic and weak).
+        sources: the kinds (source ids) whose slices are mixed (DESED_task: synthetic and weak; 2024:
+            soft too); each source of those kinds (``batch.group_host``) is mixed within itself.
         generator: torch RNG for the draws (default: the global one, seeded by the run's seed).
 
     Returns:
@@ -63,9 +68,12 @@ def mixup_batch(batch: Batch, prob: float = 0.5, alpha: float = 0.2, label_type:
         return batch
     x = db_to_amplitude(batch.feats.float()) if domain == "amplitude" else batch.feats
     feats, strong, weak, valid = x.clone(), batch.strong.clone(), batch.weak.clone(), batch.frame_valid.clone()
+    emb = batch.embeddings.clone() if batch.embeddings is not None else None
     source = batch.host_source()  # no device synchronisation when the batch carries it
-    for src in sources:
-        idx = torch.nonzero(source == src).flatten()  # this slice's clips
+    groups = batch.host_groups()
+    mixed_groups = [int(g) for g in torch.unique(groups[torch.isin(source, torch.tensor(list(sources)))])]
+    for group in mixed_groups:  # ascending: the legacy sources' order (synthetic, then weak)
+        idx = torch.nonzero(groups == group).flatten()  # this slice's clips
         if idx.numel() < 2:
             continue
         lam = beta_sample(alpha, generator)
@@ -75,9 +83,12 @@ def mixup_batch(batch: Batch, prob: float = 0.5, alpha: float = 0.2, label_type:
         strong[idx] = _mix_pair(batch.strong, idx, perm, lam, label_type)
         weak[idx] = _mix_pair(batch.weak, idx, perm, lam, label_type)
         valid[idx] = batch.frame_valid[idx] | batch.frame_valid[perm]
+        if emb is not None:
+            emb[idx] = lam * batch.embeddings[idx] + (1.0 - lam) * batch.embeddings[perm]
     if domain == "amplitude":
         feats = amplitude_to_db(feats)
-    return replace(batch, feats=feats.to(batch.feats.dtype), strong=strong, weak=weak, frame_valid=valid)
+    return replace(batch, feats=feats.to(batch.feats.dtype), strong=strong, weak=weak, frame_valid=valid,
+                   embeddings=emb)
 
 
 def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

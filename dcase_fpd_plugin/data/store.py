@@ -41,19 +41,21 @@ class IndexBatch:
     index: torch.Tensor  # (B,) long, indices into the concatenated training sets
     filenames: list[str] = field(default_factory=list)
     source_host: torch.Tensor | None = None  # (B,) long, on the CPU
+    group_host: torch.Tensor | None = None  # (B,) long, on the CPU: the clips' sources in data.sources
 
     def to(self, device: torch.device | str, **_: object) -> "IndexBatch":
-        return IndexBatch(self.index.to(device, non_blocking=True), self.filenames, self.source_host)
+        return IndexBatch(self.index.to(device, non_blocking=True), self.filenames, self.source_host,
+                          self.group_host)
 
     def pin_memory(self) -> "IndexBatch":
         """Pinned indices, so that the copy to the device is asynchronous (DataLoader pin_memory)."""
-        return IndexBatch(self.index.pin_memory(), self.filenames, self.source_host)
+        return IndexBatch(self.index.pin_memory(), self.filenames, self.source_host, self.group_host)
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
 
-_TENSORS = ("feats", "strong", "weak", "has_strong", "has_weak", "source", "n_valid")
+_TENSORS = ("feats", "strong", "weak", "has_strong", "has_weak", "source", "n_valid", "group", "class_mask")
 
 
 def store_key(datasets: Sequence, dtype: torch.dtype) -> str:
@@ -62,9 +64,12 @@ def store_key(datasets: Sequence, dtype: torch.dtype) -> str:
     parts: list = [str(dtype)]
     for ds in datasets:
         parts += [ds.source, ds.features.settings, ds.encoder.classes, ds.encoder.frame_hop_s, ds.encoder.n_frames]
+        if getattr(ds, "group", ds.source) != ds.source or getattr(ds, "class_mask", None) is not None:
+            parts += [ds.group, None if ds.class_mask is None else ds.class_mask.tolist()]  # (legacy keys unchanged)
         for r in ds.records:
             st = r.path.stat()
-            parts.append([str(r.path), st.st_size, st.st_mtime_ns, repr(r.events), r.tags])
+            extra = [repr(r.segments)] if getattr(r, "segments", None) is not None else []
+            parts.append([str(r.path), st.st_size, st.st_mtime_ns, repr(r.events), r.tags, *extra])
     return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:20]
 
 
@@ -107,7 +112,9 @@ class FeatureStore:
             setattr(store, k, state[k])
         store.filenames = list(state["filenames"])
         store.source_cpu = store.source.clone()
+        store.group_cpu = store.group.clone()
         store.frames = torch.arange(store.strong.shape[1])
+        store.masked = not bool(store.class_mask.all())
         return store
 
     def __init__(self, datasets: Sequence, dtype: torch.dtype = torch.float32, progress: bool = False):
@@ -130,6 +137,12 @@ class FeatureStore:
         self.source = torch.tensor([it["source"] for it in items], dtype=torch.long)  # (N,)
         self.source_cpu = self.source.clone()  # stays on the host (batches' source_host)
         self.n_valid = torch.tensor([it["n_valid_frames"] for it in items], dtype=torch.long)  # (N,)
+        self.group = torch.tensor([it.get("group", it["source"]) for it in items], dtype=torch.long)  # (N,)
+        self.group_cpu = self.group.clone()
+        C = self.strong.shape[2]
+        self.class_mask = torch.stack([it["class_mask"] if it.get("class_mask") is not None  # (N, C)
+                                       else torch.ones(C, dtype=torch.bool) for it in items])
+        self.masked = not bool(self.class_mask.all())  # batches carry class_mask only when a source has one
         self.filenames = [it["filename"] for it in items]
         self.frames = torch.arange(self.strong.shape[1])  # (T,)
 
@@ -146,7 +159,7 @@ class FeatureStore:
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in ("feats", "strong", "weak", "has_strong", "has_weak", "source",
-                                              "n_valid", "frames")}
+                                              "n_valid", "frames", "group", "class_mask")}
 
     def to(self, device: torch.device | str) -> "FeatureStore":
         """Move every tensor to ``device`` (in place); returns self."""
@@ -157,7 +170,8 @@ class FeatureStore:
     def index_batch(self, indices: Sequence[int]) -> IndexBatch:
         """The host-side :class:`IndexBatch` of the clip indices of one batch (the DataLoader's collate)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
-        return IndexBatch(index, [self.filenames[i] for i in index.tolist()], self.source_cpu[index])
+        return IndexBatch(index, [self.filenames[i] for i in index.tolist()], self.source_cpu[index],
+                          self.group_cpu[index])
 
     def gather(self, batch: IndexBatch) -> Batch:
         """The :class:`~dcase_fpd_plugin.branch.Batch` of ``batch.index``, on the store's device,
@@ -174,6 +188,8 @@ class FeatureStore:
             frame_valid=self.frames[None, :] < n_valid[:, None],  # (B, T)
             filenames=list(batch.filenames),
             source_host=batch.source_host,
+            class_mask=self.class_mask[idx] if self.masked else None,  # (B, C)
+            group_host=batch.group_host,
         )
 
 

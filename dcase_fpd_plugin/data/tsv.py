@@ -6,6 +6,8 @@ Formats (tab separated, one header line):
   appear once with empty onset/offset/event_label)
 * weak:       ``filename  event_labels``  (comma-separated class names; may be empty)
 * durations:  ``filename  duration``  (seconds)
+* soft:       ``filename  onset  offset  event_label  score``  (MAESTRO's: a score in [0, 1] per
+  labelled segment; DESED_task's files name the column ``confidence``, also read)
 
 Every problem raises :class:`DataError` naming the file and the 1-based line of the TSV.
 
@@ -198,6 +200,55 @@ def read_weak_tsv(path: str | Path, classes: Sequence[str] | None = None) -> dic
             _check_label(label, classes, path, lineno)
         out[name] = sorted(set(labels), key=labels.index)
     return out
+
+
+SOFT_SCORE_COLUMNS = ("score", "confidence")
+
+
+def read_soft_tsv(path: str | Path, classes: Sequence[str] | None = None
+                  ) -> dict[str, list[tuple[float, float, str, float]]]:
+    """``{filename: [(onset_s, offset_s, event_label, score), ...]}`` of a soft-label TSV (MAESTRO's
+    format), files and segments in file order (a file named with empty fields has no segment: ``[]``).
+    ``score`` is the label's value over the segment, in [0, 1]: the column ``score`` (or DESED_task's
+    ``confidence``; other columns are ignored). Bad rows raise DataError naming the file and line."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") if path.is_file() else _no_file(path) as f:
+        first = f.readline()
+    if not first.strip():
+        raise DataError(f"{path}:1: empty file, expected the header filename onset offset event_label score")
+    header = [h.strip() for h in first.rstrip("\r\n").split("\t")]
+    scores = [c for c in header if c in SOFT_SCORE_COLUMNS]
+    if len(scores) != 1:
+        raise DataError(f"{path}:1: a soft-label TSV needs one 'score' (or 'confidence') column beside filename, "
+                        f"onset, offset, event_label; header is {header}")
+    column = scores[0]
+    out: dict[str, list[tuple[float, float, str, float]]] = {}
+    for lineno, row in _rows(path, ("filename", "onset", "offset", "event_label")):
+        name = row["filename"]
+        if not name:
+            raise DataError(f"{path}:{lineno}: empty filename")
+        segments = out.setdefault(name, [])
+        if not (row["onset"] or row["offset"] or row["event_label"] or row[column]):
+            continue  # a file without segments
+        onset = _seconds(row["onset"], "onset", path, lineno)
+        offset = _seconds(row["offset"], "offset", path, lineno)
+        if onset >= offset:
+            raise DataError(f"{path}:{lineno}: onset {onset} >= offset {offset} for {name!r}")
+        _check_label(row["event_label"], classes, path, lineno)
+        try:
+            score = float(row[column])
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: {column} {row[column]!r} is not a number") from None
+        if not math.isfinite(score):
+            raise DataError(f"{path}:{lineno}: {column} {row[column]!r} is not finite")
+        if not 0.0 <= score <= 1.0:
+            raise DataError(f"{path}:{lineno}: {column} {score} outside [0, 1]")
+        segments.append((onset, offset, row["event_label"], score))
+    return out
+
+
+def _no_file(path: Path):
+    raise DataError(f"{path}: file not found")
 
 
 def read_durations_tsv(path: str | Path) -> dict[str, float]:

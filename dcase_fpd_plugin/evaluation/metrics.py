@@ -25,7 +25,13 @@ experiment folder. The conventions are DESED_task's (the DCASE Task 4 baseline):
   DESED_task's number; ``all`` keeps them (their detections are false positives, and their
   duration counts in the false-positive rate).
 
-Which classes count in a macro average (the same rule for every metric): the classes with at
+Which classes are scored: ``scored_classes`` (default: every class of the model). The other
+classes' scores, events and clip probabilities are left out before every metric, as are their
+reference events, so a model of 27 classes scored on DESED's 10 gives the numbers of a 10-class
+model with the same scores; ``n_predicted_events`` and ``undetected_classes`` count the scored
+classes only, while the result's ``predictions`` and ``scores`` (the files) keep every class.
+
+Which classes count in a macro average (the same rule for every metric): the scored classes with at
 least one reference event in the evaluated clips. A class without reference events has no
 defined recall; sed_eval gives it F = nan and drops it from its macro (a nanmean), and we drop
 it from the tagging, intersection-based and PSDS macros too (for sed_scores_eval, whose macros
@@ -49,7 +55,7 @@ the two agree whenever that TSV names every clip (empty ones with a blank row).
 
 ``metrics`` keys: event_f1, segment_f1, tagging_f1, intersection_f1, psds1, psds2,
 psds_clips, n_psds_clips, event_f1_micro, segment_f1_micro, event_f1_zero_filled, segment_f1_zero_filled,
-n_undetected_classes, undetected_classes, classes_without_reference,
+n_undetected_classes, undetected_classes, classes_without_reference, scored_classes,
 per_class {event_f1, segment_f1, tagging_f1, intersection_f1: {class: F}}, n_clips,
 n_missing_clips, n_predicted_events, threshold, median_window (frames), tagging_threshold,
 ground_truth_repairs ``{tsv: {duplicates, clipped, dropped}}`` (empty unless ``ground_truth="repair"``
@@ -395,6 +401,7 @@ def evaluate(
     allow_missing: bool = False,
     psds_clips: str = "with_events",
     ground_truth: str = "refuse",
+    scored_classes: Sequence[str] | None = None,
 ) -> EvaluationResult:
     """All DCASE Task 4 metrics of one set of clips.
 
@@ -418,30 +425,49 @@ def evaluate(
         ground_truth: ``refuse`` (DataError naming the file and lines) or ``repair`` (deduplicated,
             clipped to the duration, counted in ``ground_truth_repairs``) for duplicate event rows
             and events past their clip's duration (the recipe's ``data.ground_truth``).
+        scored_classes: the classes every metric covers, a subset of ``classes`` (default: all of
+            them). A model of 27 classes (DESED's 10 + MAESTRO's 17) scored on DESED's validation
+            set, whose reference holds DESED's 10 only, gives DCASE metrics over those 10: the
+            other classes' scores, decoded events, clip probabilities and reference events (if any)
+            are left out before every metric (event, segment, intersection and tagging F1, PSDS),
+            so the numbers equal those of a model of the scored classes alone with the same scores.
+            Post-processing still runs on all ``classes`` (``median_window`` and ``threshold`` lists
+            are one per class of ``classes``), and the result's ``predictions`` and ``scores`` keep
+            every class (the model's output); ``metrics["scored_classes"]`` names the classes scored.
 
     Raises:
         ValueError: ground-truth clips missing from ``frame_probs`` (named), clips of
-            ``frame_probs`` not in the ground truth, bad shapes or TSVs.
+            ``frame_probs`` not in the ground truth, bad shapes or TSVs, ``scored_classes`` not in
+            ``classes``.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    classes = list(classes)
-    full_reference = read_reference(ground_truth_tsv, durations_tsv, classes, ground_truth)
+    model_classes = list(classes)
+    scored = _scored_classes(model_classes, scored_classes)
+    full_reference = read_reference(ground_truth_tsv, durations_tsv, model_classes, ground_truth)
     reference, missing = _select_clips(full_reference, frame_probs, clip_probs, allow_missing)
+    reference = _reference_of(reference, scored)
     psds_files = psds_clip_set(reference, psds_clips)  # checks psds_clips before the work
     filenames = reference.filenames
-    referenced = set(reference.events["event_label"])
-    evaluated = [c for c in classes if c in referenced]
 
-    predictions, scores = predict_events(
+    all_predictions, all_scores = predict_events(
         frame_probs,
         frame_hop_s=frame_hop_s,
-        classes=classes,
+        classes=model_classes,
         durations_s=reference.durations_s,
         median_window=median_window,
         threshold=threshold,
     )
     timings["postprocessing"] = time.perf_counter() - t0
+    # From here on only the scored classes: their columns, events, clip probabilities, thresholds.
+    classes = scored
+    columns = [model_classes.index(c) for c in scored]
+    predictions = all_predictions[all_predictions["event_label"].isin(scored)].reset_index(drop=True)
+    scores = _restrict(all_scores, scored) if scored != model_classes else all_scores
+    clip_probs = {f: _clip_columns(f, clip_probs[f], len(model_classes), columns) for f in filenames}
+    scored_threshold = threshold if np.isscalar(threshold) else [threshold[i] for i in columns]
+    referenced = set(reference.events["event_label"])
+    evaluated = [c for c in classes if c in referenced]
 
     t = time.perf_counter()
     event_metrics, segment_metrics = sed_eval_metrics(reference.events, predictions, filenames, classes)
@@ -453,7 +479,7 @@ def evaluate(
         clip_probs, reference.events, filenames, classes, tagging_threshold=tagging_threshold
     )
     inter_macro, inter_per_class, psds1, psds2 = _sed_scores_eval_metrics(
-        scores, reference, classes, evaluated, threshold=threshold, psds=psds, timings=timings,
+        scores, reference, classes, evaluated, threshold=scored_threshold, psds=psds, timings=timings,
         psds_files=psds_files,
     )
 
@@ -475,6 +501,7 @@ def evaluate(
         "n_undetected_classes": len(undetected),
         "undetected_classes": undetected,
         "classes_without_reference": [c for c in classes if c not in evaluated],
+        "scored_classes": list(classes),
         "per_class": {
             "event_f1": event["per_class"],
             "segment_f1": segment["per_class"],
@@ -490,4 +517,34 @@ def evaluate(
         "ground_truth_repairs": full_reference.repairs,
     }
     timings["total"] = time.perf_counter() - t0
-    return EvaluationResult(jsonable(metrics), predictions, scores, timings)
+    return EvaluationResult(jsonable(metrics), all_predictions, all_scores, timings)
+
+
+def _scored_classes(model_classes: list[str], scored_classes: Sequence[str] | None) -> list[str]:
+    """The classes to score, in the model's column order; ValueError for names the model lacks,
+    repeats or an empty list."""
+    if scored_classes is None:
+        return list(model_classes)
+    wanted = list(scored_classes)
+    unknown = [c for c in wanted if c not in model_classes]
+    if unknown:
+        raise ValueError(f"scored_classes {unknown} are not classes of the model; its classes are {model_classes}")
+    if not wanted or len(set(wanted)) != len(wanted):
+        raise ValueError(f"scored_classes must be a non-empty list of distinct classes, got {wanted}")
+    return [c for c in model_classes if c in wanted]
+
+
+def _clip_columns(filename: str, probs, n_classes: int, columns: list[int]) -> np.ndarray:
+    """The scored classes' entries of one clip's (C,) clip probabilities."""
+    x = np.asarray(probs, dtype=float).reshape(-1)
+    if x.shape[0] != n_classes:
+        raise ValueError(f"clip_probs[{filename!r}] must hold {n_classes} values, got shape {np.shape(probs)}")
+    return x[columns]
+
+
+def _reference_of(reference: Reference, scored: Sequence[str]) -> Reference:
+    """``reference`` without the events of classes outside ``scored`` (every clip kept)."""
+    keep = reference.events["event_label"].isin(list(scored))
+    if keep.all():
+        return reference
+    return Reference(reference.events[keep].reset_index(drop=True), reference.durations_s, reference.repairs)

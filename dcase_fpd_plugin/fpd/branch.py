@@ -9,6 +9,11 @@ The labeller and the pair sampler are plugins looked up by name in the registry
 * labeller: ``labeller(output, batch, epoch) -> (frame_labels (B, T, C), valid (B, T) bool)``
 * sampler:  ``sampler(frame_labels, valid, source) -> (positive, negative)``, each (T, B, B) bool.
 
+Sources that annotate only some classes (``data.sources`` ``classes``; ``batch.class_mask``): a clip's
+label 0 for a class its source does not annotate says nothing, so two clips pair only when their
+sources annotate the same classes (:func:`same_annotation_pairs`), and their positive or negative
+pair is decided on those classes. With every class annotated (no mask) nothing changes.
+
 ``gather_distributed: true`` (under ``torch.distributed``, e.g. Lightning DDP) gathers the
 projected embeddings, frame labels, validity and sources of all ranks before pairing, so pairs
 span the global batch. Gradients flow only into the local part (the own slot of the gathered
@@ -28,7 +33,7 @@ from dcase_fpd_plugin import registry
 from dcase_fpd_plugin.branch import Batch, Branch, BranchOutput, ModelOutput
 from dcase_fpd_plugin.fpd.distances import SIMILARITIES
 from dcase_fpd_plugin.fpd.loss import FORMULATIONS, REDUCTIONS, fpd_loss
-from dcase_fpd_plugin.fpd.sampler import BACKGROUND_PAIRS, SOURCE_PAIRS
+from dcase_fpd_plugin.fpd.sampler import BACKGROUND_PAIRS, SOURCE_KINDS, SOURCE_PAIRS
 
 
 def build_plugin(group: str, name: str, config: dict[str, Any]) -> Callable[..., Any]:
@@ -57,6 +62,31 @@ def _all_gather(tensor: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
     pieces = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(pieces, padded.contiguous())
     return [piece[:n] for piece, n in zip(pieces, sizes)]
+
+
+def annotation_keys(class_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) long: one key per distinct row of a (B, C) bool class mask (equal rows, equal keys)."""
+    weights = torch.pow(2, torch.arange(class_mask.shape[1], device=class_mask.device) % 62)
+    return (class_mask.long() * weights).sum(1) * 131 + class_mask.long().sum(1)
+
+
+def same_annotation_pairs(keys: torch.Tensor) -> torch.Tensor:
+    """(1, B, B) bool: clip pairs whose sources annotate the same classes (:func:`annotation_keys`)."""
+    return (keys[:, None] == keys[None, :]).unsqueeze(0)
+
+
+def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``tensor`` (B_r, ...) concatenated along dim 0 in rank order (no grad); unchanged
+    outside torch.distributed."""
+    import torch.distributed as dist
+
+    _, world = world_info()
+    if world == 1:
+        return tensor
+    n = torch.tensor([tensor.shape[0]], device=tensor.device)
+    counts = [torch.empty_like(n) for _ in range(world)]
+    dist.all_gather(counts, n)
+    return torch.cat(_all_gather(tensor, [int(c) for c in counts]))
 
 
 def gather_across_ranks(
@@ -155,7 +185,8 @@ class FPDBranch(Branch):
             "sampler": "pair-sampler plugin (entry-point name)",
             "labeller": "frame-labeller plugin for weakly labelled clips (entry-point name)",
             "background_pairs": "frames with no active class: ignore, or positive pairs with each other",
-            "source_pairs": "which sources pair: any of SS-SS, RW-RW, SS-RW",
+            "source_pairs": "which sources pair: any of SS-SS, RW-RW, SS-RW (SF: soft-labelled sources, e.g. "
+                            "SF-SF; their uncertain frames never pair)",
             "projection_dim": "width of the dense projection before the loss (0: the encoder's embeddings)",
             "wps_high": "weak pseudo-strong (WPS) labels: a tagged class is active where its frame probability "
                         ">= this",
@@ -193,6 +224,10 @@ class FPDBranch(Branch):
                 embeddings, frame_labels, valid, source
             )
         positive, negative = self.sampler(frame_labels, valid, source)  # (T, B, B) each
+        if batch.class_mask is not None:  # pairs only between clips whose sources annotate the same classes
+            keys = annotation_keys(batch.class_mask)  # (B_r,)
+            same = same_annotation_pairs(gather_rows(keys) if cfg["gather_distributed"] else keys)
+            positive, negative = positive & same, negative & same
         loss = fpd_loss(
             embeddings,
             positive,
@@ -229,11 +264,16 @@ def _check_config(cfg: dict[str, Any]) -> None:
     if isinstance(cfg["projection_dim"], bool) or int(cfg["projection_dim"]) < 0:
         raise ValueError(f"branches.fpd.projection_dim must be an integer >= 0 (0: no projection), "
                          f"got {cfg['projection_dim']!r}")
-    bad = [s for s in cfg["source_pairs"] if s not in SOURCE_PAIRS and "-".join(s.split("-")[::-1]) not in SOURCE_PAIRS]
-    if isinstance(cfg["source_pairs"], str) or bad:
+    def known(name: Any) -> bool:
+        parts = name.split("-") if isinstance(name, str) else []
+        return len(parts) == 2 and all(p in SOURCE_KINDS for p in parts)
+
+    if isinstance(cfg["source_pairs"], str) or not all(known(s) for s in cfg["source_pairs"]):
         raise ValueError(
-            f"branches.fpd.source_pairs must be a list of {list(SOURCE_PAIRS)}, got {cfg['source_pairs']!r}"
+            f"branches.fpd.source_pairs must be a list of {list(SOURCE_PAIRS)} (or pairs with SF, the "
+            f"soft-labelled sources: SF-SF, SS-SF, ...), got {cfg['source_pairs']!r}"
         )
 
 
-__all__ = ["FPDBranch", "gather_across_ranks", "scale_gradient", "build_plugin"]
+__all__ = ["FPDBranch", "gather_across_ranks", "gather_rows", "annotation_keys", "same_annotation_pairs",
+           "scale_gradient", "build_plugin"]

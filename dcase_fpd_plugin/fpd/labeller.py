@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SS, Batch, ModelOutput
+from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SF, SOURCE_SS, Batch, ModelOutput
 from dcase_fpd_plugin.fpd.sampler import CERTAIN_TOL
 
 
@@ -56,7 +56,7 @@ class WPSLabeller:
     Called as ``labeller(output, batch, epoch)``; returns ``(frame_labels, valid)`` with
     frame_labels (B, T, C) float32 in [0, 1] (soft under mixup: the pair sampler leaves such
     frames out) and valid (B, T) bool:
-    SS clips (``source == SOURCE_SS`` with ``has_strong``): ``batch.strong``;
+    SS and SF clips (``source`` SOURCE_SS or SOURCE_SF, with ``has_strong``): ``batch.strong``;
     RW clips (``source == SOURCE_RW`` with ``has_weak``): WPS labels from
     ``output.frame_probs``, valid only from ``epoch >= start_epoch`` and where confident;
     every other clip (UL): invalid. Frames outside ``batch.frame_valid`` are invalid.
@@ -97,7 +97,8 @@ class WPSLabeller:
                 f"output.frame_probs must be (B, T, C) = {tuple(batch.strong.shape)} like "
                 f"batch.strong, got shape {tuple(probs.shape)}"
             )
-        is_ss = (batch.source == SOURCE_SS) & batch.has_strong.bool()  # (B,)
+        # clips with frame labels: SS, and SF whose soft scores strictly inside (0, 1) pair with nothing
+        is_ss = ((batch.source == SOURCE_SS) | (batch.source == SOURCE_SF)) & batch.has_strong.bool()  # (B,)
         is_rw = (batch.source == SOURCE_RW) & batch.has_weak.bool() & ~is_ss  # (B,)
 
         wps, confident = wps_labels(probs, batch.weak, self.high, self.low)

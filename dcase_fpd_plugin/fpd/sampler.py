@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SS
+from dcase_fpd_plugin.branch import SOURCE_RW, SOURCE_SF, SOURCE_SS
 
 BACKGROUND_PAIRS = ("ignore", "positive")
 #: a label within this of 0 or of 1 counts as certain; mixup's ``lam * 1 + (1 - lam) * 1`` can
@@ -32,7 +32,9 @@ BACKGROUND_PAIRS = ("ignore", "positive")
 CERTAIN_TOL = 1e-4
 #: the clip-source combinations a sampler can use (order-free: "SS-RW" == "RW-SS").
 SOURCE_PAIRS = ("SS-SS", "RW-RW", "SS-RW")
-_SOURCE_IDS = {"SS": SOURCE_SS, "RW": SOURCE_RW}
+_SOURCE_IDS = {"SS": SOURCE_SS, "RW": SOURCE_RW, "SF": SOURCE_SF}  # SF: soft-labelled, never in the default
+#: the source kinds a ``source_pairs`` entry may name.
+SOURCE_KINDS = tuple(_SOURCE_IDS)
 
 
 def _check_frame_labels(frame_labels: torch.Tensor, valid: torch.Tensor | None) -> None:
@@ -200,6 +202,7 @@ __all__ = [
     "CERTAIN_TOL",
     "certain_frames",
     "SOURCE_PAIRS",
+    "SOURCE_KINDS",
     "SameTimePairSampler",
     "pair_masks",
     "source_pair_mask",

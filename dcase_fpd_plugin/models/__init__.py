@@ -30,7 +30,9 @@ def build_model(net: dict[str, Any], feats: dict[str, Any], n_classes: int) -> n
                     kernel_size=net["crnn_kernel_size"], dropout=net["crnn_dropout"],
                     rnn_hidden=net["rnn_hidden"], rnn_layers=net["rnn_layers"], rnn_dropout=net["rnn_dropout"],
                     attention=net["crnn_attention"], input_norm=net["crnn_input_norm"],
-                    bn_momentum=net["crnn_bn_momentum"], checkpoint_blocks=net["crnn_checkpoint_blocks"])
+                    bn_momentum=net["crnn_bn_momentum"], checkpoint_blocks=net["crnn_checkpoint_blocks"],
+                    embedding_dim=net.get("embedding_dim", 0),
+                    embedding_aggregation=net.get("embedding_aggregation", "pool1d"))
     raise ValueError(f"unknown net.name {name!r}; available: {', '.join(MODEL_NAMES)}")
 
 

@@ -13,6 +13,10 @@ Architecture, as in DESED_task's ``desed_task/nnet/CRNN.py`` (2023 baseline, ``c
   over channels at every time-frequency bin) -> dropout 0.5 -> average pooling (time, freq);
   filters 16-32-64-128-128-128-128, pooling [[2,2],[2,2],[1,2],[1,2],[1,2],[1,2],[1,2]]:
   626 STFT frames x 128 mels -> 156 frames x 1 bin (64 ms per output frame at hop 256);
+* with pretrained frame embeddings (``net.embedding_dim`` > 0; DESED_task 2024, ``aggregation_type:
+  pool1d``): the embedding sequence (B, D_e, T_e), e.g. BEATs' (B, 768, 496), is average-pooled to the
+  CNN's T frames (``adaptive_avg_pool1d``), concatenated with the CNN output, passed through dropout
+  and projected back to the CNN's width by a dense layer (``cat_tf``), then the GRU;
 * 2-layer bidirectional GRU of 128 units per direction -> frame embeddings (B, T, 256);
 * dropout 0.5, then two dense layers to C classes: ``strong = sigmoid(dense(x))`` (frame
   probabilities) and attention logits ``a = dense_softmax(x)``;
@@ -21,6 +25,8 @@ Architecture, as in DESED_task's ``desed_task/nnet/CRNN.py`` (2023 baseline, ``c
   clamps it to [1e-7, 1] and normalises over time by the division: ``crnn_attention: classes``
   (the default, the baseline exactly). ``crnn_attention: time`` takes the softmax over time instead.
   Padded frames (``frame_valid`` False) get zero weight in both.
+* ``class_mask`` (B, C) bool (DESED_task 2024's ``classes_mask``): the classes a clip's source does not
+  annotate get no attention weight (softmax over the other classes) and output 0.
 
 Memory (``net.crnn_checkpoint_blocks: N``, default 0): the first N conv blocks keep no activations for
 the backward pass and recompute them there instead (``torch.utils.checkpoint``, the dropout masks
@@ -137,6 +143,9 @@ class CRNN(nn.Module):
         bn_momentum: BatchNorm momentum, PyTorch meaning (``net.crnn_bn_momentum``; DESED_task 0.99).
         checkpoint_blocks: the first N conv blocks recompute their activations in the backward pass
             instead of keeping them (``net.crnn_checkpoint_blocks``; module docstring).
+        embedding_dim: D_e, width of pretrained frame embeddings fused before the GRU (``net.embedding_dim``;
+            0: none).
+        embedding_aggregation: how they meet the CNN frames (``net.embedding_aggregation``: ``pool1d``).
     """
 
     def __init__(self, n_mels: int, n_classes: int,
@@ -144,7 +153,8 @@ class CRNN(nn.Module):
                  pooling: Sequence[Sequence[int]] = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 2)),
                  kernel_size: int = 3, dropout: float = 0.5, rnn_hidden: int = 128, rnn_layers: int = 2,
                  rnn_dropout: float = 0.0, attention: str = "classes", input_norm: str = "minmax",
-                 bn_momentum: float = 0.99, checkpoint_blocks: int = 0):
+                 bn_momentum: float = 0.99, checkpoint_blocks: int = 0, embedding_dim: int = 0,
+                 embedding_aggregation: str = "pool1d"):
         super().__init__()
         pooling = [list(p) for p in pooling]
         if len(filters) == 0 or len(pooling) != len(filters) or any(len(p) != 2 for p in pooling):
@@ -171,6 +181,11 @@ class CRNN(nn.Module):
             blocks.append(ConvBlock(c_in, int(c_out), kernel_size, pool, dropout, bn_momentum))
             c_in = int(c_out)
         self.cnn = nn.Sequential(*blocks)
+        if embedding_aggregation != "pool1d":
+            raise ValueError(f"net.embedding_aggregation must be pool1d, got {embedding_aggregation!r}")
+        self.embedding_dim = int(embedding_dim)
+        if self.embedding_dim:  # DESED_task 2024's cat_tf: [CNN frames, pooled embeddings] -> the CNN's width
+            self.cat_tf = nn.Linear(c_in * n_freq + self.embedding_dim, c_in * n_freq)
         self.rnn = nn.GRU(c_in * n_freq, rnn_hidden, num_layers=rnn_layers, batch_first=True,
                           bidirectional=True, dropout=rnn_dropout if rnn_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
@@ -210,17 +225,37 @@ class CRNN(nn.Module):
                 x = block(x)
         return x
 
-    def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None) -> ModelOutput:
+    def fuse(self, x: torch.Tensor, embeddings: torch.Tensor | None) -> torch.Tensor:
+        """CNN frames (B, T, W) and pretrained embeddings (B, D_e, T_e) -> (B, T, W): the embeddings pooled
+        to T frames, concatenated, dropout, projected (DESED_task 2024's ``pool1d`` fusion)."""
+        if not self.embedding_dim:
+            if embeddings is not None:
+                raise ValueError("this CRNN takes no pretrained embeddings (net.embedding_dim: 0)")
+            return x
+        if embeddings is None:
+            raise ValueError(f"this CRNN fuses pretrained embeddings (net.embedding_dim: {self.embedding_dim}); "
+                             "the batch has none (data.embeddings_dir)")
+        if embeddings.dim() != 3 or embeddings.shape[1] != self.embedding_dim:
+            raise ValueError(f"embeddings must be (B, {self.embedding_dim}, T_e), got {tuple(embeddings.shape)}")
+        pooled = nn.functional.adaptive_avg_pool1d(embeddings.to(x.dtype), x.shape[1]).transpose(1, 2)  # (B, T, D_e)
+        return self.cat_tf(self.dropout(torch.cat((x, pooled), -1)))
+
+    def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None,
+                embeddings: torch.Tensor | None = None, class_mask: torch.Tensor | None = None) -> ModelOutput:
         x = self.normalize(feats).transpose(1, 2).unsqueeze(1)  # (B, 1, T_in, F)
         x = self._conv_blocks(x)  # (B, Ch, T, F')
         b, ch, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, ch * f)  # (B, T, Ch * F')
+        x = self.fuse(x, embeddings)  # (B, T, Ch * F')
         h, _ = self.rnn(x)  # (B, T, D) frame embeddings
         if frame_valid is not None and frame_valid.shape[1] != t:
             raise ValueError(f"frame_valid has {frame_valid.shape[1]} frames, the CRNN gives {t}")
         z = self.dropout(h)
         frame_probs = torch.sigmoid(self.dense(z))  # (B, T, C)
         logits = self.dense_softmax(z)  # (B, T, C)
+        if class_mask is not None:  # (B, C): classes the clip's source does not annotate take no weight
+            logits = logits.masked_fill(~class_mask[:, None, :].bool(), -1e30 if logits.dtype == torch.float32
+                                        else torch.finfo(logits.dtype).min)
         if self.attention == "classes":  # DESED_task: softmax over classes, normalised over time below
             weights = torch.softmax(logits, dim=-1).clamp(1e-7, 1.0)
             if frame_valid is not None:
@@ -230,4 +265,7 @@ class CRNN(nn.Module):
                 logits = logits.masked_fill(~frame_valid[:, :, None], torch.finfo(logits.dtype).min)
             weights = torch.softmax(logits, dim=1)
         clip_probs = (frame_probs * weights).sum(1) / weights.sum(1).clamp_min(1e-12)  # (B, C)
+        if class_mask is not None:  # outputs of the classes a clip's source does not annotate: 0 (DESED_task 2024)
+            keep = class_mask.to(frame_probs.dtype)
+            frame_probs, clip_probs = frame_probs * keep[:, None, :], clip_probs * keep
         return ModelOutput(embeddings=h, frame_probs=frame_probs, clip_probs=clip_probs.clamp(1e-7, 1 - 1e-7))

@@ -37,7 +37,12 @@ class WeakSED(nn.Module):
     def time_pooling(self) -> int:
         return self.encoder.time_pooling
 
-    def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None) -> ModelOutput:
+    def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None,
+                embeddings: torch.Tensor | None = None, class_mask: torch.Tensor | None = None) -> ModelOutput:
+        """``class_mask`` (B, C) bool is not used by this model (the losses mask the classes a clip's source
+        does not annotate); pretrained ``embeddings`` are fused by the CRNN only."""
+        if embeddings is not None:
+            raise ValueError("the cnn3 model takes no pretrained embeddings (net.embedding_dim is for the crnn)")
         h = self.encoder(standardize_per_clip(feats))  # (B, T, D)
         if frame_valid is not None and frame_valid.shape[1] != h.shape[1]:
             raise ValueError(f"frame_valid has {frame_valid.shape[1]} frames, the encoder gives {h.shape[1]}")

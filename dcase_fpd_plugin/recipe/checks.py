@@ -14,12 +14,6 @@ def check_values(recipe: dict) -> None:
     classes = data["classes"]
     if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
         raise RecipeError("'data.classes' must be a non-empty list of distinct class names")
-    bs = training["batch_size"]
-    if len(bs) != 3 or not all(isinstance(b, int) and b >= 0 for b in bs) or sum(bs[:2]) == 0:
-        raise RecipeError(
-            f"'training.batch_size' must be [synthetic, weak, unlabelled] clip counts with at least one "
-            f"labelled slice > 0, got {bs}"
-        )
     if len(net["time_pool"]) != len(net["channels"]) or len(net["freq_pool"]) != len(net["channels"]):
         raise RecipeError("'net.time_pool' and 'net.freq_pool' need one entry per 'net.channels' block")
     if training["n_epochs"] < 1:
@@ -28,6 +22,7 @@ def check_values(recipe: dict) -> None:
         raise RecipeError("'data.max_missing_fraction' must lie in [0, 1]")
     if not 0.0 <= data["weak_val_fraction"] < 1.0:
         raise RecipeError(f"'data.weak_val_fraction' must lie in [0, 1), got {data['weak_val_fraction']}")
+    _check_sources(recipe)
     if not 0 <= training["test_last_n_epochs"] <= training["n_epochs"]:
         raise RecipeError(f"'training.test_last_n_epochs' must lie in [0, training.n_epochs="
                           f"{training['n_epochs']}], got {training['test_last_n_epochs']}")
@@ -41,10 +36,42 @@ def check_values(recipe: dict) -> None:
                           f"got {patience!r}")
     if training["batch_size_val"] < 1:
         raise RecipeError(f"'training.batch_size_val' must be >= 1, got {training['batch_size_val']}")
-    _check_eval(recipe["eval"])
+    _check_eval(recipe["eval"], classes)
     _check_training_scheme(recipe)
     _check_branches(recipe)
     _check_crnn_frequency(recipe)
+
+
+def _check_sources(recipe: dict) -> None:
+    """``data.sources`` and ``training.batch_size`` (one slice per source), and pretrained embeddings
+    only with a CRNN that fuses them."""
+    from ..data.sources import SourceError, resolve_sources
+
+    data, training, net = recipe["data"], recipe["training"], recipe["net"]
+    bs = training["batch_size"]
+    if data.get("sources") is None and (len(bs) != 3 or not all(isinstance(b, int) and b >= 0 for b in bs)
+                                        or sum(bs[:2]) == 0):
+        raise RecipeError(
+            f"'training.batch_size' must be [synthetic, weak, unlabelled] clip counts with at least one "
+            f"labelled slice > 0, got {bs}"
+        )
+    try:
+        resolve_sources(data, bs)
+    except SourceError as exc:
+        raise RecipeError(str(exc)) from None
+    scored = data.get("eval_classes")
+    if scored is not None and (not scored or any(c not in data["classes"] for c in scored)):
+        raise RecipeError(f"'data.eval_classes' must be a non-empty list of data.classes, got {scored!r}")
+    emb_dim = net.get("embedding_dim", 0)
+    if isinstance(emb_dim, bool) or not isinstance(emb_dim, int) or emb_dim < 0:
+        raise RecipeError(f"'net.embedding_dim' must be an integer >= 0, got {emb_dim!r}")
+    if emb_dim and net["name"] != "crnn":
+        raise RecipeError(f"'net.embedding_dim: {emb_dim}' fuses pretrained embeddings in the CRNN; net.name is "
+                          f"{net['name']!r}")
+    if bool(emb_dim) != bool(data.get("embeddings_dir")):
+        raise RecipeError("'data.embeddings_dir' and 'net.embedding_dim' go together: the folder of embeddings "
+                          f"and their width (data.embeddings_dir={data.get('embeddings_dir')!r}, "
+                          f"net.embedding_dim={emb_dim})")
 
 
 def _check_branches(recipe: dict) -> None:
@@ -77,13 +104,23 @@ def _check_crnn_frequency(recipe: dict) -> None:
                           "frequency factors, or more mels")
 
 
-def _check_eval(ev: dict) -> None:
+def _check_eval(ev: dict, classes: list) -> None:
     """Post-processing values, checked at load time so that a bad one does not surface only at the
-    first validation, after an epoch of training."""
+    first validation, after an epoch of training. ``eval.median_window`` is one window for every class
+    or a list of one per class of ``data.classes`` (``classes``)."""
     from dcase_fpd_plugin.evaluation.postprocessing import median_windows
 
+    window = ev["median_window"]
+    if isinstance(window, list):
+        if len(window) != len(classes):
+            raise RecipeError(f"'eval.median_window' lists {len(window)} windows for the {len(classes)} classes of "
+                              f"'data.classes': give one odd number of frames per class, or one for all")
+        for name, w in zip(classes, window):
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1 or w % 2 == 0:
+                raise RecipeError(f"'eval.median_window': the window of class {name!r} must be an odd number of "
+                                  f"frames >= 1, got {w!r}")
     try:
-        median_windows(ev["median_window"], 1)
+        median_windows(window, len(classes))
     except ValueError as exc:
         raise RecipeError(f"'eval.median_window': {exc}") from None
     for key in ("threshold", "tagging_threshold"):
@@ -127,13 +164,40 @@ def _check_training_scheme(recipe: dict) -> None:
 def check_data_paths(recipe: dict, sets: Iterable[str]) -> None:
     """Refuse missing data paths of the named sets (``synth``, ``weak``, ``val``, ...).
 
-    A set is required when named; ``synth``/``weak``/``unlabeled`` are skipped when their
-    batch size is 0. Raises RecipeError naming the key and the path.
+    A set is required when named; a training source (``synth``, ``weak``, ``unlabeled``, any
+    ``data.sources`` entry: all of them are checked when one is named) is left out when its slice of
+    ``training.batch_size`` is 0 or its folder is null (the latter with a warning, when its slice is
+    not 0). Raises RecipeError naming the key and the path.
     """
+    import warnings
+
+    from ..data.sources import NAMED_SOURCES, resolve_sources
+
     data = recipe["data"]
-    bs = dict(zip(("synth", "weak", "unlabeled"), recipe["training"]["batch_size"]))
+    sources = resolve_sources(data, recipe["training"]["batch_size"])
+    names = {src.name for src in sources} | {"synth", "weak", "unlabeled"}
+    sets = list(sets)
+    if any(name in names for name in sets):
+        for src in sources:
+            if src.batch_size == 0:
+                continue
+            named = data.get("sources") is None or src.name in NAMED_SOURCES
+            folder_key = f"data.{src.name}_folder" if named and "folder" not in _entry(data, src.index) else \
+                f"data.sources[{src.index}].folder"
+            if src.folder is None:
+                warnings.warn(f"training source {src.name!r} left out: {folder_key} is null (its slice of "
+                              f"{src.batch_size} clips per batch is not drawn)", stacklevel=3)
+                continue
+            if not Path(src.folder).is_dir():
+                raise RecipeError(f"'{folder_key}': folder not found: {src.folder}")
+            if src.kind != "unlabeled":
+                tsv_key = folder_key.replace("folder", "tsv")
+                if src.tsv is None:
+                    raise RecipeError(f"'{tsv_key}' is required (the {src.name} source is used) but not set")
+                if not Path(src.tsv).is_file():
+                    raise RecipeError(f"'{tsv_key}': file not found: {src.tsv}")
     for name in sets:
-        if bs.get(name, 1) == 0:
+        if name in names:
             continue
         for key in DATA_KEYS_BY_SET[name]:
             value = data[key]
@@ -144,6 +208,22 @@ def check_data_paths(recipe: dict, sets: Iterable[str]) -> None:
                 raise RecipeError(f"'data.{key}': folder not found: {p}")
             if not key.endswith("folder") and not p.is_file():
                 raise RecipeError(f"'data.{key}': file not found: {p}")
+    if "test" in sets and (data.get("real_maestro_val_tsv") or data.get("real_maestro_val_folder")):
+        for key in ("real_maestro_val_folder", "real_maestro_val_tsv"):
+            value = data.get(key)
+            if value is None:
+                raise RecipeError(f"'data.{key}' is required (the soft-labelled test set is used) but not set")
+            if not (Path(value).is_dir() if key.endswith("folder") else Path(value).is_file()):
+                raise RecipeError(f"'data.{key}': {'folder' if key.endswith('folder') else 'file'} not found: {value}")
+    emb_dir = data.get("embeddings_dir")
+    if emb_dir and not Path(emb_dir).is_dir():
+        raise RecipeError(f"'data.embeddings_dir': folder not found: {emb_dir}")
+
+
+def _entry(data: dict, index: int) -> dict:
+    """The raw ``data.sources`` entry ``index`` ({} without data.sources)."""
+    sources = data.get("sources")
+    return dict(sources[index]) if sources is not None else {}
 
 
 def _same_file(a: str | None, b: str | None) -> bool:

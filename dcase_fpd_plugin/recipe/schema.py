@@ -42,6 +42,26 @@ class Data:
     weak_folder: str | None = key(None, "real weakly-labelled clips (RW)")
     weak_tsv: str | None = key(None, "their weak TSV (filename, event_labels)")
     unlabeled_folder: str | None = key(None, "a folder of unlabelled clips (UL; optional)")
+    strong_folder: str | None = key(None, "real strongly-labelled clips (DESED_task 2024's AudioSet strong; a "
+                                          "data.sources entry named strong)")
+    strong_tsv: str | None = key(None, "their strong TSV")
+    real_maestro_train_folder: str | None = key(None, "MAESTRO Real training clips (soft labels; a data.sources "
+                                                      "entry named real_maestro_train)")
+    real_maestro_train_tsv: str | None = key(None, "their soft-label TSV (filename, onset, offset, event_label, "
+                                                   "score)")
+    real_maestro_val_folder: str | None = key(None, "MAESTRO Real validation clips: a soft-labelled test set, "
+                                                    "scored by segment mpAUC (DESED_task 2024's; selects nothing)")
+    real_maestro_val_tsv: str | None = key(None, "their soft-label TSV")
+    real_maestro_val_dur: str | None = key(None, "their durations TSV (clips without a labelled segment included)")
+    sources: list | None = key(None, "training sources as a list of {name, kind (strong | weak | soft | "
+                                     "unlabeled), folder, tsv, classes, aliases, embeddings, val_fraction}, one "
+                                     "training.batch_size slice each (data/sources.py); null: [synth, weak, "
+                                     "unlabeled], DESED_task 2023's")
+    eval_classes: list | None = key(None, "the classes the validation and test sets annotate and are scored on "
+                                          "(null: all data.classes; DESED_task 2024: DESED's 10 of its 27)")
+    embeddings_dir: str | None = key(None, "pretrained frame embeddings: a folder of DESED_task's HDF5 files "
+                                           "(synth_train.hdf5, weak_train.hdf5, ..., devtest.hdf5), fused in the "
+                                           "CRNN (net.embedding_dim)")
     val_folder: str | None = key(None, "strongly-labelled validation set: it chooses the checkpoint "
                                        "(DCASE recipes: DESED's synthetic validation set, as DESED_task)")
     val_tsv: str | None = key(None, "the validation set's strong TSV")
@@ -109,6 +129,10 @@ class Net:
     rnn_hidden: int = key(128, "crnn: GRU units per direction (embeddings: 2 x rnn_hidden)")
     rnn_layers: int = key(2, "crnn: GRU layers")
     rnn_dropout: float = key(0.0, "crnn: dropout between GRU layers")
+    embedding_dim: int = key(0, "crnn: width of the pretrained frame embeddings fused before the GRU (BEATs: 768; "
+                                "0: none; needs data.embeddings_dir)")
+    embedding_aggregation: str = key("pool1d", "crnn: how the embedding sequence meets the CNN frames: pool1d "
+                                               "(adaptive average pooling, DESED_task 2024)", ("pool1d",))
 
 
 @dataclass
@@ -117,7 +141,8 @@ class Training:
 
     exp_dir: str = key("exp/weak", "the run folder (a recipe that sets none gets exp/<its name>)")
     n_epochs: int = key(12, "epochs to train")
-    batch_size: list = key([24, 24, 0], "clips per batch from [synthetic, weak, unlabelled]")
+    batch_size: list = key([24, 24, 0], "clips per batch from each training source, in their order ([synthetic, "
+                                        "weak, unlabelled] by default)")
     batch_size_val: int = key(48, "clips per validation and test batch")
     seed: int = key(42, "seed of the weights, batches and augmentation")
     monitor: str = key("val/obj", "checkpoint selection: validation tagging F1 + intersection F1")
@@ -176,7 +201,8 @@ class Opt:
 class Eval:
     """``eval``: post-processing and metrics."""
 
-    median_window: int = key(7, "median filter in frames of the output rate")
+    median_window: int | list = key(7, "median filter in frames of the output rate (odd; 1: off), or a list of "
+                                        "one per class of data.classes (DESED_task 2024: net.median_filter)")
     threshold: float = key(0.5, "decision threshold on frame probabilities")
     tagging_threshold: float = key(0.5, "decision threshold on clip probabilities")
     psds: bool = key(True, "compute PSDS1 and PSDS2 (the slow part)")
@@ -310,6 +336,8 @@ DATA_KEYS_BY_SET = {
     "synth": ("synth_folder", "synth_tsv"),
     "weak": ("weak_folder", "weak_tsv"),
     "unlabeled": ("unlabeled_folder",),
+    "strong": ("strong_folder", "strong_tsv"),
+    "real_maestro_train": ("real_maestro_train_folder", "real_maestro_train_tsv"),
     "val": ("val_folder", "val_tsv", "val_dur"),
     "test": ("test_folder", "test_tsv", "test_dur"),
 }

@@ -107,8 +107,9 @@ class MeanTeacher(nn.Module):
         return alpha
 
     @torch.no_grad()
-    def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None) -> ModelOutput:
-        return self.teacher(feats, frame_valid)
+    def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None, **inputs) -> ModelOutput:
+        """The teacher's output; ``inputs``: the model's other inputs (``embeddings``, ``class_mask``)."""
+        return self.teacher(feats, frame_valid, **inputs)
 
 
 __all__ = ["MeanTeacher", "sigmoid_rampup", "ema_factor_at", "ema_update", "consistency_loss"]

@@ -410,6 +410,11 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
         raise FileExistsError(f"{out_tsv} exists; pass --force to overwrite it")
     task = load_task(ckpt)
     recipe = task.recipe
+    if recipe["net"].get("embedding_dim"):
+        raise RecipeError(f"{ckpt}: its CRNN fuses pretrained embeddings (net.embedding_dim: "
+                          f"{recipe['net']['embedding_dim']}), which dcase-fpd infer does not compute for a folder of "
+                          "recordings; score such a model with dcase-fpd test on a set whose embeddings are in "
+                          "data.embeddings_dir")
     ev = recipe["eval"]
     threshold = ev["threshold"] if threshold is None else threshold
     median_window = ev["median_window"] if median_window is None else median_window

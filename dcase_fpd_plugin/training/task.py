@@ -46,39 +46,19 @@ from .mean_teacher import MeanTeacher, consistency_loss, sigmoid_rampup
 from ..models import build_model
 from ..recipe.schema import DEFAULTS
 from ..recipe.checks import enabled_branches
+from ..data.sources import resolve_sources
 from .logs import TrainScalars, suffixed
+from .selection import validation_scores
 
 if TYPE_CHECKING:
     from ..evaluation.postprocessing import StitchedProbs
 
-EVAL_METRICS = ("event_f1", "segment_f1", "tagging_f1", "intersection_f1")
 #: key of checkpoints and ``metrics.json`` marking a run trained with 0.2's fidelity fixes (the
 #: CRNN's [0, 1] input scaling, FPD pairs from certain frames only, FPD in float32; docs/results.md).
 #: Without it a run predates them: its CRNN, if any, was trained with ``net.crnn_input_norm:
 #: minmax`` meaning [-1, 1], and its numbers are not those the same recipe gives now.
 FIDELITY_KEY = "dcase_fpd_fidelity"
 FIDELITY = 2  # 0.2's fixes; runs without the key count as 1
-
-
-def validation_scores(metrics: dict[str, Any], prefix: str, weak_tagging_f1: float | None = None
-                      ) -> dict[str, float]:
-    """Scalars to log after validation, and the checkpoint-selection objective ``<prefix>/obj``.
-
-    ``obj`` = tagging F1 + intersection F1 on the strong validation clips; with held-out weak clips
-    (``weak_tagging_f1``, logged as ``<prefix>/weak_tagging_f1``) their tagging F1 replaces the
-    strong clips' one, as DESED_task's ``weak F1 + synthetic intersection F1``.
-    A metric that is undefined (None or nan: e.g. the model detected nothing, so sed_eval's
-    class-wise averages are all NaN) is logged as 0.0, so that selection treats it as the worst score.
-    """
-    def value(x: Any) -> float:
-        return 0.0 if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-    logs = {f"{prefix}/{k}": value(metrics.get(k)) for k in EVAL_METRICS}
-    tagging = logs[f"{prefix}/tagging_f1"]
-    if weak_tagging_f1 is not None:
-        tagging = logs[f"{prefix}/weak_tagging_f1"] = value(weak_tagging_f1)
-    logs[f"{prefix}/obj"] = tagging + logs[f"{prefix}/intersection_f1"]
-    return logs
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -127,13 +107,15 @@ class SEDTask(pl.LightningModule):
             self.mean_teacher = MeanTeacher(self.model, training["ema_factor"])
         elif training["eval_model"] == "teacher":
             raise ValueError("training.eval_model: teacher needs training.mean_teacher: true")
-        elif training["batch_size"][2] > 0:
-            warnings.warn("training.batch_size[2] > 0 but training.mean_teacher is false: the unlabelled "
-                          "clips take part in no loss", stacklevel=2)
+        elif any(src.kind == "unlabeled" and src.active for src in resolve_sources(recipe["data"], training["batch_size"])):
+            warnings.warn("an unlabelled source has a batch slice > 0 (training.batch_size) but "
+                          "training.mean_teacher is false: the unlabelled clips take part in no loss", stacklevel=2)
         self._eval_store: StitchedProbs | None = None  # per clip (a long one's windows joined): validation, test
         self._other_store: StitchedProbs | None = None  # the model that is not eval_model
         self._weak_store: dict[str, dict[str, np.ndarray]] = {}  # held-out weak clips: clip probs, labels
         self._other_weak_store: dict[str, dict[str, np.ndarray]] = {}
+        self._soft_store: dict[str, np.ndarray] = {}  # soft-labelled clips (SF): frame probs, validation and test
+        self._other_soft_store: dict[str, np.ndarray] = {}
         self._steps_per_epoch: int | None = None
         self._ema_step = -1  # global step of the last teacher update
         self._nonfinite: torch.Tensor | None = None  # device flag: an output held NaN/inf (checked later)
@@ -147,15 +129,20 @@ class SEDTask(pl.LightningModule):
 
     def weak_loss(self, clip_probs: torch.Tensor, batch: Batch, mask: torch.Tensor | None = None) -> torch.Tensor:
         """BCE between (B, C) clip probabilities and weak labels, over clips that have them
-        (and are in ``mask``, (B,) bool, when given)."""
+        (and are in ``mask``, (B,) bool, when given), and over the classes each clip's source
+        annotates (``batch.class_mask``)."""
         mask = batch.has_weak if mask is None else batch.has_weak & mask  # (B,)
-        return masked_mean(binary_cross_entropy(clip_probs, batch.weak), mask[:, None])
+        mask = mask[:, None] if batch.class_mask is None else mask[:, None] & batch.class_mask  # (B, 1 | C)
+        return masked_mean(binary_cross_entropy(clip_probs, batch.weak), mask)
 
     def strong_loss(self, frame_probs: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """BCE between (B, T, C) frame probabilities and strong labels, over the valid frames of
-        clips with strong labels (the SS slice)."""
-        mask = batch.has_strong[:, None] & batch.frame_valid  # (B, T)
-        return masked_mean(binary_cross_entropy(frame_probs, batch.strong), mask[:, :, None])
+        """BCE between (B, T, C) frame probabilities and frame labels (strong, or soft scores), over the
+        valid frames of clips with frame labels (the SS and SF slices) and the classes each clip's source
+        annotates (``batch.class_mask``)."""
+        mask = (batch.has_strong[:, None] & batch.frame_valid)[:, :, None]  # (B, T, 1)
+        if batch.class_mask is not None:
+            mask = mask & batch.class_mask[:, None, :]  # (B, T, C)
+        return masked_mean(binary_cross_entropy(frame_probs, batch.strong), mask)
 
     # -- the DCASE training scheme
     def steps_per_epoch(self) -> int:
@@ -190,13 +177,14 @@ class SEDTask(pl.LightningModule):
         order ``training.teacher_first`` sets: the student first by default (DESED_task's order); the
         teacher first, its activations are gone before the student keeps its own for the backward (a
         lower peak memory; the two forwards then draw their dropout masks in the other order)."""
+        inputs = batch.model_inputs()  # pretrained embeddings, class masks
         if self.mean_teacher is None:
-            return self.model(batch.feats, batch.frame_valid), None
+            return self.model(batch.feats, batch.frame_valid, **inputs), None
         if self.recipe["training"]["teacher_first"]:
-            teacher_out = self.mean_teacher(batch.feats, batch.frame_valid)
-            return self.model(batch.feats, batch.frame_valid), teacher_out
-        out = self.model(batch.feats, batch.frame_valid)
-        return out, self.mean_teacher(batch.feats, batch.frame_valid)
+            teacher_out = self.mean_teacher(batch.feats, batch.frame_valid, **inputs)
+            return self.model(batch.feats, batch.frame_valid, **inputs), teacher_out
+        out = self.model(batch.feats, batch.frame_valid, **inputs)
+        return out, self.mean_teacher(batch.feats, batch.frame_valid, **inputs)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         tr = self.recipe["training"]
@@ -322,19 +310,25 @@ class SEDTask(pl.LightningModule):
 
     @staticmethod
     def _probs(model: nn.Module, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        out: ModelOutput = model(batch.feats, batch.frame_valid)
+        out: ModelOutput = model(batch.feats, batch.frame_valid, **batch.model_inputs())
         return out.frame_probs.float().cpu().numpy(), out.clip_probs.float().cpu().numpy()
 
     def _store(self, batch: Batch, store: StitchedProbs | None = None, model: nn.Module | None = None,
-               weak_store: dict | None = None) -> None:
+               weak_store: dict | None = None, soft_store: dict | None = None) -> None:
         """Keep the batch's probabilities per clip (or window of a long clip): strongly-labelled clips
         (and, without ``weak_store``, every clip) in ``store``; weak-only clips in ``weak_store`` with
-        their labels."""
+        their labels; soft-labelled clips (source SF) in ``soft_store`` (frame probabilities)."""
+        from ..branch import SOURCE_SF
+
         store = self._eval_store if store is None else store
+        soft_store = self._soft_store if soft_store is None else soft_store
         fp, cp = self._probs(model if model is not None else self.eval_model(), batch)
         weak_only = (~batch.has_strong & batch.has_weak).tolist() if weak_store is not None else [False] * len(fp)
+        soft = (batch.host_source() == SOURCE_SF).tolist()
         for i, name in enumerate(batch.filenames):
-            if weak_only[i]:
+            if soft[i]:
+                soft_store[name] = fp[i]
+            elif weak_only[i]:
                 weak_store[name] = {"clip": cp[i], "weak": batch.weak[i].float().cpu().numpy()}
             else:
                 store.add(name, fp[i], cp[i])
@@ -350,12 +344,28 @@ class SEDTask(pl.LightningModule):
         self._check_finite()  # before a checkpoint can be saved after this validation
         self._eval_store, self._other_store = self._stitched("validate"), self._stitched("validate")
         self._weak_store, self._other_weak_store = {}, {}
+        self._soft_store, self._other_soft_store = {}, {}
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._store(batch, weak_store=self._weak_store)
         other = self._other_model()
         if other is not None:
-            self._store(batch, self._other_store, other[1], weak_store=self._other_weak_store)
+            self._store(batch, self._other_store, other[1], weak_store=self._other_weak_store,
+                        soft_store=self._other_soft_store)
+
+    def _soft_metrics(self, soft_store: dict[str, np.ndarray], stage: str) -> dict[str, Any] | None:
+        """:func:`~dcase_fpd_plugin.evaluation.segment_based.soft_set_metrics` of the soft-labelled clips of
+        the validation (``stage`` "validate": the held-out ones) or test set; None without such clips."""
+        if not soft_store:
+            return None
+        from ..evaluation.segment_based import soft_set_metrics
+
+        dm = self.trainer.datamodule
+        dataset, src = ((dm.soft_val_set, dm.soft_val_source) if stage == "validate"
+                        else (dm.soft_test_set, dm.soft_test_source))
+        return soft_set_metrics(soft_store, {r.path.name: r.segments for r in dataset.records}, self.classes,
+                                self.frame_hop_s, list(src.classes) if src is not None and src.classes else None,
+                                pooling="mean" if stage == "test" else "max")
 
     def _weak_tagging_f1(self, weak_store: dict) -> float | None:
         """Macro tagging F1 of the held-out weak clips, None without any."""
@@ -387,6 +397,7 @@ class SEDTask(pl.LightningModule):
             psds=psds,
             psds_clips=ev["psds_clips"],
             ground_truth=self.recipe["data"]["ground_truth"],
+            scored_classes=self.recipe["data"].get("eval_classes"),
         )
 
     def on_validation_epoch_end(self) -> None:
@@ -395,18 +406,22 @@ class SEDTask(pl.LightningModule):
         data = self.recipe["data"]
         res = self._evaluate(data["val_tsv"], data["val_dur"], psds=False)
         m = res.metrics
-        logs = validation_scores(m, "val", self._weak_tagging_f1(self._weak_store))
+        logs = validation_scores(m, "val", self._weak_tagging_f1(self._weak_store),
+                                 self._soft_metrics(self._soft_store, "validate"))
         other = self._other_model()
         if other is not None and self._other_store:
             mo = self._evaluate(data["val_tsv"], data["val_dur"], psds=False, store=self._other_store).metrics
-            logs.update(validation_scores(mo, f"val/{other[0]}", self._weak_tagging_f1(self._other_weak_store)))
+            logs.update(validation_scores(mo, f"val/{other[0]}", self._weak_tagging_f1(self._other_weak_store),
+                                          self._soft_metrics(self._other_soft_store, "validate")))
         self.log_dict(logs, prog_bar=False, sync_dist=False)
         self.log("val_obj", logs["val/obj"], prog_bar=True, logger=False)
         self._eval_store = self._other_store = None
         self._weak_store, self._other_weak_store = {}, {}
+        self._soft_store, self._other_soft_store = {}, {}
 
     def on_test_epoch_start(self) -> None:
         self._eval_store = self._stitched("test")
+        self._soft_store = {}
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._store(batch)
@@ -418,6 +433,12 @@ class SEDTask(pl.LightningModule):
         self.eval_result = self._evaluate(tsv, dur, psds=self.recipe["eval"]["psds"])
         self.eval_inputs = self._eval_store.inputs  # clips and windows of long clips: the model's inputs
         m = self.eval_result.metrics
+        if self._soft_store:  # DESED_task 2024's MAESTRO test figures: segment mpAUC, mAUC, best F1
+            soft = self._soft_metrics(self._soft_store, "test")
+            m["maestro"] = soft
+            for key in ("mpauc", "mauc", "segment_f1_best"):
+                m[f"maestro_{key}"] = None if soft is None else soft[key]
+            self._soft_store = {}
         dm = getattr(self.trainer, "datamodule", None)  # repairs of the training and validation TSVs too
         if hasattr(dm, "ground_truth_repairs"):
             m["ground_truth_repairs"] = {**dm.ground_truth_repairs(), **m["ground_truth_repairs"]}

@@ -180,3 +180,33 @@ def test_scale_gradient_keeps_value_scales_gradient():
     y = scale_gradient(x * x, 4)
     y.backward()
     assert y.item() == 9.0 and x.grad.item() == pytest.approx(4 * 6.0)
+
+
+def test_clips_pair_only_with_clips_whose_sources_annotate_the_same_classes():
+    """With class masks (data.sources ``classes``) a clip's 0 for an unannotated class says nothing: clips
+    of sources annotating other classes never pair; with equal masks the pairs are those without masks."""
+    from dcase_fpd_plugin.branch import SOURCE_SF
+    from dcase_fpd_plugin.fpd.branch import annotation_keys, same_annotation_pairs
+
+    branch = FPDBranch({"wps_start_epoch": 0, "wps_low": 0.5, "wps_high": 0.5, "projection_dim": 0}, D, CLASSES)
+    output, batch = make_inputs()
+    plain = branch(output, batch, epoch=0).logs
+    full = Batch(**{**batch.__dict__, "class_mask": torch.ones(B, C, dtype=torch.bool)})
+    same = branch(output, full, epoch=0).logs
+    assert same["fpd/n_negative_pairs"] == plain["fpd/n_negative_pairs"] > 0
+    # clips 0 and 1 come from a source annotating class a only: their pairs with clips 2-4 go
+    mask = torch.ones(B, C, dtype=torch.bool)
+    mask[:2, 1:] = False
+    masked_batch = Batch(**{**batch.__dict__, "class_mask": mask})
+    masked = branch(output, masked_batch, epoch=0).logs
+    keys = annotation_keys(mask)
+    assert keys[0] == keys[1] != keys[2] and same_annotation_pairs(keys)[0, 0, 1]
+    n_pairs = lambda logs: logs["fpd/n_positive_pairs"] + logs["fpd/n_negative_pairs"]  # noqa: E731
+    assert n_pairs(masked) < n_pairs(plain)
+    # ... and a soft-labelled clip (SF) pairs only when source_pairs names SF
+    soft = Batch(**{**batch.__dict__, "source": torch.tensor([SOURCE_SF, SOURCE_SF, SOURCE_SS, SOURCE_RW, SOURCE_RW, 2]),
+                    "has_strong": torch.tensor([True, True, True, False, False, False])})
+    default = branch(output, soft, epoch=0).logs
+    with_sf = FPDBranch({"wps_start_epoch": 0, "wps_low": 0.5, "wps_high": 0.5, "projection_dim": 0,
+                         "source_pairs": ["SS-SS", "RW-RW", "SS-RW", "SF-SF"]}, D, CLASSES)(output, soft, epoch=0).logs
+    assert n_pairs(with_sf) > n_pairs(default)

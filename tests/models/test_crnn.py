@@ -235,3 +235,53 @@ def test_checkpoints_saved_before_0_2_keep_their_old_scaling(tmp_path, demo_data
         with pytest.raises(RecipeError, match=f"resume it with net.crnn_input_norm={trained_norm}"):
             train(wanted, resume=True)
         assert sorted(p.name for p in exp.iterdir()) == ["checkpoints"]  # nothing written
+
+
+def test_pretrained_embeddings_are_pooled_to_the_cnn_frames_and_fused_before_the_gru():
+    """DESED_task 2024's pool1d fusion: (B, D_e, T_e) embeddings average-pooled to the CNN's T frames,
+    concatenated with its output, projected back to its width; the outputs depend on them."""
+    torch.manual_seed(0)
+    model = CRNN(128, 5, rnn_hidden=16, rnn_layers=1, embedding_dim=12).eval()
+    feats = torch.randn(2, 128, 626)
+    emb = torch.randn(2, 12, 496)  # BEATs' 496 tokens per 10 s
+    out = model(feats, embeddings=emb)
+    assert out.frame_probs.shape == (2, 156, 5) and out.embeddings.shape == (2, 156, 32)
+    assert model.cat_tf.in_features == 128 + 12 and model.cat_tf.out_features == 128
+    other = model(feats, embeddings=emb + 1.0)
+    assert not torch.allclose(out.frame_probs, other.frame_probs)
+    # the pooled sequence is adaptive_avg_pool1d's: frame t averages tokens [floor(t*496/156), ceil((t+1)*496/156))
+    x = torch.zeros(1, 156, 128)
+    captured = {}
+    model.cat_tf.register_forward_hook(lambda m, i, o: captured.setdefault("in", i[0]))
+    model.fuse(x, emb[:1])
+    pooled = captured["in"][0, :, 128:]  # (T, D_e)
+    t = 100
+    a, b = (t * 496) // 156, -((-(t + 1) * 496) // 156)
+    torch.testing.assert_close(pooled[t], emb[0, :, a:b].mean(-1))
+    with pytest.raises(ValueError, match="the batch has none"):
+        model(feats)
+    with pytest.raises(ValueError, match=r"embeddings must be \(B, 12, T_e\)"):
+        model(feats, embeddings=torch.randn(2, 7, 496))
+    with pytest.raises(ValueError, match="takes no pretrained embeddings"):
+        CRNN(128, 5, rnn_hidden=16, rnn_layers=1)(feats, embeddings=emb)
+
+
+def test_class_mask_removes_classes_from_the_attention_and_the_outputs():
+    """DESED_task 2024's classes_mask: an unannotated class takes no attention weight and outputs 0; the
+    annotated classes' clip probabilities then come from a softmax over them only."""
+    torch.manual_seed(0)
+    model = CRNN(128, 4, rnn_hidden=16, rnn_layers=1).eval()
+    feats = torch.randn(2, 128, 626)
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    full, masked = model(feats), model(feats, class_mask=mask)
+    torch.testing.assert_close(masked.frame_probs[0], full.frame_probs[0])
+    torch.testing.assert_close(masked.clip_probs[0], full.clip_probs[0])
+    assert torch.all(masked.frame_probs[1, :, 2:] == 0) and torch.all(masked.clip_probs[1, 2:] <= 1e-7)
+    torch.testing.assert_close(masked.frame_probs[1, :, :2], full.frame_probs[1, :, :2])
+    # clip 1's clip probabilities: attention from a softmax over its 2 annotated classes only
+    logits = model.dense_softmax(masked.embeddings[1])[:, :2]  # (T, 2)
+    w = torch.softmax(logits, dim=-1).clamp(1e-7, 1.0)
+    expected = (masked.frame_probs[1, :, :2] * w).sum(0) / w.sum(0)
+    torch.testing.assert_close(masked.clip_probs[1, :2], expected)
+    w_all = torch.softmax(model.dense_softmax(masked.embeddings[1]), dim=-1).clamp(1e-7, 1.0)[:, :2]
+    assert not torch.equal(w, w_all)

@@ -88,7 +88,7 @@ def test_training_lowers_weak_loss():
 
 
 def test_validation_scores_treat_undefined_metrics_as_zero():
-    from dcase_fpd_plugin.training.task import validation_scores
+    from dcase_fpd_plugin.training.selection import validation_scores
 
     logs = validation_scores({"event_f1": None, "segment_f1": None, "tagging_f1": 0.25, "intersection_f1": None},
                              "val")

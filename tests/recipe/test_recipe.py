@@ -81,7 +81,14 @@ def test_missing_data_paths_named(tmp_path):
     r = load_recipe(None, [f"data.synth_folder={tmp_path}", f"data.synth_tsv={tmp_path / 'nope.tsv'}"])
     with pytest.raises(RecipeError, match=r"'data.synth_tsv': file not found: .*nope.tsv"):
         check_data_paths(r, ["synth"])
-    with pytest.raises(RecipeError, match=r"'data.weak_folder' is required"):
-        check_data_paths(r, ["weak"])
+    (tmp_path / "synth.tsv").write_text("filename\tonset\toffset\tevent_label\n")
+    r_weak = load_recipe(None, [f"data.synth_folder={tmp_path}", f"data.synth_tsv={tmp_path / 'synth.tsv'}"])
+    with pytest.warns(UserWarning, match=r"training source 'weak' left out: data.weak_folder is null"):
+        check_data_paths(r_weak, ["weak"])  # a source without a folder is left out (as DESED_task 2024 allows)
+    r_tsv = load_recipe(None, [f"data.weak_folder={tmp_path}", "training.batch_size=[0, 4, 0]"])
+    with pytest.raises(RecipeError, match=r"'data.weak_tsv' is required"):
+        check_data_paths(r_tsv, ["weak"])
+    with pytest.raises(RecipeError, match=r"'data.val_folder' is required"):
+        check_data_paths(r, ["val"])
     r0 = load_recipe(None, ["training.batch_size=[4, 0, 0]"])
     check_data_paths(r0, ["weak", "unlabeled"])  # unused sources are not required

@@ -17,7 +17,8 @@ from dcase_fpd_plugin.experiments.reports import write_reports
 from dcase_fpd_plugin.recipe.schema import RecipeError
 from dcase_fpd_plugin.recipe.loading import load_recipe
 from dcase_fpd_plugin.recipe.checks import selection_on_test
-from dcase_fpd_plugin.training.task import SEDTask, validation_scores
+from dcase_fpd_plugin.training.selection import validation_scores
+from dcase_fpd_plugin.training.task import SEDTask
 from dcase_fpd_plugin.training.runs import train
 
 DEMO = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
