@@ -55,8 +55,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .recipe.loading import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    ddp_child = any(os.environ.get(k, "0") != "0" for k in ("LOCAL_RANK", "NODE_RANK"))  # ranks > 0 track nothing
-    if recipe["energy"]["enabled"] and not ddp_child:  # codecarbon's hardware detection, beside the imports below
+    from .training.lock import rank_above_zero
+
+    tr = recipe["training"]  # ranks > 0 track nothing (the rule of training.runs.is_rank_above_zero)
+    helper = rank_above_zero(tr.get("num_nodes", 1) != 1 or tr.get("devices", 1) not in (1, "1"))
+    if recipe["energy"]["enabled"] and not helper:  # codecarbon's hardware detection, beside the imports below
         from .energy.tracker import start_hardware_probe
 
         start_hardware_probe(recipe["energy"])
@@ -255,8 +258,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=MODULE_HELP[name])
             continue
         parser = importlib.import_module(f"{__package__}.{module}").add_parser(sub)
-        if name in INTERMIXED_COMMANDS:
-            parser.__class__ = IntermixedArgumentParser
+        # the parsers that take overrides after their options: the command's, or those it names
+        for intermixed in getattr(parser, "intermixed", [parser] if name in INTERMIXED_COMMANDS else []):
+            intermixed.__class__ = IntermixedArgumentParser
     return p
 
 

@@ -29,7 +29,7 @@ WORK=$(mktemp -d /tmp/device_wheels.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 # Binary wheels for CPython 3.12 (pip matches each manylinux tag exactly: list the ones these packages use)
-BINARY="pandas==2.3.3 cffi==2.1.1 rpds_py==2026.9.1 soxr==1.1.0 soundfile==0.13.1"
+BINARY="pandas==2.3.3 cffi==2.1.1 rpds_py==2026.9.1 soxr==1.1.0 soundfile==0.13.1 h5py==3.16.0"
 PURE="audioread==3.1.0 decorator==5.3.1 jams==0.3.5 jsonschema==4.26.0 jsonschema_specifications==2025.9.1
   lazy_dataset==0.0.15 librosa==0.11.0 mir_eval==0.8.2 platformdirs==4.14.8 pooch==1.9.0 pycparser==3.12
   pyloudnorm==0.2.0 pytz==2026.6 referencing==0.37.0 scaper==1.6.5 setuptools==80.9.0 sox==1.4.0

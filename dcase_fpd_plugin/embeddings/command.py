@@ -16,21 +16,6 @@ import sys
 from typing import Sequence
 
 
-class _IntermixedParser(argparse.ArgumentParser):
-    """Lets the overrides follow the options (``extract R --out D key=value``), as ``train`` allows."""
-
-    _intermixing = False
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        if self._intermixing:
-            return super().parse_known_args(args, namespace)
-        self._intermixing = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._intermixing = False
-
-
 def cmd_extract(args: argparse.Namespace) -> int:
     """Run the extraction; prints one line per set and the energy. User errors: status 2, one message."""
     from ..data.tsv import DataError
@@ -91,8 +76,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     e = sub.add_parser("extract", help="BEATs embeddings of every folder a recipe names -> DIR/<set>.hdf5",
                        description=__doc__.split("\n\n")[0] + " Finished sets are kept, interrupted ones resume "
                        "where they stopped; the energy is recorded in DIR/energy.json (phase embeddings).")
-    e.__class__ = _IntermixedParser
     configure_extract(e)
+    p.intermixed = [e]  # the CLI makes these take overrides after the options (``extract R --out D key=value``)
     return p
 
 

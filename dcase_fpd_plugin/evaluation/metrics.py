@@ -82,7 +82,7 @@ from dcase_fpd_plugin.evaluation.scores import audio_id, scores_dataframe
 import sed_eval  # noqa: E402
 import sed_scores_eval  # noqa: E402
 from .outputs import EvaluationResult, is_nan, jsonable
-from .reference import STRONG_COLUMNS
+from .reference import STRONG_COLUMNS, merge_spans
 from .reference import Reference, read_reference
 
 
@@ -277,13 +277,7 @@ def _ground_truth_by_audio_id(reference: Reference) -> dict[str, list[tuple[floa
         by_clip_class.setdefault((audio_id(f), label), []).append((float(on), float(off)))
     gt: dict[str, list] = {audio_id(f): [] for f in reference.filenames}
     for (key, label), spans in by_clip_class.items():
-        merged: list[list[float]] = []
-        for on, off in sorted(spans):
-            if merged and on <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], off)
-            else:
-                merged.append([on, off])
-        gt[key] += [(on, off, label) for on, off in merged]
+        gt[key] += [(on, off, label) for on, off in merge_spans(spans)]
     return gt
 
 

@@ -102,3 +102,15 @@ def _durations(tsv) -> dict[str, float]:
 
 def _name(tsv) -> str:
     return "<DataFrame>" if isinstance(tsv, pd.DataFrame) else str(tsv)
+
+
+def merge_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted ``(onset_s, offset_s)`` spans with the overlapping or touching ones joined (one class's
+    events of one clip, as sed_scores_eval's references need them)."""
+    merged: list[list[float]] = []
+    for on, off in sorted(spans):
+        if merged and on <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], off)
+        else:
+            merged.append([on, off])
+    return [(on, off) for on, off in merged]

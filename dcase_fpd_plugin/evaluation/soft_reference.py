@@ -25,6 +25,7 @@ from typing import Mapping, Sequence
 
 from dcase_fpd_plugin.data.tsv import END_TOLERANCE_S, read_durations_tsv, read_soft_tsv
 
+from .reference import merge_spans
 from .scores import audio_id
 
 #: a segment counts as an event of the hard reference when its score is strictly above this
@@ -111,7 +112,7 @@ def hard_reference(
         for on, off, label, score in segments:
             if score > min_score and (wanted is None or label in wanted):
                 spans.setdefault(label, []).append((float(on), float(off)))
-        merged = [(on, off, label) for label in sorted(spans) for on, off in _merge(spans[label])]
+        merged = [(on, off, label) for label in sorted(spans) for on, off in merge_spans(spans[label])]
         if not merged and clips == "with_events":
             without.append(name)
             continue
@@ -137,17 +138,6 @@ def hard_reference(
             events[key] = kept
     reference_classes = list(classes) if classes is not None else sorted(kept_classes)
     return SegmentReference(events, durations, reference_classes, without, clipped, dropped)
-
-
-def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Sorted spans with the overlapping or touching ones joined."""
-    merged: list[list[float]] = []
-    for on, off in sorted(spans):
-        if merged and on <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], off)
-        else:
-            merged.append([on, off])
-    return [(on, off) for on, off in merged]
 
 
 def read_hard_reference(

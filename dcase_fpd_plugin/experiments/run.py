@@ -38,14 +38,6 @@ def progress_line(index: int, total: int, planned: PlannedRun, elapsed_s: float,
     return f"[{index}/{total}] {planned.name} seed {planned.seed}: {verb} (elapsed {_clock(elapsed_s)}, {left})"
 
 
-def _is_rank_zero() -> bool:
-    """False in the extra processes of a multi-process (DDP) run, which only help train: the
-    process of global rank 0 tests, writes metrics.json and the reports."""
-    import os
-
-    return all(int(os.environ.get(var, "0") or 0) == 0 for var in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-
-
 RUN_LOG_FILE = "compare.log"
 
 
@@ -120,7 +112,8 @@ def run_comparison(recipe_paths: Sequence[str | Path], n_seeds: int, out: str | 
     out = Path(out)
     seeds = list(range(seed_start, seed_start + n_seeds))
     planned = plan_runs(recipe_paths, seeds, out, overrides, force)
-    rank_zero = _is_rank_zero()
+    # the extra processes of a multi-process (DDP) run only help train: global rank 0 tests and reports
+    rank_zero = not any(training_runs.is_rank_above_zero(p.recipe) for p in planned)
     if not rank_zero:
         log = _silent
     to_train = sum(p.action != "skip" for p in planned)

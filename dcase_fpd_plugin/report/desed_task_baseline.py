@@ -116,22 +116,6 @@ def desed_task_files(path: str | Path) -> dict[str, Path] | None:
     return found or None
 
 
-def find_desed_task_folders(path: Path, depth: int = 2) -> list[Path]:
-    """Folders inside ``path`` (not itself), up to ``depth`` levels down, with DESED_task's layout
-    (a run folder ``version_X`` stands for its own ``codecarbon/`` or ``*_codecarbon/``), sorted."""
-    found: list[Path] = []
-    try:
-        children = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith("."))
-    except OSError:
-        return found
-    for child in children:
-        if desed_task_files(child):
-            found.append(child)
-        elif depth > 1:
-            found.extend(find_desed_task_folders(child, depth - 1))
-    return found
-
-
 # --------------------------------------------------------------------------- one CSV
 def _number(value: str, column: str, path: Path, line: int) -> float | None:
     """A numeric field; None when empty (codecarbon leaves ``gpu_count`` empty without a GPU)."""
@@ -293,5 +277,5 @@ def read_desed_task_baseline(path: str | Path, files: Mapping[str, Path] | None 
 
 
 __all__ = ["BaselineFormatError", "CSV_NAMES_2024", "EXPECTED", "FOLDERS_2023", "PROJECT_NAMES",
-           "counted_row", "desed_task_files", "find_desed_task_folders", "phase_from_csv",
+           "counted_row", "desed_task_files", "phase_from_csv",
            "read_codecarbon_rows", "read_desed_task_baseline"]

@@ -29,7 +29,7 @@ import torch
 
 from ..energy.phase import PHASES
 from ..energy.record import format_kwh, read_energy
-from .desed_task_baseline import EXPECTED, desed_task_files, find_desed_task_folders, read_desed_task_baseline
+from .desed_task_baseline import EXPECTED, desed_task_files, read_desed_task_baseline
 from .energy_comparison import BaselineEnergy, combined_kind, phase_energy
 from .complexity import CLIP_SECONDS, ReportError, count_parameters, measure_macs_for_clip
 
@@ -87,20 +87,22 @@ def is_run_folder(path: Path) -> bool:
 RUN_SEARCH_DEPTH = 2  # exp/demo -> exp/demo/run; a compare folder OUT -> OUT/<recipe>/seed_<s>
 
 
-def find_run_folders(path: Path, depth: int = RUN_SEARCH_DEPTH) -> list[Path]:
-    """The run folders inside ``path`` (not ``path`` itself), up to ``depth`` levels down, sorted.
+def find_run_folders(path: Path, depth: int = RUN_SEARCH_DEPTH, is_match=None) -> list[Path]:
+    """The run folders inside ``path`` (not ``path`` itself), up to ``depth`` levels down, sorted;
+    ``is_match(folder) -> bool`` (default :func:`is_run_folder`) says what a run folder is.
 
     A run folder's own subfolders (``tests/``, ``late_epochs/``) are not searched; nor are hidden ones."""
+    is_match = is_run_folder if is_match is None else is_match
     found: list[Path] = []
     try:
         children = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith("."))
     except OSError:
         return found
     for child in children:
-        if is_run_folder(child):
+        if is_match(child):
             found.append(child)
         elif depth > 1:
-            found.extend(find_run_folders(child, depth - 1))
+            found.extend(find_run_folders(child, depth - 1, is_match))
     return found
 
 
@@ -150,7 +152,7 @@ def resolve_baseline(path: str | Path) -> tuple[Path | BaselineEnergy, Path | No
     if files:
         return read_desed_task_baseline(path, files), None
     if path.is_dir():
-        found = sorted(set(find_run_folders(path)) | set(find_desed_task_folders(path, RUN_SEARCH_DEPTH)))
+        found = sorted(set(find_run_folders(path)) | set(find_run_folders(path, RUN_SEARCH_DEPTH, lambda c: bool(desed_task_files(c)))))
         if len(found) == 1:
             inner, _ = resolve_baseline(found[0])
             return inner, path

@@ -143,10 +143,10 @@ def check_not_in_use(exp_dir: str | os.PathLike) -> None:
 
 def rank_above_zero(several_processes: bool = True) -> bool:
     """True in a process of rank > 0 of a multi-process (DDP) run, which runs inside its rank 0's lock:
-    one started by Lightning's launcher (``LOCAL_RANK``, ``NODE_RANK``: what ``runs._is_ddp_child`` reads)
+    one started by Lightning's launcher (``LOCAL_RANK``, ``NODE_RANK``)
     or, when the run uses ``several_processes``, by torchrun (``RANK``) or SLURM's srun (``SLURM_PROCID``).
     A one-device run in an environment that happens to set ``RANK`` (a cluster job's worker) takes the
-    lock and runs as rank 0, as the rest of the run treats it."""
+    lock and runs as rank 0. ``runs.is_rank_above_zero`` applies it to a recipe, for every part of a run."""
     env = os.environ
     if any(env.get(k, "0") not in ("0", "") for k in ("LOCAL_RANK", "NODE_RANK")):
         return True

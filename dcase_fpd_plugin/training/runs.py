@@ -132,14 +132,20 @@ def build_trainer(recipe: dict[str, Any], exp_dir: Path, callbacks: Sequence[pl.
     )
 
 
-def _is_ddp_child() -> bool:
-    """True in the processes Lightning's DDP launcher starts for ranks > 0 (they rerun the command)."""
-    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+def is_rank_above_zero(recipe: dict[str, Any]) -> bool:
+    """True in a process of rank > 0 of the recipe's multi-process run (:func:`~.lock.rank_above_zero`:
+    Lightning's launcher, torchrun or srun; ``RANK`` / ``SLURM_PROCID`` count only when the recipe uses
+    several devices or nodes). Such a process only helps train: rank 0 holds the lock, prepares and
+    writes the folder; the one rule every part of a run reads."""
+    tr = recipe["training"]
+    return rank_above_zero(tr.get("num_nodes", 1) != 1 or tr.get("devices", 1) not in (1, "1"))
 
 
-def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool) -> Path | None:
+def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool, helper: bool = False) -> Path | None:
+    """The checkpoint to resume from (None: a fresh run), after refusing a folder that holds a run unless
+    ``force``; ``helper`` (a rank > 0) only reads: rank 0 has prepared the folder."""
     last = exp_dir / "checkpoints" / "last.ckpt"
-    if _is_ddp_child():  # rank 0 has prepared the folder; never delete anything from here
+    if helper:  # rank 0 has prepared the folder; never delete anything from here
         return last if resume else None
     if resume:
         if not last.is_file():
@@ -193,9 +199,7 @@ def train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
         created or written. ExperimentExistsError, DataError, ...: see the checks below.
     """
     kw = dict(resume=resume, force=force, callbacks=callbacks, run_test=run_test, use_cache=use_cache)
-    tr = recipe["training"]
-    several = tr.get("num_nodes", 1) != 1 or tr.get("devices", 1) not in (1, "1")
-    if _is_ddp_child() or rank_above_zero(several):  # rank 0 holds the lock for the whole run
+    if is_rank_above_zero(recipe):  # rank 0 holds the lock for the whole run
         return _train(recipe, **kw)
     with acquire_run_lock(recipe["training"]["exp_dir"]):
         return _train(recipe, **kw)
@@ -205,18 +209,19 @@ def _train(recipe: dict[str, Any], *, resume: bool = False, force: bool = False,
            callbacks: Sequence[pl.Callback] = (), run_test: bool = True, use_cache: bool = True) -> RunResult:
     """:func:`train`, in the folder whose lock this process holds."""
     exp_dir = Path(recipe["training"]["exp_dir"])
+    helper = is_rank_above_zero(recipe)  # a rank > 0: reads the folder rank 0 prepared, writes nothing of its own
     check_data_paths(recipe, ["synth", "weak", "unlabeled", "val"])
     if recipe["data"]["test_tsv"]:
         check_data_paths(recipe, ["test"])
     energy_cb = EnergyCallback(exp_dir, recipe)  # validates energy.* before anything is written
-    if run_test and selection_on_test(recipe) and not _is_ddp_child():
+    if run_test and selection_on_test(recipe) and not helper:
         warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=3)  # the caller of train()
-    ckpt_path = _prepare_exp_dir(exp_dir, resume, force)
+    ckpt_path = _prepare_exp_dir(exp_dir, resume, force, helper)
     if ckpt_path is not None:
         check_resume(recipe, ckpt_path)  # a readable checkpoint whose weights fit the recipe, before anything is written
     energy_cb.prepare()  # codecarbon's hardware detection, in a thread during the checks and set-up below
     dm = checked_data(recipe, use_cache)  # every set read and checked before anything is written
-    replace = force and not resume and not _is_ddp_child() and (
+    replace = force and not resume and not helper and (
         (exp_dir / "checkpoints").is_dir() or (exp_dir / "metrics.json").is_file())
     exp_dir.mkdir(parents=True, exist_ok=True)
     dropper = DropReplaced(_set_aside(exp_dir) if replace else None)
@@ -240,7 +245,7 @@ def checked_data(recipe: dict[str, Any], use_cache: bool = True) -> SEDDataModul
 
 def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None, callbacks: Sequence[pl.Callback],
                   run_test: bool, dm: SEDDataModule) -> RunResult:
-    if not _is_ddp_child():
+    if not is_rank_above_zero(recipe):
         atomic_write_text(exp_dir / "recipe.yaml", dump_recipe(recipe))
     _configure_torch(recipe)
     pl.seed_everything(recipe["training"]["seed"], workers=True, verbose=False)

@@ -181,12 +181,31 @@ def test_ddp_ranks_above_zero_do_not_take_the_lock(monkeypatch, tmp_path):
         monkeypatch.delenv(var)
     assert runs.train(recipe) == "trained" and taken == [exp]
     # srun's task ids and a cluster's RANK say nothing about a run of one process: it takes its folder's
-    # lock (and the run treats it as rank 0: runs._is_ddp_child reads only Lightning's LOCAL_RANK/NODE_RANK)
+    # lock (and the run treats it as rank 0: runs.is_rank_above_zero is the one rule)
     for var in ("SLURM_PROCID", "RANK"):
         monkeypatch.setenv(var, "3")
         assert runs.train({"training": {"exp_dir": exp, "devices": 1, "num_nodes": 1}}) == "trained"
         monkeypatch.delenv(var)
     assert taken == [exp, exp, exp] and not lock_path(tmp_path / "exp").exists()
+
+
+def test_an_srun_rank_above_zero_never_prepares_the_folder(monkeypatch, tmp_path):
+    """srun's rank 1 of a two-device run (SLURM_PROCID=1, no LOCAL_RANK) runs without the lock and must not act
+    as rank 0 inside the run: --force must not set rank 0's folder aside, a finished run is not refused."""
+    from dcase_fpd_plugin.training import runs
+
+    exp = tmp_path / "exp"
+    (exp / "checkpoints").mkdir(parents=True)
+    (exp / "metrics.json").write_text("{}")
+    recipe = {"training": {"exp_dir": str(exp), "devices": 2, "num_nodes": 1}}
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    assert runs.is_rank_above_zero(recipe)
+    assert runs._prepare_exp_dir(exp, resume=False, force=True, helper=runs.is_rank_above_zero(recipe)) is None
+    assert (exp / "metrics.json").is_file() and (exp / "checkpoints").is_dir()  # nothing set aside or refused
+    monkeypatch.delenv("SLURM_PROCID")
+    assert not runs.is_rank_above_zero(recipe)
+    with pytest.raises(runs.ExperimentExistsError):  # rank 0 refuses a finished run without --force
+        runs._prepare_exp_dir(exp, resume=False, force=False, helper=False)
 
 
 def test_the_lock_is_given_back_when_the_run_fails(demo_overrides, tmp_path, capsys):
