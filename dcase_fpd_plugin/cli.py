@@ -8,6 +8,7 @@
     dcase-fpd compare RECIPE [RECIPE ...] --seeds N --out DIR [key.path=value ...]
     dcase-fpd report EXP_DIR [--baseline BASELINE_EXP_DIR [--meta OUT.yaml]]
     dcase-fpd embeddings extract RECIPE [key.path=value ...] --checkpoint BEATS.pt --out DIR [--force]
+    dcase-fpd postprocess RUN --method class_median|csebb|median [--force] [--score-checkpoint]
     dcase-fpd recipes [show NAME [key.path=value ...]]
 
 Errors in the user's input (recipe keys, data files, existing outputs) print one clear
@@ -172,14 +173,17 @@ class IntermixedArgumentParser(argparse.ArgumentParser):
 
 # Sub-commands defined in the module of their concept (``add_parser(subparsers)`` there).
 MODULE_COMMANDS = {"synth": "synth.command", "bench": "synth.bench", "compare": "experiments.command",
-                   "report": "report.command", "embeddings": "embeddings.command"}
+                   "report": "report.command", "embeddings": "embeddings.command",
+                   "postprocess": "training.postprocess"}
 # Their one-line help in `dcase-fpd --help`, which imports none of them.
 MODULE_HELP = {"synth": "generate a DESED-format synthetic strongly labelled set with scaper",
                "bench": "build the DESED-size benchmark dataset from a soundbank",
                "compare": "train and test several recipes with N seeds each; write the paper's tables and plots",
                "report": "print the DCASE submission figures of a run (kWh per phase, parameters, MACs, "
                          "hardware), optionally against a baseline run (EW-PSDS)",
-               "embeddings": "extract pretrained BEATs frame embeddings into DESED_task's HDF5 files"}
+               "embeddings": "extract pretrained BEATs frame embeddings into DESED_task's HDF5 files",
+               "postprocess": "tune a post-processing (class_median, csebb) on a run's saved validation scores and "
+                              "score its saved test scores again, without training"}
 INTERMIXED_COMMANDS = ("compare",)  # module sub-commands whose overrides may follow their options
 
 

@@ -8,6 +8,10 @@
     segment_based   segment-based mpAUC, mAUC, best-threshold F1 (MAESTRO's DCASE 2024 metrics)
     objective       the DCASE 2024 baseline's validation objective and test figures
     report          the metrics table printed in the terminal
+    tuning          class_median: a median window and a threshold per class, tuned on validation scores
+    csebb           cSEBBs through the optional sebbs extra (AGPL-3.0: imported only when asked for)
+    rescoring       a run's raw scores (raw_scores/val, /test): tune on validation, score on test, write
+                    postprocessing/<method>/ (eval.postprocessing, dcase-fpd postprocess)
 
 Owns the scoring of frame probabilities in DCASE conventions. May import ``data`` (TSVs, labels) and the root modules; never ``models`` or ``training``: metrics read scores, not models.
 """

@@ -1,4 +1,5 @@
-"""Checks of a resolved recipe: values, branches, the CRNN's frequency axis, eval, the training scheme, data paths."""
+"""Checks of a resolved recipe: values, branches, the CRNN's frequency axis, the Conformer's keys, eval, the training
+scheme, data paths."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def check_values(recipe: dict) -> None:
     _check_training_scheme(recipe)
     _check_branches(recipe)
     _check_crnn_frequency(recipe)
+    _check_conformer(recipe)
 
 
 def _check_sources(recipe: dict) -> None:
@@ -65,8 +67,9 @@ def _check_sources(recipe: dict) -> None:
     emb_dim = net.get("embedding_dim", 0)
     if isinstance(emb_dim, bool) or not isinstance(emb_dim, int) or emb_dim < 0:
         raise RecipeError(f"'net.embedding_dim' must be an integer >= 0, got {emb_dim!r}")
-    if emb_dim and net["name"] != "crnn":
-        raise RecipeError(f"'net.embedding_dim: {emb_dim}' fuses pretrained embeddings in the CRNN; net.name is "
+    if emb_dim and net["name"] not in ("crnn", "conformer"):
+        raise RecipeError(f"'net.embedding_dim: {emb_dim}' fuses pretrained embeddings in the CRNN or the Conformer; "
+                          f"net.name is "
                           f"{net['name']!r}")
     if bool(emb_dim) != bool(data.get("embeddings_dir")):
         raise RecipeError("'data.embeddings_dir' and 'net.embedding_dim' go together: the folder of embeddings "
@@ -104,6 +107,44 @@ def _check_crnn_frequency(recipe: dict) -> None:
                           "frequency factors, or more mels")
 
 
+def _check_conformer(recipe: dict) -> None:
+    """The ``net.conformer_*`` values (types are checked by the merge), with ``net.name: conformer`` only."""
+    net = recipe["net"]
+    if net["name"] != "conformer":
+        return
+
+    def positive(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    for k in ("d_model", "heads", "blocks", "ff_expansion"):
+        if not positive(net[f"conformer_{k}"]):
+            raise RecipeError(f"'net.conformer_{k}' must be an integer >= 1, got {net[f'conformer_{k}']!r}")
+    if net["conformer_d_model"] % net["conformer_heads"]:
+        raise RecipeError(f"'net.conformer_d_model' ({net['conformer_d_model']}) must be a multiple of "
+                          f"'net.conformer_heads' ({net['conformer_heads']})")
+    kernel = net["conformer_conv_kernel"]
+    if not positive(kernel) or kernel % 2 == 0:
+        raise RecipeError(f"'net.conformer_conv_kernel' must be an odd number of frames >= 1, got {kernel!r}")
+    for k in ("dropout", "frontend_dropout"):
+        if not 0.0 <= net[f"conformer_{k}"] < 1.0:
+            raise RecipeError(f"'net.conformer_{k}' must lie in [0, 1), got {net[f'conformer_{k}']!r}")
+    filters, pooling = net["conformer_frontend_filters"], net["conformer_frontend_pooling"]
+    if not filters or not all(positive(f) for f in filters):
+        raise RecipeError(f"'net.conformer_frontend_filters' must be a non-empty list of channel counts >= 1, "
+                          f"got {filters!r}")
+    if len(pooling) != len(filters) or not all(
+            isinstance(p, list) and len(p) == 2 and all(positive(v) for v in p) for p in pooling):
+        raise RecipeError(f"'net.conformer_frontend_pooling' needs one [time, freq] pair of positive integers per "
+                          f"'net.conformer_frontend_filters' block, got {pooling}")
+    bands = recipe["feats"]["n_mels"]
+    for _, f_pool in pooling:
+        bands //= f_pool
+    if bands < 1:
+        raise RecipeError(f"'net.conformer_frontend_pooling' pools {recipe['feats']['n_mels']} mels (feats.n_mels) "
+                          f"below one band (frequency factors {[f for _, f in pooling]}); use fewer or smaller "
+                          "frequency factors, or more mels")
+
+
 def _check_eval(ev: dict, classes: list) -> None:
     """Post-processing values, checked at load time so that a bad one does not surface only at the
     first validation, after an epoch of training. ``eval.median_window`` is one window for every class
@@ -126,6 +167,12 @@ def _check_eval(ev: dict, classes: list) -> None:
     for key in ("threshold", "tagging_threshold"):
         if not 0.0 <= ev[key] <= 1.0:
             raise RecipeError(f"'eval.{key}' is a probability and must lie in [0, 1], got {ev[key]}")
+    if ev.get("postprocessing") == "csebb":  # the optional extra, refused before anything runs
+        from dcase_fpd_plugin.evaluation.csebb import sebbs_missing
+
+        missing = sebbs_missing()
+        if missing is not None:
+            raise RecipeError(f"'eval.postprocessing: csebb': {missing}")
 
 
 def _check_training_scheme(recipe: dict) -> None:

@@ -106,9 +106,12 @@ class Feats:
 
 @dataclass
 class Net:
-    """``net``: the encoder. ``cnn3`` reads the first five keys, ``crnn`` the ``crnn_*`` and ``rnn_*`` ones."""
+    """``net``: the encoder. ``cnn3`` reads the first five keys, ``crnn`` the ``crnn_*`` and ``rnn_*`` ones,
+    ``conformer`` the ``conformer_*`` ones (``crnn`` and ``conformer`` also ``embedding_*``)."""
 
-    name: str = key("cnn3", "cnn3: the paper's weak baseline; crnn: the DCASE 2023 baseline CRNN", ("cnn3", "crnn"))
+    name: str = key("cnn3", "cnn3: the paper's weak baseline; crnn: the DCASE 2023 baseline CRNN; conformer: a "
+                            "Conformer encoder at the CRNN's frame rate (models/conformer.py)",
+                    ("cnn3", "crnn", "conformer"))
     channels: list = key([64, 128, 128], "cnn3: channels per conv block (models/encoder.py)")
     kernel_size: int = key(3, "cnn3: convolution kernel size")
     time_pool: list = key([2, 2, 1], "cnn3: time pooling per block; frame hop = hop_length * prod / sample_rate")
@@ -129,10 +132,22 @@ class Net:
     rnn_hidden: int = key(128, "crnn: GRU units per direction (embeddings: 2 x rnn_hidden)")
     rnn_layers: int = key(2, "crnn: GRU layers")
     rnn_dropout: float = key(0.0, "crnn: dropout between GRU layers")
-    embedding_dim: int = key(0, "crnn: width of the pretrained frame embeddings fused before the GRU (BEATs: 768; "
-                                "0: none; needs data.embeddings_dir)")
-    embedding_aggregation: str = key("pool1d", "crnn: how the embedding sequence meets the CNN frames: pool1d "
-                                               "(adaptive average pooling, DESED_task 2024)", ("pool1d",))
+    embedding_dim: int = key(0, "crnn, conformer: width of the pretrained frame embeddings fused before the GRU "
+                                "(conformer: before its blocks) (BEATs: 768; 0: none; needs data.embeddings_dir)")
+    embedding_aggregation: str = key("pool1d", "crnn, conformer: how the embedding sequence meets the CNN frames: "
+                                               "pool1d (adaptive average pooling, DESED_task 2024)", ("pool1d",))
+    conformer_d_model: int = key(144, "conformer: width of the blocks and of the frame embeddings (D)")
+    conformer_heads: int = key(4, "conformer: attention heads (divides conformer_d_model)")
+    conformer_blocks: int = key(3, "conformer: Conformer blocks")
+    conformer_ff_expansion: int = key(4, "conformer: feed-forward inner width / conformer_d_model")
+    conformer_conv_kernel: int = key(7, "conformer: depthwise convolution kernel in frames (odd)")
+    conformer_dropout: float = key(0.1, "conformer: dropout in the blocks, after the front end and before the "
+                                        "classifier")
+    conformer_frontend_filters: list = key([16, 32, 64], "conformer: channels per front-end conv block (conv, batch "
+                                                         "norm, GLU, pooling, as the CRNN's)")
+    conformer_frontend_pooling: list = key([[2, 2], [2, 2], [1, 2]], "conformer: [time, freq] pooling per front-end "
+                                                                     "block (time product 4: the CRNN's 64 ms frames)")
+    conformer_frontend_dropout: float = key(0.1, "conformer: dropout after each front-end conv block")
 
 
 @dataclass
@@ -209,6 +224,12 @@ class Eval:
     psds_late_epochs: bool = key(True, "PSDS for training.test_last_n_epochs too (false: the F1 families only)")
     psds_clips: str = key("with_events", "PSDS over the clips with reference events (DESED_task) or all",
                           ("with_events", "all"))
+    postprocessing: str = key("median", "median: median_window and threshold as given (metrics.json's own keys); "
+                                        "class_median: a window and a threshold per class, tuned on the "
+                                        "validation set; csebb: change-point event boxes (the sebbs extra), "
+                                        "tuned on it. The tuned ones add <method>_* keys beside the median's "
+                                        "and write postprocessing/<method>/ (dcase-fpd postprocess)",
+                              ("median", "class_median", "csebb"))
 
 
 @dataclass

@@ -7,6 +7,9 @@ Experiment folder (``training.exp_dir``)::
     checkpoints/last.ckpt       end of the last finished epoch (``--resume`` continues from it)
     logs/version_N/metrics.csv  CSV logs;  tb/version_N/  TensorBoard logs
     metrics.json  predictions.tsv  scores/<clip>.tsv     test outputs (see evaluation.metrics)
+    raw_scores/val/  raw_scores/test/                     the tested checkpoint's frame probabilities before any
+                                                          post-processing (evaluation.rescoring: dcase-fpd postprocess)
+    postprocessing/<method>/                              eval.postprocessing tuned on raw_scores/val, scored on /test
     checkpoints/epoch_NNN.ckpt  the last ``training.test_last_n_epochs`` epochs (when > 0), and
     late_epochs/epoch_NNN/metrics.json                   their test metrics (the late-epoch reading)
     .lock                       while a run trains here: its pid, host and start (one run per folder, .lock)
@@ -161,7 +164,7 @@ def _prepare_exp_dir(exp_dir: Path, resume: bool, force: bool, helper: bool = Fa
 
 
 RUN_ENTRIES = ("checkpoints", "logs", "tb", "scores", LATE_EPOCHS_DIR, "tests", "energy", "metrics.json",
-               "predictions.tsv", "recipe.yaml", "energy.json")
+               "predictions.tsv", "recipe.yaml", "energy.json", "raw_scores", "postprocessing")
 
 
 def _set_aside(exp_dir: Path) -> Path:
@@ -281,13 +284,15 @@ def _fit_and_test(recipe: dict[str, Any], exp_dir: Path, ckpt_path: Path | None,
                    FIDELITY_KEY: FIDELITY}  # trained by code with 0.2's fidelity fixes (compare reuses only such runs)
         if gpu.peak_mb is not None:  # this process's fit, the store included (a resumed run: the last one's)
             trained["peak_gpu_mb"] = round(gpu.peak_mb)
-        metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained).metrics
+        metrics = test(recipe, best if best.is_file() else last, out_dir=exp_dir, extra_fields=trained,
+                       raw_scores=True).metrics
     return RunResult(exp_dir, best if best.is_file() else None, last if last.is_file() else None,
                      metrics, trainer.current_epoch)
 
 
 def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = None,
-         outputs: Sequence[str] = ("metrics", "predictions", "scores"), extra_fields: dict[str, Any] | None = None):
+         outputs: Sequence[str] = ("metrics", "predictions", "scores"), extra_fields: dict[str, Any] | None = None,
+         raw_scores: bool = False):
     """Score ``ckpt`` on the test set (validation set if none) and write the output files
     (``outputs``: which of metrics.json, predictions.tsv and scores/ to write).
 
@@ -296,6 +301,11 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
     added to it (a training run: ``epochs_trained``, ``stopped_by_time_limit``, ``fit_wall_s``, and on a
     GPU ``peak_gpu_mb``). ``dcase-fpd test`` never writes into a training run's folder
     (:func:`training_run_mark`); :func:`train` does, through this function.
+
+    ``raw_scores`` (:func:`train`): also write the checkpoint's raw frame scores of the test set and of the
+    validation set (one more pass over it, outside the energy tracking) into ``raw_scores/`` before the other
+    outputs, and with ``eval.postprocessing`` other than ``median`` (and ``metrics`` written), tune it on them
+    into ``postprocessing/<method>/`` and add its ``<method>_*`` keys to ``metrics.json``.
     Returns the :class:`~dcase_fpd_plugin.evaluation.metrics.EvaluationResult`.
     """
     from ..evaluation.outputs import write_outputs
@@ -314,8 +324,36 @@ def test(recipe: dict[str, Any], ckpt: str | Path, out_dir: str | Path | None = 
         measured.work["clips"] = task.eval_inputs  # the work (clip-long model inputs), for report --baseline
     task.eval_result.metrics.update(protocol_fields(task.recipe, task.stored_recipe))
     task.eval_result.metrics.update(extra_fields or {})
+    if raw_scores:
+        _save_raw_scores(task, trainer, dm, out_dir, postprocess="metrics" in outputs)
     write_outputs(task.eval_result, out_dir, outputs)
     return task.eval_result
+
+
+def _save_raw_scores(task: SEDTask, trainer: pl.Trainer, dm: SEDDataModule, out_dir: Path, postprocess: bool) -> None:
+    """``raw_scores/{val,test}`` of the tested checkpoint (:func:`test`), then ``eval.postprocessing``."""
+    from ..evaluation.postprocessing import StitchedProbs
+    from ..evaluation.reference import read_reference
+    from ..evaluation.rescoring import merge_into_run_metrics, postprocess_run, raw_score_frames, write_raw_scores
+
+    data = task.recipe["data"]
+    dm.setup("validate")
+    store = StitchedProbs(dm.window_index("validate"))
+    for batch in trainer.predict(task, dataloaders=dm.val_dataloader()) or []:
+        for key, probs in batch.items():
+            store.add(key, probs["frame"], probs["clip"])
+    names = set(dm.val_set.filenames)  # not the held-out weak or soft clips of the same loader
+    val = {k: v["frame"] for k, v in store.files().items() if k in names}
+    test_tsv, test_dur = (data["test_tsv"], data["test_dur"]) if data["test_tsv"] else (data["val_tsv"], data["val_dur"])
+    frames = [raw_score_frames(probs, task.frame_hop_s, task.classes,
+                               read_reference(tsv, dur, task.classes, data["ground_truth"]).durations_s)
+              for probs, tsv, dur in ((val, data["val_tsv"], data["val_dur"]),
+                                      (task.test_frame_probs, test_tsv, test_dur))]
+    write_raw_scores(out_dir, *frames)
+    method = task.recipe["eval"]["postprocessing"]
+    if postprocess and method != "median":
+        merge_into_run_metrics(task.eval_result.metrics, postprocess_run(out_dir, data, task.recipe["eval"], method,
+                                                                         force=True))
 
 
 def training_run_mark(folder: str | Path) -> str | None:
@@ -416,7 +454,7 @@ def infer(ckpt: str | Path, audio_dir: str | Path, out_tsv: str | Path, *, force
     task = load_task(ckpt)
     recipe = task.recipe
     if recipe["net"].get("embedding_dim"):
-        raise RecipeError(f"{ckpt}: its CRNN fuses pretrained embeddings (net.embedding_dim: "
+        raise RecipeError(f"{ckpt}: its model fuses pretrained embeddings (net.embedding_dim: "
                           f"{recipe['net']['embedding_dim']}), which dcase-fpd infer does not compute for a folder of "
                           "recordings; score such a model with dcase-fpd test on a set whose embeddings are in "
                           "data.embeddings_dir")

@@ -432,6 +432,7 @@ class SEDTask(pl.LightningModule):
         dur = data["test_dur"] or data["val_dur"]
         self.eval_result = self._evaluate(tsv, dur, psds=self.recipe["eval"]["psds"])
         self.eval_inputs = self._eval_store.inputs  # clips and windows of long clips: the model's inputs
+        self.test_frame_probs = {k: v["frame"] for k, v in self._eval_store.files().items()}  # raw, per file
         m = self.eval_result.metrics
         if self._soft_store:  # DESED_task 2024's MAESTRO test figures: segment mpAUC, mAUC, best F1
             soft = self._soft_metrics(self._soft_store, "test")

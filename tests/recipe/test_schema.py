@@ -73,7 +73,8 @@ def test_defaults_types_and_choices_come_from_the_schema():
     resolved = load_recipe(None)
     for s in SECTIONS:
         assert resolved[s] == DEFAULTS[s] == {k.path.split(".", 1)[1]: k.default for k in section_keys(s)}
-    assert CHOICES["net.name"] == ("cnn3", "crnn") and CHOICES["energy.tracking_mode"] == ("machine", "process")
+    assert CHOICES["net.name"] == ("cnn3", "crnn", "conformer")
+    assert CHOICES["energy.tracking_mode"] == ("machine", "process")
     with pytest.raises(RecipeError, match="'energy.tracking_mode' must be one of machine, process"):
         load_recipe(None, ["energy.tracking_mode=galaxy"])
     with pytest.raises(RecipeError, match="'training.max_train_s' must be int or float or null"):
