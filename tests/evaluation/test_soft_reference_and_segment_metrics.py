@@ -107,7 +107,7 @@ def _random_case(seed=0, n_files=4, duration=20.0, hop=0.25):
         truth = np.zeros((n, len(classes)))
         for on, off, c in events:
             truth[int(on / hop):int(off / hop), classes.index(c)] = 1
-        scores[f"f{i}"] = scores_dataframe(0.6 * truth + 0.6 * rng.random(truth.shape), hop, classes)
+        scores[f"f{i}"] = scores_dataframe(0.3 * truth + 0.7 * rng.random(truth.shape), hop, classes)  # overlapping: imperfect
     return classes, reference, scores, {k: duration for k in reference}
 
 
