@@ -73,3 +73,38 @@ def demo_overrides(demo_data, tmp_path) -> list[str]:
         "training.num_threads=1",
         "eval.psds=false",
     ]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test: on a shared 2-core machine two threads wait on each other (several
+    times slower). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+#: a BEATs of a tiny size with the real front end (16x16 patches, 128 mel bins) and every part of the
+#: released model: post-extract projection, DeepNorm, shared relative-position bias, gated bias
+TINY_BEATS = dict(embed_dim=24, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
+                  encoder_layers=2, conv_pos=16, conv_pos_groups=4, relative_position_embedding=True, num_buckets=32,
+                  max_distance=64, gru_rel_pos=True, deep_norm=True)
+
+
+@pytest.fixture(scope="session")
+def save_tiny_beats():
+    """``save(path, seed=0, **cfg) -> path``: a tiny BEATs (:data:`TINY_BEATS`, updated by ``cfg``) of random
+    weights (``seed``) saved in the released checkpoint format."""
+    import torch
+
+    from dcase_fpd_plugin.models.beats import BEATs, BEATsConfig
+
+    def save(path: Path, seed: int = 0, **cfg) -> Path:
+        torch.manual_seed(seed)
+        torch.save(BEATs(BEATsConfig(**{**TINY_BEATS, **cfg})).checkpoint(), path)
+        return path
+
+    return save

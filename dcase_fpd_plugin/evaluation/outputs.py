@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -14,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from dcase_fpd_plugin.atomic import default_mode
+from dcase_fpd_plugin.atomic import atomic_replace_folder
 from dcase_fpd_plugin.evaluation.scores import atomic_write, write_scores
 from .reference import STRONG_COLUMNS
 
@@ -70,20 +68,7 @@ def write_outputs(result: EvaluationResult, exp_folder: str | os.PathLike,
 
 
 def _replace_scores_folder(folder: Path, scores: Mapping[str, pd.DataFrame]) -> None:
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    os.chmod(staging, default_mode(directory=True))
-    try:
-        write_scores(staging, dict(scores))
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-            os.replace(folder, old / folder.name)
-            os.replace(staging, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    atomic_replace_folder(folder, lambda staging: write_scores(staging, dict(scores)))
 
 
 @dataclass

@@ -36,8 +36,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -45,7 +43,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..atomic import default_mode
+from ..atomic import atomic_replace_folder
 from .metrics import (INTERSECTION_F1, PSDS1, PSDS2, _ground_truth_by_audio_id, _reference_of, _sed_eval_summary,
                       psds_clip_set, sed_eval_metrics)
 from .outputs import jsonable
@@ -91,7 +89,7 @@ def write_raw_scores(run_dir: str | os.PathLike, val: Mapping[str, pd.DataFrame]
         write_scores(staging / "val", dict(val))
         write_scores(staging / "test", dict(test))
 
-    return _replace_folder(Path(run_dir) / RAW_SCORES_DIR, fill)
+    return atomic_replace_folder(Path(run_dir) / RAW_SCORES_DIR, fill)
 
 
 def raw_scores_folders(run_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -303,7 +301,7 @@ def postprocess_run(run_dir: str | os.PathLike, data: Mapping[str, Any], ev: Map
         (staging / "params.json").write_text(json.dumps(_json_params(params), indent=2, allow_nan=False) + "\n")
         events[STRONG_COLUMNS].to_csv(staging / "predictions.tsv", sep="\t", index=False)
 
-    _replace_folder(out, fill)
+    atomic_replace_folder(out, fill)
     return metrics
 
 
@@ -330,25 +328,4 @@ def _json_params(params: Any) -> Any:
     return jsonable(params)
 
 
-def _replace_folder(folder: Path, fill) -> Path:
-    """``fill(staging)`` writes a new folder beside ``folder``, which then replaces it whole (the old one is
-    removed only after the swap; on any error nothing of the new one stays)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    os.chmod(staging, default_mode(directory=True))
-    try:
-        fill(staging)
-        for path in staging.rglob("*"):
-            os.chmod(path, default_mode(directory=path.is_dir()))
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old."))
-            os.replace(folder, old / folder.name)
-            os.replace(staging, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
 

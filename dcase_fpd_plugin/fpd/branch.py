@@ -64,15 +64,10 @@ def _all_gather(tensor: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
     return [piece[:n] for piece, n in zip(pieces, sizes)]
 
 
-def annotation_keys(class_mask: torch.Tensor) -> torch.Tensor:
-    """(B,) long: one key per distinct row of a (B, C) bool class mask (equal rows, equal keys)."""
-    weights = torch.pow(2, torch.arange(class_mask.shape[1], device=class_mask.device) % 62)
-    return (class_mask.long() * weights).sum(1) * 131 + class_mask.long().sum(1)
-
-
-def same_annotation_pairs(keys: torch.Tensor) -> torch.Tensor:
-    """(1, B, B) bool: clip pairs whose sources annotate the same classes (:func:`annotation_keys`)."""
-    return (keys[:, None] == keys[None, :]).unsqueeze(0)
+def same_annotation_pairs(class_mask: torch.Tensor) -> torch.Tensor:
+    """(1, B, B) bool: clip pairs whose sources annotate the same classes (equal rows of the (B, C) mask)."""
+    mask = class_mask.bool()
+    return (mask[:, None, :] == mask[None, :, :]).all(-1).unsqueeze(0)
 
 
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
@@ -225,8 +220,8 @@ class FPDBranch(Branch):
             )
         positive, negative = self.sampler(frame_labels, valid, source)  # (T, B, B) each
         if batch.class_mask is not None:  # pairs only between clips whose sources annotate the same classes
-            keys = annotation_keys(batch.class_mask)  # (B_r,)
-            same = same_annotation_pairs(gather_rows(keys) if cfg["gather_distributed"] else keys)
+            mask = batch.class_mask.to(torch.uint8)  # (B_r, C); all ranks' rows when pairs span them
+            same = same_annotation_pairs(gather_rows(mask) if cfg["gather_distributed"] else mask)
             positive, negative = positive & same, negative & same
         loss = fpd_loss(
             embeddings,
@@ -275,5 +270,5 @@ def _check_config(cfg: dict[str, Any]) -> None:
         )
 
 
-__all__ = ["FPDBranch", "gather_across_ranks", "gather_rows", "annotation_keys", "same_annotation_pairs",
+__all__ = ["FPDBranch", "gather_across_ranks", "gather_rows", "same_annotation_pairs",
            "scale_gradient", "build_plugin"]

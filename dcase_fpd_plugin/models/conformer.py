@@ -63,6 +63,7 @@ from torch.nn import functional as F
 from ..branch import ModelOutput
 from .crnn import ConvBlock, minmax_per_clip
 from .encoder import pooled_length
+from .pooling import attention_pool, pool1d_fuse
 
 
 def relative_position_encoding(n: int, d: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -281,17 +282,7 @@ class ConformerSED(nn.Module):
     def fuse(self, x: torch.Tensor, embeddings: torch.Tensor | None) -> torch.Tensor:
         """Front-end frames (B, T, d) and pretrained embeddings (B, D_e, T_e) -> (B, T, d): the CRNN's
         ``pool1d`` fusion (:meth:`~dcase_fpd_plugin.models.crnn.CRNN.fuse`)."""
-        if not self.embedding_dim:
-            if embeddings is not None:
-                raise ValueError("this Conformer takes no pretrained embeddings (net.embedding_dim: 0)")
-            return x
-        if embeddings is None:
-            raise ValueError(f"this Conformer fuses pretrained embeddings (net.embedding_dim: {self.embedding_dim}); "
-                             "the batch has none (data.embeddings_dir)")
-        if embeddings.dim() != 3 or embeddings.shape[1] != self.embedding_dim:
-            raise ValueError(f"embeddings must be (B, {self.embedding_dim}, T_e), got {tuple(embeddings.shape)}")
-        pooled = F.adaptive_avg_pool1d(embeddings.to(x.dtype), x.shape[1]).transpose(1, 2)  # (B, T, D_e)
-        return self.cat_tf(self.dropout(torch.cat((x, pooled), -1)))
+        return pool1d_fuse(x, embeddings, self.embedding_dim, getattr(self, "cat_tf", None), self.dropout, "Conformer")
 
     def encode(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None,
                embeddings: torch.Tensor | None = None) -> torch.Tensor:
@@ -326,14 +317,5 @@ class ConformerSED(nn.Module):
         z = self.dropout(h)
         frame_probs = torch.sigmoid(self.dense(z))  # (B, T, C)
         logits = self.dense_softmax(z)  # (B, T, C)
-        if class_mask is not None:  # (B, C): classes the clip's source does not annotate take no weight
-            logits = logits.masked_fill(~class_mask[:, None, :].bool(), -1e30 if logits.dtype == torch.float32
-                                        else torch.finfo(logits.dtype).min)
-        weights = torch.softmax(logits, dim=-1).clamp(1e-7, 1.0)  # the CRNN's "classes" mode
-        if frame_valid is not None:
-            weights = weights * frame_valid[:, :, None].to(weights.dtype)
-        clip_probs = (frame_probs * weights).sum(1) / weights.sum(1).clamp_min(1e-12)  # (B, C)
-        if class_mask is not None:  # outputs of the classes a clip's source does not annotate: 0
-            keep = class_mask.to(frame_probs.dtype)
-            frame_probs, clip_probs = frame_probs * keep[:, None, :], clip_probs * keep
-        return ModelOutput(embeddings=h, frame_probs=frame_probs, clip_probs=clip_probs.clamp(1e-7, 1 - 1e-7))
+        frame_probs, clip_probs = attention_pool(frame_probs, logits, frame_valid, class_mask, "classes")
+        return ModelOutput(embeddings=h, frame_probs=frame_probs, clip_probs=clip_probs)

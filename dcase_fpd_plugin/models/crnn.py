@@ -51,6 +51,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..branch import ModelOutput
 from .encoder import pooled_length
+from .pooling import attention_pool, pool1d_fuse
 
 ATTENTION_MODES = ("classes", "time")
 INPUT_NORMS = ("minmax", "minmax_signed", "standard")
@@ -228,17 +229,7 @@ class CRNN(nn.Module):
     def fuse(self, x: torch.Tensor, embeddings: torch.Tensor | None) -> torch.Tensor:
         """CNN frames (B, T, W) and pretrained embeddings (B, D_e, T_e) -> (B, T, W): the embeddings pooled
         to T frames, concatenated, dropout, projected (DESED_task 2024's ``pool1d`` fusion)."""
-        if not self.embedding_dim:
-            if embeddings is not None:
-                raise ValueError("this CRNN takes no pretrained embeddings (net.embedding_dim: 0)")
-            return x
-        if embeddings is None:
-            raise ValueError(f"this CRNN fuses pretrained embeddings (net.embedding_dim: {self.embedding_dim}); "
-                             "the batch has none (data.embeddings_dir)")
-        if embeddings.dim() != 3 or embeddings.shape[1] != self.embedding_dim:
-            raise ValueError(f"embeddings must be (B, {self.embedding_dim}, T_e), got {tuple(embeddings.shape)}")
-        pooled = nn.functional.adaptive_avg_pool1d(embeddings.to(x.dtype), x.shape[1]).transpose(1, 2)  # (B, T, D_e)
-        return self.cat_tf(self.dropout(torch.cat((x, pooled), -1)))
+        return pool1d_fuse(x, embeddings, self.embedding_dim, getattr(self, "cat_tf", None), self.dropout, "CRNN")
 
     def forward(self, feats: torch.Tensor, frame_valid: torch.Tensor | None = None,
                 embeddings: torch.Tensor | None = None, class_mask: torch.Tensor | None = None) -> ModelOutput:
@@ -253,19 +244,5 @@ class CRNN(nn.Module):
         z = self.dropout(h)
         frame_probs = torch.sigmoid(self.dense(z))  # (B, T, C)
         logits = self.dense_softmax(z)  # (B, T, C)
-        if class_mask is not None:  # (B, C): classes the clip's source does not annotate take no weight
-            logits = logits.masked_fill(~class_mask[:, None, :].bool(), -1e30 if logits.dtype == torch.float32
-                                        else torch.finfo(logits.dtype).min)
-        if self.attention == "classes":  # DESED_task: softmax over classes, normalised over time below
-            weights = torch.softmax(logits, dim=-1).clamp(1e-7, 1.0)
-            if frame_valid is not None:
-                weights = weights * frame_valid[:, :, None].to(weights.dtype)
-        else:
-            if frame_valid is not None:
-                logits = logits.masked_fill(~frame_valid[:, :, None], torch.finfo(logits.dtype).min)
-            weights = torch.softmax(logits, dim=1)
-        clip_probs = (frame_probs * weights).sum(1) / weights.sum(1).clamp_min(1e-12)  # (B, C)
-        if class_mask is not None:  # outputs of the classes a clip's source does not annotate: 0 (DESED_task 2024)
-            keep = class_mask.to(frame_probs.dtype)
-            frame_probs, clip_probs = frame_probs * keep[:, None, :], clip_probs * keep
-        return ModelOutput(embeddings=h, frame_probs=frame_probs, clip_probs=clip_probs.clamp(1e-7, 1 - 1e-7))
+        frame_probs, clip_probs = attention_pool(frame_probs, logits, frame_valid, class_mask, self.attention)
+        return ModelOutput(embeddings=h, frame_probs=frame_probs, clip_probs=clip_probs)

@@ -362,7 +362,7 @@ def format_comparison(cmp: Mapping[str, Any]) -> str:
     if cmp["hardware_differences"]:
         lines.append("  WARNING: other hardware (--allow-other-hardware): " + "; ".join(cmp["hardware_differences"]))
     else:
-        both = "both energy.json" if source == "dcase-fpd run" else f"energy.json and the baseline's codecarbon CSV"
+        both = "both energy.json" if source == "dcase-fpd run" else "energy.json and the baseline's codecarbon CSV"
         lines.append(f"  same hardware (CPU model, GPU model and count in {both})")
     for c in cmp["phases"]:
         lines.append(f"  {c.phase}")

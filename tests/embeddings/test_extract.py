@@ -17,32 +17,15 @@ from dcase_fpd_plugin.cli import main
 from dcase_fpd_plugin.data.embeddings import EmbeddingFile, check_clips
 from dcase_fpd_plugin.data.tsv import DataError
 from dcase_fpd_plugin.embeddings.extract import extract_embeddings, partial_path, read_first_seconds
-from dcase_fpd_plugin.models.beats import BEATs, BEATsConfig, load_beats
+from dcase_fpd_plugin.models.beats import BEATs, load_beats
 from dcase_fpd_plugin.recipe.loading import load_recipe
 
-TINY = dict(embed_dim=24, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
-            encoder_layers=1, conv_pos=16, conv_pos_groups=4, relative_position_embedding=True, num_buckets=32,
-            max_distance=64, gru_rel_pos=True, deep_norm=True)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other (several times slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _save(path: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    torch.save(BEATs(BEATsConfig(**TINY)).checkpoint(), path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return _save(tmp_path_factory.mktemp("beats") / "tiny_beats.pt", 0)
+def ckpt(tmp_path_factory, save_tiny_beats) -> Path:
+    return save_tiny_beats(tmp_path_factory.mktemp("beats") / "tiny_beats.pt", encoder_layers=1)
 
 
 def _only(demo_data: dict, **folders) -> list[str]:
@@ -136,12 +119,12 @@ def test_an_interrupted_extraction_resumes_to_the_same_file(demo_data, ckpt, tmp
     assert "rows_done" not in b["attrs"] and b["attrs"]["checkpoint_sha256"] == a["attrs"]["checkpoint_sha256"]
 
 
-def test_a_partial_file_of_another_checkpoint_starts_over(demo_data, ckpt, tmp_path, monkeypatch):
+def test_a_partial_file_of_another_checkpoint_starts_over(demo_data, ckpt, tmp_path, monkeypatch, save_tiny_beats):
     recipe = load_recipe("demo", _only(demo_data, test_folder=demo_data["test_folder"]))
     out = tmp_path / "out"
     monkeypatch.setattr(BEATs, "forward", lambda self, wave: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
-        extract_embeddings(recipe, _save(tmp_path / "other.pt", 1), out, batch_size=4, progress=False)
+        extract_embeddings(recipe, save_tiny_beats(tmp_path / "other.pt", 1, encoder_layers=1), out, batch_size=4, progress=False)
     monkeypatch.undo()
     with pytest.warns(UserWarning, match="starting set devtest over: it was written with another checkpoint"):
         result = extract_embeddings(recipe, ckpt, out, batch_size=4, progress=False)

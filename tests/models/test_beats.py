@@ -11,34 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from dcase_fpd_plugin.models.beats import BEATs, BEATsConfig, CheckpointError, KaldiFbank, load_beats
+from dcase_fpd_plugin.models.beats import CheckpointError, KaldiFbank, load_beats
 
-# a BEATs of a tiny size with the real front end (16x16 patches, 128 mel bins) and every part of the
-# released model: post-extract projection, DeepNorm, shared relative-position bias, gated bias
-TINY = dict(embed_dim=24, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
-            encoder_layers=2, conv_pos=16, conv_pos_groups=4, relative_position_embedding=True, num_buckets=32,
-            max_distance=64, gru_rel_pos=True, deep_norm=True)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads wait on each other (several times slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_checkpoint(path: Path, seed: int = 0, **cfg) -> Path:
-    """A tiny BEATs of random weights saved in the released format."""
-    torch.manual_seed(seed)
-    torch.save(BEATs(BEATsConfig(**{**TINY, **cfg})).checkpoint(), path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("beats") / "tiny_beats.pt")
+def tiny_ckpt(tmp_path_factory, save_tiny_beats) -> Path:
+    return save_tiny_beats(tmp_path_factory.mktemp("beats") / "tiny_beats.pt")
 
 
 # --------------------------------------------------------------------------- fbank
@@ -148,9 +128,9 @@ def test_the_tokens_are_patches_flattened_time_major(tiny_ckpt):
     assert not changed[:55].any() and changed[-3:].all()
 
 
-def test_other_architectures_of_the_cfg_load(tmp_path):
+def test_other_architectures_of_the_cfg_load(tmp_path, save_tiny_beats):
     """Pre-norm layers, a GLU feed-forward, no projection, no relative bias, a fine-tuned model's predictor."""
-    path = tiny_checkpoint(tmp_path / "b.pt", embed_dim=32, deep_norm=False, layer_norm_first=True,
+    path = save_tiny_beats(tmp_path / "b.pt", embed_dim=32, deep_norm=False, layer_norm_first=True,
                            activation_fn="glu", relative_position_embedding=False, gru_rel_pos=False,
                            finetuned_model=True, predictor_class=5, conv_pos=15, encoder_layers=1)
     ckpt = torch.load(path, weights_only=True)

@@ -18,12 +18,7 @@ PARAMS_DEFAULT = 1_689_348  # 10 classes, the schema's defaults
 MACS_10S = 565_789_568  # count_macs for 10 s (conv + linear + attention matmuls), torch 2.13
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(n_classes=3, **kw):

@@ -14,14 +14,12 @@ import torch
 from dcase_fpd_plugin.data.demo import DEMO_CLASSES
 from dcase_fpd_plugin.data.tsv import DataError
 from dcase_fpd_plugin.embeddings.extract import extract_embeddings
-from dcase_fpd_plugin.models.beats import BEATs, BEATsConfig
 from dcase_fpd_plugin.recipe.loading import load_recipe
 from dcase_fpd_plugin.training.runs import train
 
 #: the demo's toy classes under five of DESED's names (the 2024 recipe's sources name DESED's classes)
 AS_DESED = dict(zip(DEMO_CLASSES, ["Alarm_bell_ringing", "Dog", "Speech", "Blender", "Frying"]))
-TINY_BEATS = dict(embed_dim=16, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2,
-                  encoder_layers=1, conv_pos=8, conv_pos_groups=4)
+TINY_BEATS = dict(embed_dim=16, encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_layers=1, conv_pos=8)  # smaller still
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +37,10 @@ def desed_named(demo_data, tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def embeddings(desed_named, tmp_path_factory) -> Path:
+def embeddings(desed_named, tmp_path_factory, save_tiny_beats) -> Path:
     """DESED_task's files (synth_train, weak_train, weak_val, synth_val, devtest) from a tiny BEATs."""
     root = tmp_path_factory.mktemp("emb")
-    torch.manual_seed(0)
-    ckpt = root / "tiny_beats.pt"
-    torch.save(BEATs(BEATsConfig(**TINY_BEATS)).checkpoint(), ckpt)
+    ckpt = save_tiny_beats(root / "tiny_beats.pt", **TINY_BEATS)
     recipe = load_recipe("dcase2024_baseline", _data(desed_named) + ["energy.enabled=false"])
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -98,3 +94,19 @@ def test_a_clip_missing_from_an_embeddings_file_is_reported_like_missing_audio(d
         train(load_recipe("dcase2024_baseline", _overrides(desed_named, partial, tmp_path)
                           + ["data.max_missing_fraction=0"]))
     assert not (tmp_path / "exp" / "checkpoints").exists()  # refused before the first step
+
+
+def test_a_missing_embeddings_file_or_folder_is_named(desed_named, embeddings, tmp_path):
+    from dcase_fpd_plugin.recipe.checks import check_data_paths
+    from dcase_fpd_plugin.recipe.schema import RecipeError
+
+    partial = tmp_path / "beats"
+    partial.mkdir()
+    for f in embeddings.glob("*.hdf5"):
+        if f.name != "synth_train.hdf5":
+            (partial / f.name).symlink_to(f)
+    with pytest.raises(DataError, match=r"its embeddings file .*synth_train.hdf5 is not there"):
+        train(load_recipe("dcase2024_baseline", _overrides(desed_named, partial, tmp_path)))
+    recipe = load_recipe("dcase2024_baseline", _overrides(desed_named, tmp_path / "nowhere", tmp_path))
+    with pytest.raises(RecipeError, match=r"'data.embeddings_dir': folder not found: .*nowhere"):
+        check_data_paths(recipe, ["val"])
